@@ -1,0 +1,214 @@
+"""cache_aware: route a request to the worker most likely to hold its prefix in KV cache.
+
+SMG's algorithm, with its defaults (``PolicyConfig``):
+
+- one multi-tenant radix tree per model and key kind (``smg._fast.radix``): text keys
+  (Unicode characters of the routing text) on the HTTP path, token keys page-aligned to
+  ``block_size`` (16) on the gRPC path; the tenant is the worker URL;
+- the pool is *imbalanced* when ``max_load - min_load > balance_abs_threshold`` and
+  ``max_load > min_load * balance_rel_threshold`` (local in-flight counts), or, with load
+  reports, when KV usage crosses ``overload_token_usage_threshold`` or spreads more than
+  ``balance_token_usage_threshold``; then the least-loaded worker takes the request;
+- otherwise the prefix is matched: if ``matched / len(key) > cache_threshold`` the
+  request goes to the worker holding the match;
+- the chosen worker's key is inserted into the tree; ``maintenance()`` evicts LRU leaves
+  until every tenant is within ``max_tree_size`` chars/tokens.
+
+Where smg does better than SMG (users' complaints, peers.md section 7):
+
+1. No "death spiral" (sglang#14305, #14532). SMG sends every cache miss to the single
+   least-loaded worker; its tie-break is fixed, so a burst of misses lands on one worker
+   whose load signal lags the expensive prefills it is doing. smg sends a miss to a
+   *band* of least-loaded workers (load within ``miss_load_slack`` of the minimum) and,
+   within it, prefers the worker with the longest partial match of its own (one
+   ``match_tenants`` descent gives every worker's length), then the lower load, then a
+   random one: misses spread across equally loaded workers, and a partial prefix still
+   counts. A cache hit likewise goes to the worker with the *longest* match (SMG takes
+   any tenant at the deepest node), the least loaded of those on a tie.
+2. Multi-turn affinity (sglang#26263). The serving layer passes the text of all
+   messages, so a follow-up turn's key extends the previous turn's and finds the same
+   worker; when the new turn makes the key so long that the match ratio falls under the
+   threshold, rule 1 still prefers that worker among equally loaded ones. A session key
+   (``x-smg-routing-key`` header or the ``user`` field) also sticks a conversation to its
+   last worker unless another worker holds a qualifying cache match or the pool is
+   imbalanced.
+3. Removed workers' entries are dropped from the trees at once (SMG waits for LRU
+   eviction).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from smg.router.policies.base import Policy, RequestInfo, least_loaded, routing_key
+from smg.router.policies.config import PolicyConfig
+from smg.router.worker import Worker
+
+__all__ = ["CacheAwarePolicy", "TreeFactory"]
+
+TreeFactory = Callable[[str, int], Any]  # (kind "text"|"tokens", page_size) -> RadixTree
+
+
+def _radix_tree(kind: str, page_size: int) -> Any:
+    from smg._fast.radix import RadixTree
+
+    return RadixTree(kind=kind, page_size=page_size)
+
+
+class CacheAwarePolicy(Policy):
+    name = "cache_aware"
+
+    def __init__(
+        self, config: PolicyConfig = PolicyConfig(), rng=None, tree_factory: TreeFactory | None = None
+    ) -> None:
+        super().__init__(rng)
+        self.config = config
+        self._tree_factory = tree_factory or _radix_tree
+        self._trees: dict[tuple[str, str], Any] = {}
+        self._sessions: OrderedDict[str, str] = OrderedDict()
+        self.stats: dict[str, int] = dict.fromkeys(("imbalanced", "hit", "session", "miss", "no_key"), 0)
+        self.evicted = 0
+
+    # -- selection -----------------------------------------------------------------
+    def select(self, workers: Sequence[Worker], request: RequestInfo) -> Worker | None:
+        if not workers:
+            return None
+        kind, key, full_len = self._key(request)
+        tree = self.tree(request.model, kind) if key else None
+        session = routing_key(request)
+        if len(workers) == 1:
+            chosen = workers[0]
+        elif self._imbalanced(workers):
+            self.stats["imbalanced"] += 1
+            chosen = self._rebalance(workers)
+        elif tree is None:
+            self.stats["no_key"] += 1
+            chosen = self._pick_miss(workers, {})
+        else:
+            _, matches = tree.match_tenants(key)
+            chosen = self._pick(workers, matches, full_len, session)
+        if tree is not None:
+            tree.insert(key, chosen.url)
+        if session:
+            self._remember(session, chosen.url)
+        return chosen
+
+    def _key(self, request: RequestInfo) -> tuple[str, Any, int]:
+        tokens = request.token_ids
+        if tokens is not None:
+            n = len(tokens)
+            aligned = n - n % self.config.block_size
+            return "tokens", (tokens[:aligned] if aligned else None), n
+        text = request.text
+        return "text", (text or None), len(text or "")
+
+    def _imbalanced(self, workers: Sequence[Worker]) -> bool:
+        loads = [w.load for w in workers]
+        lo, hi = min(loads), max(loads)
+        cfg = self.config
+        if hi - lo > cfg.balance_abs_threshold and hi > lo * cfg.balance_rel_threshold:
+            return True
+        usage = self._usage(workers)
+        if usage is None:
+            return False
+        if cfg.overload_token_usage_threshold < 1.0 and max(usage) > cfg.overload_token_usage_threshold:
+            return True
+        return cfg.balance_token_usage_threshold < 1.0 and max(usage) - min(usage) > cfg.balance_token_usage_threshold
+
+    @staticmethod
+    def _usage(workers: Sequence[Worker]) -> list[float] | None:
+        reports = [w.load_report for w in workers]
+        if any(r is None for r in reports):
+            return None
+        return [r.token_usage for r in reports]  # type: ignore[union-attr]
+
+    def _rebalance(self, workers: Sequence[Worker]) -> Worker:
+        chosen = least_loaded(workers)
+        lo = chosen.load
+        if self._usage(workers) is not None:
+            # KV pressure counts too: among the least-loaded, the emptiest cache.
+            chosen = min((w for w in workers if w.load == lo), key=lambda w: w.load_report.token_usage)
+        return chosen
+
+    def _pick(
+        self, workers: Sequence[Worker], matches: Mapping[Any, int], full_len: int, session: str | None
+    ) -> Worker:
+        best = max((matches.get(w.url, 0) for w in workers), default=0)
+        sticky = self._session_worker(session, workers)
+        if full_len and best / full_len > self.config.cache_threshold:
+            holders = [w for w in workers if matches.get(w.url, 0) == best]
+            if sticky is not None and sticky in holders:
+                self.stats["session"] += 1
+                return sticky
+            self.stats["hit"] += 1
+            return self._least_loaded_random(holders)
+        if sticky is not None:
+            self.stats["session"] += 1
+            return sticky
+        self.stats["miss"] += 1
+        return self._pick_miss(workers, matches)
+
+    def _pick_miss(self, workers: Sequence[Worker], matches: Mapping[Any, int]) -> Worker:
+        """Least-loaded band; longest own partial match, then lower load, then random."""
+        limit = min(w.load for w in workers) + self.config.miss_load_slack
+        band = [w for w in workers if w.load <= limit]
+        best = max((matches.get(w.url, 0) for w in band), default=0)
+        if best > 0:
+            band = [w for w in band if matches.get(w.url, 0) == best]
+        return self._least_loaded_random(band)
+
+    def _least_loaded_random(self, workers: Sequence[Worker]) -> Worker:
+        lo = min(w.load for w in workers)
+        tied = [w for w in workers if w.load == lo]
+        return tied[0] if len(tied) == 1 else tied[self.rng.randrange(len(tied))]
+
+    # -- sessions --------------------------------------------------------------------
+    def _session_worker(self, session: str | None, workers: Sequence[Worker]) -> Worker | None:
+        if not session:
+            return None
+        url = self._sessions.get(session)
+        if url is None:
+            return None
+        for w in workers:
+            if w.url == url:
+                return w
+        return None
+
+    def _remember(self, session: str, url: str) -> None:
+        sessions = self._sessions
+        sessions[session] = url
+        sessions.move_to_end(session)
+        while len(sessions) > self.config.session_capacity:
+            sessions.popitem(last=False)
+
+    # -- trees and upkeep ------------------------------------------------------------
+    def tree(self, model: str | None, kind: str = "text") -> Any:
+        """The radix tree for ``model`` and key ``kind`` ("text" or "tokens"), created on demand."""
+        ident = (model or "", kind)
+        tree = self._trees.get(ident)
+        if tree is None:
+            page = self.config.block_size if kind == "tokens" else 1
+            tree = self._trees[ident] = self._tree_factory(kind, page)
+        return tree
+
+    def trees(self) -> dict[tuple[str, str], Any]:
+        return dict(self._trees)
+
+    def maintenance(self) -> None:
+        """Evict LRU entries until every worker is within ``max_tree_size`` in every tree."""
+        for tree in self._trees.values():
+            self.evicted += tree.evict(self.config.max_tree_size)
+
+    def on_worker_removed(self, worker: Worker) -> None:
+        for tree in self._trees.values():
+            tree.remove_tenant(worker.url)
+        stale = [key for key, url in self._sessions.items() if url == worker.url]
+        for key in stale:
+            del self._sessions[key]
+
+    def flush(self) -> None:
+        """Forget every cached prefix (the workers' caches were flushed)."""
+        self._trees.clear()
+        self._sessions.clear()
