@@ -1,0 +1,73 @@
+"""Tokenizer backed by HF ``tokenizers`` (a tokenizer.json)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import tokenizers
+from tokenizers import decoders
+
+from smg.tokenizer.bytelevel import token_to_bytes
+from smg.tokenizer.tokenizer import Tokenizer
+
+__all__ = ["HfTokenizer"]
+
+
+class HfTokenizer(Tokenizer):
+    """A tokenizer.json through ``tokenizers.Tokenizer``."""
+
+    def __init__(self, hf: tokenizers.Tokenizer, **facts: Any) -> None:
+        added = hf.get_added_tokens_decoder()
+        special = frozenset(i for i, tok in added.items() if tok.special)
+        super().__init__(
+            vocab_size=hf.get_vocab_size(with_added_tokens=True),
+            special_token_ids=special,
+            **facts,
+        )
+        self.hf = hf
+        self._added = added
+        self._byte_level = isinstance(hf.decoder, decoders.ByteLevel)
+        self._encode = hf.encode
+        self._decode = hf.decode
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return self._encode(text, add_special_tokens=add_special_tokens).ids
+
+    def encode_batch(
+        self, texts: Sequence[str], add_special_tokens: bool = False
+    ) -> list[list[int]]:
+        encoded = self.hf.encode_batch(list(texts), add_special_tokens=add_special_tokens)
+        return [e.ids for e in encoded]
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        if not isinstance(ids, list):
+            ids = list(ids)
+        return self._decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self.hf.token_to_id(token)
+
+    def id_to_token(self, token_id: int) -> str | None:
+        return self.hf.id_to_token(token_id)
+
+    def token_bytes(self, token_id: int) -> bytes | None:
+        token = self.hf.id_to_token(token_id)
+        if token is None:
+            return None
+        added = self._added.get(token_id)
+        if added is not None:
+            return added.content.encode()
+        if self._byte_level:
+            raw = token_to_bytes(token)
+            if raw is not None:
+                return raw
+        # Other decoders (Metaspace, byte fallback): the decoded text of the lone token.
+        return self.hf.decode([token_id], skip_special_tokens=False).encode()
+
+    def atomic_tokens(self) -> dict[str, int]:
+        return {
+            tok.content: i
+            for i, tok in self._added.items()
+            if not (tok.lstrip or tok.rstrip or tok.single_word or tok.normalized)
+        }

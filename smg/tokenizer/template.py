@@ -1,0 +1,221 @@
+"""Chat templates: HF-style Jinja templates compiled once in a sandbox.
+
+The environment matches what HF ``transformers`` gives templates: ``trim_blocks`` and
+``lstrip_blocks``, the ``loopcontrols`` extension, ``{% generation %}`` blocks, the
+``raise_exception`` and ``strftime_now`` globals and a ``tojson`` filter that does not
+HTML-escape. It is an ``ImmutableSandboxedEnvironment``: templates cannot reach Python
+internals (``__class__``, ``__globals__``) or mutate the lists and dicts they are given.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import jinja2
+from jinja2 import nodes
+from jinja2.ext import Extension
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from smg.tokenizer.errors import ChatTemplateError, TokenizerError
+
+__all__ = ["ChatTemplate", "ContentFormat"]
+
+ContentFormat = Literal["string", "openai"]
+
+
+class _TemplateRaised(Exception):
+    """Raised by ``raise_exception`` inside a template; carries the template's message."""
+
+
+def _raise_exception(message: str) -> None:
+    raise _TemplateRaised(str(message))
+
+
+def _strftime_now(fmt: str) -> str:
+    return datetime.datetime.now().strftime(fmt)
+
+
+def _tojson(
+    value: Any,
+    ensure_ascii: bool = False,
+    indent: int | None = None,
+    separators: Sequence[str] | None = None,
+    sort_keys: bool = False,
+) -> str:
+    # HF semantics: plain json.dumps (Jinja's own tojson HTML-escapes, which templates
+    # written for transformers do not expect).
+    return json.dumps(
+        value,
+        ensure_ascii=ensure_ascii,
+        indent=indent,
+        separators=tuple(separators) if separators is not None else None,
+        sort_keys=sort_keys,
+    )
+
+
+class _GenerationBlock(Extension):
+    """``{% generation %}...{% endgeneration %}`` (HF assistant masks): render the body."""
+
+    tags = {"generation"}
+
+    def parse(self, parser: Any) -> list[nodes.Node]:
+        next(parser.stream)
+        return parser.parse_statements(("name:endgeneration",), drop_needle=True)
+
+
+def _environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        extensions=["jinja2.ext.loopcontrols", _GenerationBlock],
+    )
+    env.filters["tojson"] = _tojson
+    env.globals["raise_exception"] = _raise_exception
+    env.globals["strftime_now"] = _strftime_now
+    return env
+
+
+_ENV = _environment()
+
+
+def _is_content_access(node: nodes.Node) -> bool:
+    while isinstance(node, nodes.Filter) and node.node is not None:
+        node = node.node
+    if isinstance(node, nodes.Getattr):
+        return node.attr == "content"
+    if isinstance(node, nodes.Getitem):
+        return isinstance(node.arg, nodes.Const) and node.arg.value == "content"
+    return False
+
+
+def _detect_content_format(ast: nodes.Template) -> ContentFormat:
+    """"openai" when the template loops over a message's content (a list of parts)."""
+    content_vars = {
+        target.name
+        for assign in ast.find_all(nodes.Assign)
+        if isinstance(target := assign.target, nodes.Name) and _is_content_access(assign.node)
+    }
+    for loop in ast.find_all(nodes.For):
+        it = loop.iter
+        while isinstance(it, nodes.Filter) and it.node is not None:
+            it = it.node
+        if _is_content_access(it) or (isinstance(it, nodes.Name) and it.name in content_vars):
+            return "openai"
+    return "string"
+
+
+def _flatten_content(content: Any) -> Any:
+    """OpenAI content parts -> one string (text parts joined by newlines)."""
+    if not isinstance(content, list):
+        return content
+    texts = [
+        part.get("text", "")
+        for part in content
+        if isinstance(part, Mapping) and part.get("type", "text") == "text"
+    ]
+    return "\n".join(texts)
+
+
+def _final_text(message: Mapping[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        for part in reversed(content):
+            if isinstance(part, Mapping) and "text" in part:
+                return str(part["text"])
+    raise ChatTemplateError("continue_final_message: the final message has no text content")
+
+
+def _cut_after_final(rendered: str, final: str) -> str:
+    # As HF transformers does: keep the text up to the end of the final message's content
+    # and drop what the template wrote after it (end-of-turn tokens).
+    stripped = final.strip()
+    if stripped not in rendered:
+        raise ChatTemplateError(
+            "continue_final_message: the final message does not appear in the rendered "
+            "chat (the template rewrites message content)"
+        )
+    at = rendered.rindex(stripped)
+    if rendered[at : at + len(final.lstrip())] == final.lstrip():
+        return rendered[: at + len(final.lstrip())]
+    return rendered[: at + len(stripped)]
+
+
+class ChatTemplate:
+    """A compiled chat template.
+
+    ``ChatTemplate(source)`` compiles ``source`` once (a ``TokenizerError`` names the
+    syntax error); ``render`` may be called from any thread.
+    """
+
+    __slots__ = ("source", "content_format", "_template")
+
+    def __init__(self, source: str) -> None:
+        try:
+            ast = _ENV.parse(source)
+            self._template = _ENV.from_string(ast)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TokenizerError(
+                f"chat template does not compile: {exc.message} (line {exc.lineno})"
+            ) from exc
+        self.source = source
+        self.content_format: ContentFormat = _detect_content_format(ast)
+
+    def __repr__(self) -> str:
+        return f"ChatTemplate({len(self.source)} chars, content_format={self.content_format!r})"
+
+    def render(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+        bos_token: str | None = None,
+        eos_token: str | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Render ``messages`` to the prompt text.
+
+        ``continue_final_message`` renders without a generation prompt (whatever
+        ``add_generation_prompt`` says) and cuts the text right after the final message's
+        content, so generation continues that message. Extra keyword arguments
+        (``enable_thinking``, ``thinking``, ``documents``...) are template variables.
+        A template's ``raise_exception(msg)`` and any error while rendering become a
+        ``ChatTemplateError``.
+        """
+        if continue_final_message:
+            if not messages:
+                raise ChatTemplateError("continue_final_message needs at least one message")
+            add_generation_prompt = False
+        if self.content_format == "string":
+            messages = [
+                {**m, "content": _flatten_content(m["content"])}
+                if isinstance(m.get("content"), list)
+                else m
+                for m in messages
+            ]
+        context = {
+            "bos_token": bos_token or "",
+            "eos_token": eos_token or "",
+            **kwargs,
+            "messages": messages,
+            "tools": tools if tools else None,
+            "add_generation_prompt": add_generation_prompt,
+        }
+        try:
+            rendered = self._template.render(context)
+        except _TemplateRaised as exc:
+            raise ChatTemplateError(str(exc)) from None
+        except jinja2.TemplateError as exc:
+            raise ChatTemplateError(f"chat template error: {exc}") from None
+        except Exception as exc:  # template code can raise anything (TypeError, ...)
+            raise ChatTemplateError(f"chat template error: {type(exc).__name__}: {exc}") from None
+        if continue_final_message:
+            rendered = _cut_after_final(rendered, _final_text(messages[-1]))
+        return rendered
