@@ -84,17 +84,18 @@ class CircuitBreaker:
     def record_success(self) -> None:
         if not self.config.enabled:
             return
+        state = self.state  # first: a lazy open -> half_open move resets the streak
         self.consecutive_failures = 0
         self.consecutive_successes += 1
-        if self.state == "half_open" and self.consecutive_successes >= self.config.success_threshold:
+        if state == "half_open" and self.consecutive_successes >= self.config.success_threshold:
             self._move("closed")
 
     def record_failure(self) -> None:
         if not self.config.enabled:
             return
+        state = self.state
         self.consecutive_successes = 0
         self.consecutive_failures += 1
-        state = self.state
         if state == "half_open" or (
             state == "closed" and self.consecutive_failures >= self.config.failure_threshold
         ):
