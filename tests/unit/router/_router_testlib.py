@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import random
 
 from smg.router import Worker
 
@@ -129,3 +130,27 @@ class StandInRadixTree:
 
     def tenants(self):
         return [t for t in self._sizes]
+
+
+_WORDS = (
+    "cache route token prefix model worker latency batch stream queue kernel tensor "
+    "python rust gateway prompt answer explain summary table chart data error retry "
+    "health load policy radix tree hash ring session user history turn reply"
+).split()
+
+SYSTEM_PROMPTS = (
+    "You are a helpful assistant that answers concisely.",
+    "You are a senior software engineer reviewing code for correctness and style.",
+    "You are a translator. Translate the user's text into French, keeping the tone.",
+)
+
+
+def chat_prompts(n: int, seed: int = 0, system: str | None = None) -> list[str]:
+    """``n`` distinct chat routing texts: a system prompt and a random user question."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        sys_prompt = system or SYSTEM_PROMPTS[rng.randrange(len(SYSTEM_PROMPTS))]
+        question = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(8, 40)))
+        out.append(f"{sys_prompt} #{i}: {question}?")
+    return out
