@@ -1,0 +1,50 @@
+"""``create_app(config)``: the gateway as one Starlette app.
+
+The lifespan builds the :class:`~smg.http.state.AppState` (workers, policy, pooled
+upstream client, background loops) and keeps it on ``app.state.smg``; endpoints read it
+from there. Every :class:`~smg.errors.SmgError` renders as an OpenAI-style JSON error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from smg.config import GatewayConfig
+from smg.errors import SmgError, error_handler
+from smg.http import admin, health
+from smg.http.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from smg.http.proxy import ProxyEndpoint
+from smg.http.state import AppState
+from smg.protocol import PARSERS
+
+__all__ = ["create_app"]
+
+
+def create_app(config: GatewayConfig | None = None) -> Starlette:
+    config = config or GatewayConfig()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state = await AppState.start(config)
+        app.state.smg = state
+        try:
+            yield
+        finally:
+            await state.close()
+
+    proxy_routes = [Route(path, ProxyEndpoint(path), methods=["POST"]) for path in PARSERS]
+    return Starlette(
+        routes=[*proxy_routes, *health.routes, *admin.routes],
+        middleware=[
+            Middleware(RequestIdMiddleware, header_names=config.server.request_id_headers),
+            Middleware(BodyLimitMiddleware, max_bytes=config.server.max_payload_size),
+        ],
+        exception_handlers={SmgError: error_handler, HTTPException: error_handler},
+        lifespan=lifespan,
+    )

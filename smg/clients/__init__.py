@@ -1,0 +1,1 @@
+"""How the gateway talks to workers."""

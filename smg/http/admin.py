@@ -1,0 +1,131 @@
+"""Worker management: ``/workers`` (list, add, get, delete), ``/flush_cache``, ``/get_loads``."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from smg.errors import BadRequest, Conflict, NotFound
+from smg.http.state import AppState
+from smg.router import WorkerRole
+
+__all__ = ["routes"]
+
+FLUSH_TIMEOUT_SECS = 30.0
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status, media_type="application/json")
+
+
+def _state(request: Request) -> AppState:
+    return request.app.state.smg
+
+
+async def list_workers(request: Request) -> Response:
+    state = _state(request)
+    model = request.query_params.get("model")
+    workers = [w.to_dict() for w in state.registry.all() if model is None or w.serves(model)]
+    return json_response({"workers": workers, "total": len(workers)})
+
+
+async def add_worker(request: Request) -> Response:
+    state = _state(request)
+    spec = _worker_spec(await request.body())
+    url = spec["url"]
+    role = spec["role"]
+    if state.registry.find(url, role) is not None:
+        raise Conflict(f"worker {url} is already registered", param="url")
+    worker = await state.add_worker(
+        url,
+        model_id=spec["model_id"],
+        role=role,
+        labels=spec["labels"],
+        bootstrap_port=spec["bootstrap_port"],
+    )
+    return json_response({"status": "accepted", "worker_id": worker.id, "worker": worker.to_dict()}, 202)
+
+
+def _worker_spec(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    url = data.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise BadRequest("'url' must be an http:// or https:// URL", param="url")
+    model_id = data.get("model_id")
+    models = data.get("models")
+    if model_id is None and isinstance(models, list) and models and isinstance(models[0], str):
+        model_id = models[0]
+    if model_id is not None and not isinstance(model_id, str):
+        raise BadRequest("'model_id' must be a string", param="model_id")
+    try:
+        role = WorkerRole(data.get("worker_type") or data.get("role") or "regular")
+    except ValueError:
+        raise BadRequest("'worker_type' must be regular, prefill or decode", param="worker_type") from None
+    labels = data.get("labels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        raise BadRequest("'labels' must be an object of strings", param="labels")
+    port = data.get("bootstrap_port")
+    if port is not None and type(port) is not int:
+        raise BadRequest("'bootstrap_port' must be an integer", param="bootstrap_port")
+    return {"url": url, "model_id": model_id, "role": role, "labels": labels, "bootstrap_port": port}
+
+
+async def get_worker(request: Request) -> Response:
+    worker = _state(request).registry.get(request.path_params["worker_id"])
+    if worker is None:
+        raise NotFound(f"no worker with id {request.path_params['worker_id']}")
+    return json_response(worker.to_dict())
+
+
+async def delete_worker(request: Request) -> Response:
+    worker_id = request.path_params["worker_id"]
+    worker = _state(request).remove_worker(worker_id)
+    if worker is None:
+        raise NotFound(f"no worker with id {worker_id}")
+    return json_response({"status": "accepted", "worker_id": worker_id, "url": worker.url}, 202)
+
+
+async def flush_cache(request: Request) -> Response:
+    state = _state(request)
+    workers = state.registry.all()
+    results = await asyncio.gather(
+        *(state.client.post_json(w.url + "/flush_cache", {}, FLUSH_TIMEOUT_SECS) for w in workers)
+    )
+    report = [{"worker": w.url, "status": status} for w, (status, _) in zip(workers, results)]
+    ok = all(200 <= r["status"] < 300 for r in report)
+    return json_response({"status": "ok" if ok else "partial", "workers": report}, 200 if ok else 502)
+
+
+async def get_loads(request: Request) -> Response:
+    state = _state(request)
+    workers = [
+        {
+            "worker": w.url,
+            "id": w.id,
+            "load": w.load,
+            "report": asdict(w.load_report) if w.load_report is not None else None,
+        }
+        for w in state.registry.all()
+    ]
+    return json_response({"workers": workers})
+
+
+routes = [
+    Route("/workers", list_workers, methods=["GET"]),
+    Route("/workers", add_worker, methods=["POST"]),
+    Route("/workers/{worker_id}", get_worker, methods=["GET"]),
+    Route("/workers/{worker_id}", delete_worker, methods=["DELETE"]),
+    Route("/flush_cache", flush_cache, methods=["POST"]),
+    Route("/get_loads", get_loads, methods=["GET"]),
+]

@@ -1,0 +1,54 @@
+"""Public routes: ``/health``, ``/liveness``, ``/readiness``, ``/v1/models``, ``/metrics``."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from smg.http.admin import json_response
+from smg.http.state import AppState
+from smg.metrics import CONTENT_TYPE
+
+__all__ = ["routes"]
+
+MODELS_TIMEOUT_SECS = 5.0
+
+
+async def liveness(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readiness(request: Request) -> Response:
+    state: AppState = request.app.state.smg
+    healthy = len(state.registry.available())
+    if healthy:
+        return json_response({"status": "ready", "healthy_workers": healthy})
+    return json_response({"status": "not ready", "reason": "no healthy workers"}, 503)
+
+
+async def models(request: Request) -> Response:
+    """Models named by the workers (their ``/v1/models`` is asked when they named none)."""
+    state: AppState = request.app.state.smg
+    ids = state.registry.models()
+    if not ids:
+        for worker in state.registry.available():
+            data = await state.client.get_json(worker.url + "/v1/models", MODELS_TIMEOUT_SECS)
+            if isinstance(data, dict) and isinstance(data.get("data"), list):
+                return json_response(data)
+    data = [{"id": m, "object": "model", "created": 0, "owned_by": "smg"} for m in ids]
+    return json_response({"object": "list", "data": data})
+
+
+async def metrics(request: Request) -> Response:
+    state: AppState = request.app.state.smg
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+
+routes = [
+    Route("/health", liveness, methods=["GET"]),
+    Route("/liveness", liveness, methods=["GET"]),
+    Route("/readiness", readiness, methods=["GET"]),
+    Route("/v1/models", models, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]

@@ -1,0 +1,285 @@
+"""The proxy endpoints: route one request to a worker and relay its answer as it comes.
+
+For ``/v1/chat/completions``, ``/v1/completions``, ``/generate`` and ``/v1/embeddings``:
+
+1. read the body and parse just enough of it to route (:mod:`smg.protocol`);
+2. pick a worker with ``smg.router`` and POST the original bytes to the same path on it;
+3. a connection error, a timeout or a retryable status (408, 429, 5xx) before any byte
+   reached the client is retried on a worker not yet tried, after a backoff;
+4. otherwise the worker's status, headers and body go to the client: a sized body in one
+   piece, an SSE or chunked body chunk by chunk as it arrives.
+
+``worker.begin()`` / ``worker.end(success)`` bracket every attempt. When the client goes
+away, the upstream response is closed, which aborts the request on the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import aiohttp
+from starlette.types import Receive, Scope, Send
+
+from smg.clients.http import forward_headers, response_headers
+from smg.errors import ModelNotFound, NoHealthyWorker, SmgError, UpstreamError, UpstreamTimeout
+from smg.http.sse import error_event, is_event_stream
+from smg.http.state import AppState
+from smg.protocol.routing import PARSERS, RoutingFields
+from smg.router import RETRYABLE_STATUS, RequestInfo, Worker
+
+__all__ = ["ProxyEndpoint"]
+
+_UPSTREAM_ERRORS = (aiohttp.ClientError, OSError)
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request body was complete."""
+
+
+@dataclass(slots=True)
+class _Answer:
+    """A worker's retryable error answer, kept in case no other worker is left."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+class _Exchange:
+    """One client request in flight: what every attempt needs."""
+
+    __slots__ = ("state", "path", "send", "info", "body", "headers", "finished", "disconnected")
+
+    def __init__(self, state: AppState, path: str, send: Send, info: RequestInfo, body: bytes,
+                 headers: dict[str, str]) -> None:
+        self.state = state
+        self.path = path
+        self.send = send
+        self.info = info
+        self.body = body
+        self.headers = headers
+        self.finished = False
+        self.disconnected = False
+
+    def done(self, worker: Worker, success: bool | None) -> None:
+        worker.end(success)
+        self.state.router.on_complete(worker, self.info, success is not False)
+
+
+class ProxyEndpoint:
+    """ASGI endpoint proxying ``path`` (one of :data:`smg.protocol.PARSERS`)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.parse = PARSERS[path]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state: AppState = scope["app"].state.smg
+        started = time.perf_counter()
+        state.metrics.request(self.path)
+        status = 499
+        try:
+            status = await self._handle(state, scope, receive, send)
+        except SmgError as exc:
+            status = exc.status_code
+            raise
+        finally:
+            state.metrics.response(self.path, status, time.perf_counter() - started)
+
+    async def _handle(self, state: AppState, scope: Scope, receive: Receive, send: Send) -> int:
+        try:
+            body = await _read_body(receive)
+        except _ClientGone:
+            return 499
+        fields = self.parse(body)
+        headers = forward_headers(scope["headers"])
+        rid = scope.get("smg.request_id")
+        if rid is not None and "x-request-id" not in headers:
+            headers["x-request-id"] = rid
+        _check_model(state, fields)
+        info = RequestInfo(fields.text, fields.token_ids, headers, fields.model, fields.user)
+        ex = _Exchange(state, self.path, send, info, body, headers)
+        task = asyncio.current_task()
+        assert task is not None
+        watcher = asyncio.get_running_loop().create_task(_watch_disconnect(receive, task, ex))
+        try:
+            return await _route(ex)
+        except asyncio.CancelledError:
+            if not ex.disconnected:
+                raise
+            task.uncancel()
+            return 499
+        finally:
+            ex.finished = True
+            watcher.cancel()
+
+
+async def _read_body(receive: Receive) -> bytes:
+    message = await receive()
+    if message["type"] != "http.request":
+        raise _ClientGone
+    body = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise _ClientGone
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _watch_disconnect(receive: Receive, task: asyncio.Task, ex: _Exchange) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            if not ex.finished:
+                ex.disconnected = True
+                task.cancel()
+            return
+
+
+def _check_model(state: AppState, fields: RoutingFields) -> None:
+    model = fields.model
+    if model is None:
+        return
+    workers = state.registry.all()
+    if workers and not any(w.serves(model) for w in workers):
+        raise ModelNotFound(f"The model '{model}' does not exist", param="model")
+
+
+async def _route(ex: _Exchange) -> int:
+    """Try workers until one answers; return the status sent to the client."""
+    state = ex.state
+    tried: list[str] = []
+    failure: SmgError | None = None
+    answer: _Answer | None = None
+    for attempt in range(state.retry.attempts):
+        worker = state.router.select(ex.info, exclude=tried)
+        if worker is None:
+            break
+        if attempt:
+            state.metrics.retry()
+            await asyncio.sleep(state.retry.delay(attempt - 1))
+        tried.append(worker.id)
+        outcome = await _attempt(ex, worker)
+        if isinstance(outcome, int):
+            return outcome
+        if isinstance(outcome, _Answer):
+            answer, failure = outcome, None
+        else:
+            failure, answer = outcome, None
+    if not tried:
+        model = f" for model '{ex.info.model}'" if ex.info.model else ""
+        raise NoHealthyWorker(f"no healthy worker available{model}")
+    if len(tried) == state.retry.attempts:
+        state.metrics.exhausted()
+    if answer is not None:
+        ex.finished = True
+        await _send_whole(ex.send, answer.status, answer.headers, answer.body)
+        return answer.status
+    assert failure is not None
+    raise failure
+
+
+async def _attempt(ex: _Exchange, worker: Worker) -> int | _Answer | SmgError:
+    """One try on ``worker``: the status relayed, a retryable answer, or the failure."""
+    state = ex.state
+    worker.begin()
+    try:
+        resp = await state.client.send(worker.url + ex.path, ex.body, ex.headers)
+    except asyncio.TimeoutError:
+        return _failed(ex, worker, "timeout", UpstreamTimeout(f"worker {worker.url} timed out"))
+    except _UPSTREAM_ERRORS as exc:
+        return _failed(ex, worker, "connect", UpstreamError(f"worker {worker.url} failed: {exc}"))
+    except asyncio.CancelledError:
+        ex.done(worker, None)
+        raise
+    if resp.status in RETRYABLE_STATUS or (
+        resp.content_length is not None and not is_event_stream(resp.headers.get("content-type"))
+    ):
+        return await _relay_whole(ex, worker, resp)
+    return await _relay_stream(ex, worker, resp)
+
+
+def _failed(ex: _Exchange, worker: Worker, kind: str, error: SmgError) -> SmgError:
+    ex.state.metrics.worker_error(worker, kind)
+    ex.done(worker, False)
+    return error
+
+
+def _outcome(status: int) -> bool | None:
+    if status < 400:
+        return True
+    return False if status in RETRYABLE_STATUS else None
+
+
+async def _relay_whole(ex: _Exchange, worker: Worker, resp: aiohttp.ClientResponse) -> int | _Answer | SmgError:
+    """A sized (or error) body: read it all, then answer in one piece."""
+    status = resp.status
+    try:
+        data = await resp.read()
+    except asyncio.TimeoutError:
+        resp.close()
+        return _failed(ex, worker, "timeout", UpstreamTimeout(f"worker {worker.url} timed out"))
+    except _UPSTREAM_ERRORS as exc:
+        resp.close()
+        return _failed(ex, worker, "read", UpstreamError(f"worker {worker.url} failed: {exc}"))
+    except asyncio.CancelledError:
+        resp.close()
+        ex.done(worker, None)
+        raise
+    resp.release()
+    headers = response_headers(resp.raw_headers)
+    if status in RETRYABLE_STATUS:
+        ex.state.metrics.worker_error(worker, f"status_{status}")
+        ex.done(worker, False)
+        return _Answer(status, headers, data)
+    ex.done(worker, _outcome(status))
+    ex.finished = True
+    await _send_whole(ex.send, status, headers, data)
+    return status
+
+
+async def _send_whole(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers.append((b"content-length", b"%d" % len(body)))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _relay_stream(ex: _Exchange, worker: Worker, resp: aiohttp.ClientResponse) -> int:
+    """An SSE or chunked body: pass each chunk on as it arrives."""
+    send = ex.send
+    status = resp.status
+    success: bool | None = _outcome(status)
+    complete = False
+    await send({"type": "http.response.start", "status": status, "headers": response_headers(resp.raw_headers)})
+    try:
+        async for chunk in resp.content.iter_any():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        complete = True
+    except (asyncio.TimeoutError, *_UPSTREAM_ERRORS) as exc:
+        # Bytes already reached the client: no retry, no status. End an event stream with
+        # an error event; any other body is cut off so the client sees it incomplete.
+        success = False
+        ex.state.metrics.worker_error(worker, "stream")
+        if not is_event_stream(resp.headers.get("content-type")):
+            raise UpstreamError(f"worker {worker.url} failed mid-body: {exc!r}") from exc
+        await send({"type": "http.response.body", "body": error_event(f"worker failed mid-stream: {exc!r}"),
+                    "more_body": True})
+    except asyncio.CancelledError:
+        success = None
+        raise
+    finally:
+        if complete:
+            resp.release()
+        else:
+            resp.close()
+        ex.done(worker, success)
+    ex.finished = True
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    return status

@@ -1,0 +1,174 @@
+"""The per-app state the endpoints share, built in the app lifespan.
+
+:class:`AppState` owns the worker registry, the policy and router, the pooled upstream
+client, the metrics and three background loops: health checks (``GET /health`` on each
+worker), load polling (``GET /v1/loads`` feeding the policies' ``on_load_report``) and
+policy maintenance (cache_aware eviction, run by the router).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from smg.clients.http import UpstreamClient, parse_load_report
+from smg.config import GatewayConfig
+from smg.metrics import GatewayMetrics
+from smg.router import (
+    CircuitBreaker,
+    HealthChecker,
+    HealthStatus,
+    LoadReport,
+    Policy,
+    RetryConfig,
+    Router,
+    Worker,
+    WorkerRegistry,
+    WorkerRole,
+    create_policy,
+)
+
+__all__ = ["AppState"]
+
+log = logging.getLogger(__name__)
+
+DISCOVERY_TIMEOUT_SECS = 5.0
+
+
+@dataclass
+class AppState:
+    config: GatewayConfig
+    registry: WorkerRegistry
+    policy: Policy
+    router: Router
+    retry: RetryConfig
+    client: UpstreamClient
+    metrics: GatewayMetrics
+    health: HealthChecker
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, config: GatewayConfig) -> AppState:
+        """Build everything, register ``config.routing.worker_urls`` and start the loops."""
+        registry = WorkerRegistry()
+        policy = create_policy(config.routing.policy, config.policy_config())
+        retry = config.retry.to_router()
+        client = UpstreamClient(
+            request_timeout=config.server.request_timeout_secs,
+            connect_timeout=config.server.connect_timeout_secs,
+        )
+        await client.start()
+        health_config = config.health.to_router()
+
+        async def probe(worker: Worker) -> bool:
+            return await client.probe(worker.url + health_config.endpoint, health_config.timeout_secs)
+
+        state = cls(
+            config=config,
+            registry=registry,
+            policy=policy,
+            router=Router(registry, policy, retry=retry),
+            retry=retry,
+            client=client,
+            metrics=GatewayMetrics(registry.all),
+            health=HealthChecker(registry, probe, health_config),
+        )
+        await asyncio.gather(*(state.add_worker(url) for url in config.routing.worker_urls))
+        state.health.start()
+        if not config.routing.disable_load_monitoring:
+            state._every(config.routing.load_monitor_interval, state.poll_loads, "smg-load-monitor")
+        state.router.start_maintenance(config.routing.eviction_interval_secs)
+        return state
+
+    async def close(self) -> None:
+        await self.health.stop()
+        await self.router.stop()
+        self.router.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.client.close()
+
+    # -- workers --------------------------------------------------------------------------
+
+    async def add_worker(
+        self,
+        url: str,
+        *,
+        model_id: str | None = None,
+        role: WorkerRole = WorkerRole.REGULAR,
+        labels: Mapping[str, str] | None = None,
+        bootstrap_port: int | None = None,
+    ) -> Worker:
+        """Register the worker at ``url``; without ``model_id`` ask its ``/v1/models``. A
+        worker that does not answer starts PENDING (health checks make it READY)."""
+        url = url.rstrip("/")
+        reachable = True
+        if model_id is None:
+            model_id, reachable = await self._discover_model(url)
+        status = HealthStatus.READY
+        if not reachable and self.health.config.enabled:
+            status = HealthStatus.PENDING
+        worker = Worker(
+            url,
+            model_id=model_id,
+            role=role,
+            labels=labels,
+            bootstrap_port=bootstrap_port,
+            breaker=CircuitBreaker(self.config.breaker.to_router()),
+            status=status,
+        )
+        self.registry.add(worker)
+        log.info("worker added: %s (model %s, %s)", url, model_id, status.value)
+        return worker
+
+    def remove_worker(self, worker_id: str) -> Worker | None:
+        worker = self.registry.remove(worker_id)  # the router tells the policies
+        if worker is not None:
+            log.info("worker removed: %s", worker.url)
+        return worker
+
+    async def _discover_model(self, url: str) -> tuple[str | None, bool]:
+        data = await self.client.get_json(url + "/v1/models", DISCOVERY_TIMEOUT_SECS)
+        if data is None:
+            return None, False
+        models = data.get("data") if isinstance(data, dict) else None
+        if isinstance(models, list) and models and isinstance(models[0], dict):
+            model = models[0].get("id")
+            return (model if isinstance(model, str) and model else None), True
+        return None, True
+
+    # -- background loops -----------------------------------------------------------------
+
+    async def poll_loads(self) -> None:
+        """Fetch ``/v1/loads`` from every worker once and hand reports to the policy."""
+        workers = [w for w in self.registry.all() if w.status is not HealthStatus.FAILED]
+        timeout = self.config.health.timeout_secs
+        results = await asyncio.gather(
+            *(self.client.get_json(w.url + "/v1/loads", timeout) for w in workers)
+        )
+        for worker, data in zip(workers, results):
+            fields = parse_load_report(data)
+            if fields is None or self.registry.get(worker.id) is not worker:
+                continue
+            self.router.on_load_report(worker, LoadReport(**fields))
+
+    def _every(self, interval: float, job: Callable[[], Awaitable[None]], name: str) -> None:
+        if interval <= 0:
+            return
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await job()
+                except Exception:  # a failing round must not end the loop
+                    log.exception("%s round failed", name)
+
+        self._tasks.append(asyncio.get_running_loop().create_task(loop(), name=name))

@@ -1,0 +1,214 @@
+"""Serving the gateway app: uvicorn (default: httptools + uvloop) or hypercorn.
+
+- :func:`run` serves until SIGINT/SIGTERM, then stops accepting, gives in-flight
+  requests ``shutdown_grace_period_secs`` and runs the app's shutdown (closing the
+  upstream pool and background loops).
+- :class:`ServerThread` serves an app on a free loopback port in a background thread
+  (tests, examples, benchmarks): ``with ServerThread(app) as url: ...``.
+
+Both bind the listening socket first, so the URL is known before the server starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any, Literal
+
+from starlette.types import ASGIApp
+
+from smg.config import GatewayConfig
+
+__all__ = ["ServerThread", "bind_socket", "run", "serve"]
+
+log = logging.getLogger(__name__)
+
+ServerName = Literal["uvicorn", "hypercorn"]
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (``port`` 0: one the OS picks)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def serve(
+    app: ASGIApp,
+    sock: socket.socket,
+    *,
+    server: ServerName = "uvicorn",
+    shutdown: asyncio.Event,
+    grace_period: float = 30.0,
+    log_level: str = "info",
+) -> None:
+    """Serve ``app`` on ``sock`` until ``shutdown`` is set, then drain and stop."""
+    if server == "uvicorn":
+        import uvicorn
+
+        config = uvicorn.Config(
+            app,
+            loop="none",
+            http="httptools",
+            lifespan="on",
+            log_level="warning" if log_level == "warn" else log_level,
+            access_log=False,
+            timeout_graceful_shutdown=grace_period,
+            server_header=False,
+            date_header=False,
+        )
+        srv = uvicorn.Server(config)
+        srv.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours decide
+
+        async def stop_when_asked() -> None:
+            await shutdown.wait()
+            srv.should_exit = True
+
+        watcher = asyncio.get_running_loop().create_task(stop_when_asked())
+        try:
+            await srv.serve(sockets=[sock])
+        finally:
+            watcher.cancel()
+    elif server == "hypercorn":
+        from hypercorn.asyncio import serve as hypercorn_serve
+        from hypercorn.config import Config
+
+        config = Config()
+        config.bind = [f"fd://{sock.fileno()}"]
+        config.graceful_timeout = grace_period
+        config.accesslog = None
+        config.loglevel = "WARNING" if log_level == "warn" else log_level.upper()
+        await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait, mode="asgi")  # type: ignore[arg-type]
+    else:
+        raise ValueError(f"unknown server {server!r}: use uvicorn or hypercorn")
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
+def run(config: GatewayConfig, *, on_listening: Callable[[str], None] | None = None) -> None:
+    """Serve the gateway described by ``config`` until SIGINT or SIGTERM."""
+    from smg.app import create_app
+
+    logging.basicConfig(level=config.server.log_level.upper().replace("WARN", "WARNING"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sock = bind_socket(config.server.host, config.server.port)
+    if on_listening is not None:
+        on_listening(_url(sock))
+    loop = _new_loop()
+    shutdown = asyncio.Event()
+
+    def ask_shutdown() -> None:
+        if shutdown.is_set():
+            log.warning("second signal: exiting without draining")
+            raise SystemExit(1)
+        log.info("shutting down: draining in-flight requests")
+        shutdown.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, ask_shutdown)
+    try:
+        loop.run_until_complete(
+            serve(
+                create_app(config),
+                sock,
+                server=config.server.server,
+                shutdown=shutdown,
+                grace_period=config.server.shutdown_grace_period_secs,
+                log_level=config.server.log_level,
+            )
+        )
+    finally:
+        sock.close()
+        loop.close()
+
+
+class ServerThread:
+    """Serve ``app`` on a free loopback port in a daemon thread with its own event loop."""
+
+    def __init__(self, app: ASGIApp, *, server: ServerName = "uvicorn", host: str = "127.0.0.1",
+                 port: int = 0, startup_timeout: float = 20.0) -> None:
+        self.app = app
+        self.server = server
+        self.sock = bind_socket(host, port)
+        self.url = _url(self.sock)
+        self.startup_timeout = startup_timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._shutdown: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> str:
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, args=(ready,), name=f"smg-{self.server}", daemon=True)
+        self._thread.start()
+        ready.wait(self.startup_timeout)
+        deadline = time.monotonic() + self.startup_timeout
+        while not self._answers():
+            if self._error is not None or not self._thread.is_alive():
+                raise RuntimeError(f"{self.server} did not start") from self._error
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.server} did not answer on {self.url}")
+            time.sleep(0.02)
+        return self.url
+
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/liveness", timeout=1.0):
+                return True
+        except urllib.error.HTTPError:
+            return True  # any HTTP answer means the server is up
+        except OSError:
+            return False
+
+    def _main(self, ready: threading.Event) -> None:
+        self._loop = loop = _new_loop()
+        asyncio.set_event_loop(loop)
+        self._shutdown = asyncio.Event()
+        ready.set()
+        try:
+            loop.run_until_complete(
+                serve(self.app, self.sock, server=self.server, shutdown=self._shutdown,
+                      grace_period=2.0, log_level="warn")
+            )
+        except BaseException as exc:  # reported by start()/stop()
+            self._error = exc
+        finally:
+            loop.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._loop is not None and self._shutdown is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._shutdown.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.sock.close()
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
