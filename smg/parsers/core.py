@@ -1,0 +1,218 @@
+"""Snapshot parsing: one definition of a format gives streaming and complete results.
+
+A format parser implements a single pure function, ``parse(text, final) -> Snapshot``:
+what the model output ``text`` means so far — the plain content, the reasoning text and
+the tool calls (name, and the arguments JSON text known so far). With ``final=False``
+the snapshot must be *stable*: every field is a prefix of the same field for any longer
+text (hold back anything that could still turn into a marker). ``StreamingParser``
+turns the sequence of snapshots into OpenAI-shaped deltas by diffing, so streaming is
+correct by construction: the deltas of any chunking concatenate to ``parse(text, True)``.
+
+To keep the work per chunk proportional to the chunk, a parser also reports a *safe
+point*: an offset up to which the text is consumed for good (no call open, nothing
+held). The driver keeps what came before it and re-parses only the rest.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+__all__ = [
+    "CallSnapshot",
+    "Delta",
+    "ParseResult",
+    "Parser",
+    "Snapshot",
+    "SnapshotBuilder",
+    "StreamingParser",
+    "ToolCall",
+    "ToolCallDelta",
+]
+
+
+@dataclass
+class CallSnapshot:
+    """A tool call as known so far; ``arguments`` is a prefix of the final JSON text."""
+
+    name: str
+    arguments: str = ""
+    done: bool = False
+
+
+@dataclass
+class Snapshot:
+    content: str = ""
+    reasoning: str = ""
+    calls: list[CallSnapshot] = field(default_factory=list)
+    # Everything in text[:safe_offset] is final; it produced content[:safe_content],
+    # reasoning[:safe_reasoning] and calls[:safe_calls] (all complete).
+    safe_offset: int = 0
+    safe_content: int = 0
+    safe_reasoning: int = 0
+    safe_calls: int = 0
+    safe_state: object = None  # the parser state to resume from at safe_offset
+
+
+class SnapshotBuilder:
+    """Collects a snapshot while a parser scans its text left to right."""
+
+    def __init__(self) -> None:
+        self._content: list[str] = []
+        self._reasoning: list[str] = []
+        self._content_len = 0
+        self._reasoning_len = 0
+        self.calls: list[CallSnapshot] = []
+        self._safe: tuple[int, int, int, int, object] = (0, 0, 0, 0, None)
+
+    def content(self, text: str) -> None:
+        if text:
+            self._content.append(text)
+            self._content_len += len(text)
+
+    def reasoning(self, text: str) -> None:
+        if text:
+            self._reasoning.append(text)
+            self._reasoning_len += len(text)
+
+    def call(self, name: str, arguments: str = "", done: bool = False) -> CallSnapshot:
+        snap = CallSnapshot(name, arguments, done)
+        self.calls.append(snap)
+        return snap
+
+    def safe(self, offset: int, state: object = None) -> None:
+        """Mark ``text[:offset]`` as consumed for good (no open call, nothing held);
+        ``parse(rest, final, state)`` must then continue exactly where this left off."""
+        if any(not c.done for c in self.calls):
+            return
+        self._safe = (offset, self._content_len, self._reasoning_len, len(self.calls), state)
+
+    def build(self) -> Snapshot:
+        off, c, r, n, state = self._safe
+        return Snapshot(
+            "".join(self._content), "".join(self._reasoning), self.calls, off, c, r, n, state
+        )
+
+
+class Parser(ABC):
+    """A model-output format. Subclasses implement ``parse``; instances are stateless."""
+
+    name: str = ""
+
+    @abstractmethod
+    def parse(self, text: str, final: bool, state: object = None) -> Snapshot:
+        """Interpret ``text``; with ``final=False`` hold back what may still change.
+
+        ``state`` is None at the start of the output, else a ``safe_state`` this parser
+        reported earlier (the text then starts at that safe point)."""
+
+    def parse_complete(self, text: str) -> ParseResult:
+        snap = self.parse(text, True)
+        calls = [ToolCall(c.name, c.arguments) for c in snap.calls]
+        return ParseResult(snap.content, snap.reasoning, calls)
+
+    def stream(self) -> StreamingParser:
+        return StreamingParser(self)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    content: str
+    reasoning: str
+    calls: list[ToolCall]
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """One OpenAI ``tool_calls`` delta: id and name on the first one of each call."""
+
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+@dataclass
+class Delta:
+    content: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCallDelta] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.content or self.reasoning or self.tool_calls)
+
+
+def new_call_id() -> str:
+    return "call_" + uuid.uuid4().hex[:24]
+
+
+class StreamingParser:
+    """Feeds chunks to a ``Parser`` and yields deltas; ``finish()`` flushes the rest."""
+
+    def __init__(self, parser: Parser, call_index_offset: int = 0) -> None:
+        self.parser = parser
+        self._text = ""
+        self._base = Snapshot()
+        self._state: object = None
+        self._sent_content = 0
+        self._sent_reasoning = 0
+        self._sent_args: list[int] = []
+        self._ids: list[str] = []
+        self._index_offset = call_index_offset
+        self.finished = False
+
+    @property
+    def calls_started(self) -> int:
+        return len(self._sent_args)
+
+    def feed(self, chunk: str) -> Delta:
+        if self.finished:
+            raise RuntimeError("feed() after finish()")
+        self._text += chunk
+        return self._step(final=False)
+
+    def finish(self) -> Delta:
+        if self.finished:
+            return Delta()
+        self.finished = True
+        return self._step(final=True)
+
+    def _step(self, final: bool) -> Delta:
+        snap = self.parser.parse(self._text, final, self._state)
+        base = self._base
+        content = base.content + snap.content
+        reasoning = base.reasoning + snap.reasoning
+        calls = base.calls + snap.calls
+        delta = Delta(content[self._sent_content :], reasoning[self._sent_reasoning :])
+        self._sent_content = len(content)
+        self._sent_reasoning = len(reasoning)
+        for i, call in enumerate(calls):
+            if i >= len(self._sent_args):
+                self._ids.append(new_call_id())
+                self._sent_args.append(len(call.arguments))
+                delta.tool_calls.append(
+                    ToolCallDelta(i + self._index_offset, self._ids[i], call.name, call.arguments)
+                )
+            elif len(call.arguments) > self._sent_args[i]:
+                delta.tool_calls.append(
+                    ToolCallDelta(
+                        i + self._index_offset, None, None, call.arguments[self._sent_args[i] :]
+                    )
+                )
+                self._sent_args[i] = len(call.arguments)
+        if not final and snap.safe_offset > 0:
+            self._base = Snapshot(
+                base.content + snap.content[: snap.safe_content],
+                base.reasoning + snap.reasoning[: snap.safe_reasoning],
+                base.calls + snap.calls[: snap.safe_calls],
+            )
+            self._text = self._text[snap.safe_offset :]
+            self._state = snap.safe_state
+        return delta

@@ -1,0 +1,148 @@
+"""Reasoning parsers: split a model's thinking from its answer.
+
+``ThinkParser(start, end, starts_in_reasoning)`` covers every ``<think>``-style family:
+- if the output starts (after whitespace) with ``start``, the text up to ``end`` is
+  reasoning; a model that ``starts_in_reasoning`` (DeepSeek-R1, Qwen3-thinking, ...) is
+  in reasoning from its first token, because its template already opened the block;
+- text after ``end`` is content, with the whitespace right after ``end`` dropped;
+- output cut off before ``end`` is all reasoning (truncated thinking);
+- a ``start`` marker later in the text is plain content (models open thinking only at
+  the start of a turn).
+``end`` may arrive split across any number of chunks; a possible partial marker is held.
+The gateway calls ``started()`` to get the variant that begins in reasoning when the chat
+template's thinking toggle injected ``start`` itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smg.parsers.core import Parser, Snapshot, SnapshotBuilder
+from smg.parsers.scan import held_suffix
+
+__all__ = ["REASONING_PARSERS", "ThinkParser", "reasoning_parser_for_model", "get_reasoning_parser"]
+
+_START, _REASONING, _AFTER_END, _CONTENT = "start", "reasoning", "after_end", "content"
+
+
+@dataclass(frozen=True)
+class ThinkParser(Parser):
+    start: str = "<think>"
+    end: str = "</think>"
+    starts_in_reasoning: bool = False
+    name: str = "base"
+
+    def started(self) -> ThinkParser:
+        """The same format when the prompt already opened the reasoning block."""
+        return ThinkParser(self.start, self.end, True, self.name)
+
+    def parse(self, text: str, final: bool, state: object = None) -> Snapshot:
+        b = SnapshotBuilder()
+        mode = state or _START
+        pos = 0
+        n = len(text)
+        if mode == _START:
+            stripped = len(text) - len(text.lstrip())
+            rest = text[stripped:]
+            if rest.startswith(self.start):
+                pos = stripped + len(self.start)
+                mode = _REASONING
+            elif not final and self.start.startswith(rest):
+                return b.build()  # may still become the start marker
+            elif self.starts_in_reasoning:
+                mode = _REASONING
+            else:
+                mode = _CONTENT
+        if mode == _REASONING:
+            i = text.find(self.end, pos)
+            if i == -1:
+                keep = 0 if final else held_suffix(text, (self.end,), pos)
+                b.reasoning(text[pos : n - keep])
+                b.safe(n - keep, _REASONING)
+                return b.build()
+            b.reasoning(text[pos:i])
+            pos = i + len(self.end)
+            b.safe(pos, _AFTER_END)
+            mode = _AFTER_END
+        if mode == _AFTER_END:
+            j = pos
+            while j < n and text[j].isspace():
+                j += 1
+            if j == n:
+                b.safe(n, _AFTER_END)
+                return b.build()
+            pos = j
+        b.content(text[pos:])
+        b.safe(n, _CONTENT)
+        return b.build()
+
+
+def _think(name: str, starts: bool = False, start: str = "<think>", end: str = "</think>") -> ThinkParser:
+    return ThinkParser(start, end, starts, name)
+
+
+# name -> parser; the order of MODEL_PATTERNS matters (first match wins).
+REASONING_PARSERS: dict[str, ThinkParser] = {
+    p.name: p
+    for p in (
+        _think("base"),
+        _think("deepseek_r1", True),
+        _think("deepseek_v31"),
+        _think("qwen3"),
+        _think("qwen3_thinking", True),
+        _think("glm45"),
+        _think("step3", True),
+        _think("minimax", True),
+        _think("kimi", start="\u25c1think\u25b7", end="\u25c1/think\u25b7"),
+        _think("kimi_k25"),
+        _think("kimi_thinking", True),
+        _think("cohere_cmd", start="<|START_THINKING|>", end="<|END_THINKING|>"),
+        _think("nano_v3"),
+    )
+}
+
+MODEL_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("deepseek-r1", "deepseek_r1"),
+    ("deepseek-v3.1", "deepseek_v31"),
+    ("deepseek-v3-1", "deepseek_v31"),
+    ("qwen3-thinking", "qwen3_thinking"),
+    ("qwen-thinking", "qwen3_thinking"),
+    ("qwen3", "qwen3"),
+    ("qwen", "qwen3"),
+    ("glm45", "glm45"),
+    ("glm47", "glm45"),
+    ("glm-4.5", "glm45"),
+    ("glm-4.7", "glm45"),
+    ("glm-5", "glm45"),
+    ("step3", "step3"),
+    ("minimax", "minimax"),
+    ("mm-m2", "minimax"),
+    ("kimi-k2.5", "kimi_k25"),
+    ("kimi-k2-thinking", "kimi_thinking"),
+    ("kimi", "kimi"),
+    ("command-r", "cohere_cmd"),
+    ("command-a", "cohere_cmd"),
+    ("c4ai-command", "cohere_cmd"),
+    ("cohere", "cohere_cmd"),
+    ("nemotron-nano", "nano_v3"),
+    ("nemotron-super", "nano_v3"),
+    ("nano-v3", "nano_v3"),
+)
+
+
+def reasoning_parser_for_model(model: str) -> str | None:
+    """The parser name for a model id (case-insensitive substring), or None."""
+    low = model.lower()
+    for pattern, name in MODEL_PATTERNS:
+        if pattern in low:
+            return name
+    return None
+
+
+def get_reasoning_parser(name: str) -> ThinkParser:
+    try:
+        return REASONING_PARSERS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown reasoning parser {name!r}; known: {', '.join(sorted(REASONING_PARSERS))}"
+        ) from None

@@ -1,0 +1,108 @@
+"""Tool-call parsers by name, and the model-name mapping that picks one."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+from smg.parsers.tools.base import MarkerToolParser
+from smg.parsers.tools.harmony import HarmonyParser
+from smg.parsers.tools.json_formats import (
+    CohereParser,
+    DeepSeekV3Parser,
+    DeepSeekV31Parser,
+    HermesParser,
+    JsonParser,
+    KimiK2Parser,
+    Llama3Parser,
+    MistralParser,
+)
+from smg.parsers.tools.pythonic import PythonicParser
+from smg.parsers.tools.xml_formats import (
+    DsmlParser,
+    DsmlV4Parser,
+    Glm45Parser,
+    Glm47Parser,
+    MinimaxM2Parser,
+    QwenXmlParser,
+    Step3Parser,
+)
+
+__all__ = ["TOOL_PARSERS", "MarkerToolParser", "get_tool_parser", "tool_parser_for_model"]
+
+TOOL_PARSERS: dict[str, MarkerToolParser] = {}
+for _cls, _aliases in (
+    (JsonParser, ()),
+    (HermesParser, ("hermes",)),
+    (QwenXmlParser, ("qwen_coder", "qwen3_coder")),
+    (Llama3Parser, ("llama",)),
+    (PythonicParser, ("llama4",)),
+    (MistralParser, ()),
+    (DeepSeekV3Parser, ("deepseekv3",)),
+    (DeepSeekV31Parser, ("deepseekv31",)),
+    (DsmlParser, ("deepseekv32",)),
+    (DsmlV4Parser, ("deepseekv4",)),
+    (KimiK2Parser, ("kimi_k2",)),
+    (Glm45Parser, ("glm45",)),
+    (Glm47Parser, ("glm47",)),
+    (MinimaxM2Parser, ("minimax",)),
+    (Step3Parser, ()),
+    (CohereParser, ()),
+    (HarmonyParser, ("harmony", "gpt-oss")),
+):
+    _p = _cls()
+    for _name in (_p.name, *_aliases):
+        TOOL_PARSERS[_name] = _p
+
+# (glob on the lower-cased model id, parser name); more specific patterns first.
+MODEL_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("*gpt-oss*", "gpt_oss"),
+    ("gpt-4*", "json"),
+    ("gpt-3.5*", "json"),
+    ("claude-*", "json"),
+    ("mistral-*", "mistral"),
+    ("mixtral-*", "mistral"),
+    ("*qwen3.5*", "qwen_xml"),
+    ("*qwen3-coder*", "qwen_xml"),
+    ("*qwen*", "qwen"),
+    ("*llama-4*", "pythonic"),
+    ("*llama-3.2*", "llama3"),
+    ("*llama-*", "json"),
+    ("*deepseek-v3.1*", "deepseek31"),
+    ("*deepseek-v3.2-exp*", "deepseek31"),
+    ("*deepseek-v3.2*", "deepseek32"),
+    ("*deepseek-v3*", "deepseek"),
+    ("*deepseek-v4*", "deepseek_v4"),
+    ("*deepseek-*", "pythonic"),
+    ("*glm-4.5*", "glm45_moe"),
+    ("*glm-4.6*", "glm45_moe"),
+    ("*glm-4.7*", "glm47_moe"),
+    ("*glm-5*", "glm47_moe"),
+    ("*glm-*", "json"),
+    ("*step3*", "step3"),
+    ("*step-3*", "step3"),
+    ("*kimi-k2*", "kimik2"),
+    ("*minimax*", "minimax_m2"),
+    ("*command-r*", "cohere"),
+    ("*command-a*", "cohere"),
+    ("*c4ai-command*", "cohere"),
+    ("*cohere*", "cohere"),
+    ("gemini-*", "json"),
+    ("gemma-*", "json"),
+)
+
+
+def tool_parser_for_model(model: str) -> str | None:
+    low = model.lower()
+    for pattern, name in MODEL_PATTERNS:
+        if fnmatchcase(low, pattern):
+            return name
+    return None
+
+
+def get_tool_parser(name: str) -> MarkerToolParser:
+    try:
+        return TOOL_PARSERS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown tool-call parser {name!r}; known: {', '.join(sorted(TOOL_PARSERS))}"
+        ) from None

@@ -1,0 +1,257 @@
+"""The shape every marker-delimited tool-call format shares.
+
+Plain text runs until a start marker; the *region* that follows holds one or more calls
+and ends at an end marker (or at the end of the output). ``MarkerToolParser.parse``
+scans the top level, holds back a possible partial start marker, and hands each region
+to the format's ``region()``. Whitespace between regions is not content.
+
+Argument text is emitted as a JSON object text. Formats that write JSON (hermes, kimi,
+deepseek, ...) pass the model's JSON through verbatim, so any prefix of it is stable.
+Formats that write one parameter at a time (XML-style) build ``{"k": v, ...}`` one
+*complete* parameter at a time; values are typed with the tool's JSON schema when the
+request gave tools, else kept as strings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from smg.parsers.core import CallSnapshot, Parser, Snapshot, SnapshotBuilder
+from smg.parsers.scan import find_first, held_suffix, json_value_end
+
+_AFTER_REGION = "after_region"
+
+__all__ = ["ArgsBuilder", "MarkerToolParser", "scan_call_object", "typed_value"]
+
+
+@dataclass(frozen=True)
+class MarkerToolParser(Parser):
+    tools: tuple[Mapping[str, Any], ...] = ()
+
+    starts: ClassVar[tuple[str, ...]] = ()
+
+    def with_tools(self, tools: Sequence[Mapping[str, Any]] | None) -> MarkerToolParser:
+        clone = type(self)(tools=tuple(tools or ()))
+        return clone
+
+    def has_markers(self, text: str) -> bool:
+        return find_first(text, self.starts)[0] != -1
+
+    def region(self, text: str, i: int, marker: str, b: SnapshotBuilder, final: bool) -> int | None:
+        """Parse the region starting at ``text[i]`` (``marker`` starts there); add its
+        calls to ``b``; return the offset after it, or None while it is incomplete."""
+        raise NotImplementedError
+
+    def parse(self, text: str, final: bool, state: object = None) -> Snapshot:
+        b = SnapshotBuilder()
+        pos = 0
+        n = len(text)
+        after_region = state == _AFTER_REGION
+        while True:
+            if after_region:
+                j = pos
+                while j < n and text[j].isspace():
+                    j += 1
+                if j == n:
+                    if final:
+                        b.safe(n)
+                    return b.build()
+                pos = j
+            i, marker = find_first(text, self.starts, pos)
+            if i == -1:
+                keep = 0 if final else held_suffix(text, self.starts, pos)
+                b.content(text[pos : n - keep])
+                b.safe(n - keep)
+                return b.build()
+            b.content(text[pos:i])
+            b.safe(i)
+            end = self.region(text, i, marker or "", b, final)
+            if end is None:
+                return b.build()
+            for call in b.calls:
+                call.done = True
+            pos = end
+            b.safe(pos, _AFTER_REGION)
+            after_region = True
+
+    # helpers for subclasses ------------------------------------------------------
+
+    def schema_type(self, tool_name: str, param: str) -> str | None:
+        for tool in self.tools:
+            fn = tool.get("function", tool)
+            if fn.get("name") == tool_name:
+                props = (fn.get("parameters") or {}).get("properties") or {}
+                spec = props.get(param) or {}
+                t = spec.get("type")
+                if isinstance(t, list):
+                    t = next((x for x in t if x != "null"), None)
+                return t
+        return None
+
+
+def typed_value(raw: str, schema_type: str | None) -> Any:
+    """Convert a parameter written as text to the type its schema asks for."""
+    if schema_type in (None, "string"):
+        return raw
+    try:
+        if schema_type == "integer":
+            return int(raw)
+        if schema_type == "number":
+            v = float(raw)
+            return int(v) if v.is_integer() and "." not in raw and "e" not in raw.lower() else v
+        if schema_type == "boolean":
+            low = raw.strip().lower()
+            if low in ("true", "false"):
+                return low == "true"
+            return raw
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+class ArgsBuilder:
+    """Builds ``{"k": v, ...}`` for one call, one complete parameter at a time."""
+
+    def __init__(self, call: CallSnapshot) -> None:
+        self.call = call
+        self.count = 0
+        call.arguments = "{"
+
+    def add(self, key: str, value: Any) -> None:
+        sep = ", " if self.count else ""
+        self.call.arguments += sep + json.dumps(key, ensure_ascii=False) + ": " + json.dumps(
+            value, ensure_ascii=False
+        )
+        self.count += 1
+
+    def close(self) -> None:
+        self.call.arguments += "}"
+        self.call.done = True
+
+
+@dataclass
+class ObjectScan:
+    name: str | None = None
+    args_start: int | None = None
+    args_end: int | None = None
+    end: int | None = None  # offset after the closing brace
+
+
+_NAME_KEYS = ("name", "tool_name")
+_ARG_KEYS = ("arguments", "parameters")
+
+
+def scan_call_object(text: str, i: int) -> ObjectScan:
+    """Scan a (possibly partial) ``{"name": ..., "arguments": {...}}`` at ``text[i]``."""
+    out = ObjectScan()
+    n = len(text)
+    j = i + 1
+    while True:
+        while j < n and text[j] in " \t\r\n,":
+            j += 1
+        if j >= n:
+            return out
+        if text[j] == "}":
+            out.end = j + 1
+            return out
+        if text[j] != '"':
+            return out  # not a call object; stop here
+        kend = json_value_end(text, j)
+        if kend is None:
+            return out
+        try:
+            key = json.loads(text[j:kend])
+        except ValueError:
+            return out
+        j = kend
+        while j < n and text[j] in " \t\r\n":
+            j += 1
+        if j >= n or text[j] != ":":
+            return out
+        j += 1
+        while j < n and text[j] in " \t\r\n":
+            j += 1
+        if j >= n:
+            return out
+        vend = json_value_end(text, j)
+        if key in _ARG_KEYS and out.args_start is None:
+            out.args_start = j
+            out.args_end = vend
+        elif key in _NAME_KEYS and vend is not None:
+            try:
+                value = json.loads(text[j:vend])
+            except ValueError:
+                value = None
+            if isinstance(value, str):
+                out.name = value
+        if vend is None:
+            return out
+        j = vend
+
+
+def emit_object_call(
+    text: str, i: int, b: SnapshotBuilder, final: bool, hold: Sequence[str] = ()
+) -> int | None:
+    """Add the call written as a JSON object at ``text[i]``; return its end or None."""
+    scan = scan_call_object(text, i)
+    n = len(text)
+    if scan.name is None:
+        return scan.end if scan.end is not None else (n if final else None)
+    call = b.call(scan.name)
+    if scan.args_start is None:
+        if scan.end is not None or final:
+            call.arguments = "{}"
+    elif text[scan.args_start] == '"':
+        if scan.args_end is not None:
+            try:
+                decoded = json.loads(text[scan.args_start : scan.args_end])
+            except ValueError:
+                decoded = ""
+            call.arguments = decoded if isinstance(decoded, str) else json.dumps(decoded)
+    elif scan.args_end is not None:
+        call.arguments = text[scan.args_start : scan.args_end]
+    else:
+        keep = 0 if final else held_suffix(text, hold, scan.args_start)
+        call.arguments = text[scan.args_start : n - keep]
+    if scan.end is None:
+        return n if final else None
+    call.done = True
+    return scan.end
+
+
+def skip_ws(text: str, j: int) -> int:
+    n = len(text)
+    while j < n and text[j] in " \t\r\n":
+        j += 1
+    return j
+
+
+def emit_raw_args_call(
+    text: str, name: str, start: int, end_marker: str, b: SnapshotBuilder, final: bool
+) -> int | None:
+    """A call whose arguments are a bare JSON value from ``start`` up to ``end_marker``.
+
+    Returns the offset after ``end_marker`` (or the end of text when final), else None.
+    """
+    n = len(text)
+    call = b.call(name)
+    j = skip_ws(text, start)
+    vend = json_value_end(text, j) if j < n else None
+    stop = text.find(end_marker, j)
+    if vend is not None and (stop == -1 or vend <= stop):
+        call.arguments = text[j:vend]
+    elif stop != -1:
+        call.arguments = text[j:stop].rstrip() or "{}"
+    else:
+        keep = 0 if final else held_suffix(text, (end_marker,), j)
+        call.arguments = text[j : n - keep]
+    if stop == -1:
+        if final:
+            call.done = True
+            return n
+        return None
+    call.done = True
+    return stop + len(end_marker)

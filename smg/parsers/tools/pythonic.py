@@ -1,0 +1,110 @@
+"""Pythonic tool calls (Llama 4 and others): ``[f(a=1, b="x"), g()]``.
+
+The list may be wrapped in ``<|python_start|>``/``<|python_end|>``. Keyword values are
+Python literals, converted with ``ast.literal_eval`` and written as JSON one complete
+keyword at a time.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+from smg.parsers.core import Snapshot, SnapshotBuilder
+from smg.parsers.tools.base import ArgsBuilder, MarkerToolParser, skip_ws
+
+__all__ = ["PythonicParser"]
+
+_START = re.compile(r"\[\s*[A-Za-z_][\w.]*\s*\(")
+_MAYBE_START = re.compile(r"\[\s*[A-Za-z_]?[\w.]*\s*\Z")
+_NAME = re.compile(r"\s*([A-Za-z_][\w.]*)\s*\(")
+_KEY = re.compile(r"\s*([A-Za-z_]\w*)\s*=\s*")
+_WRAP_OPEN, _WRAP_CLOSE = "<|python_start|>", "<|python_end|>"
+
+
+def _value_end(text: str, j: int) -> int | None:
+    """Offset of the ``,`` or ``)`` that ends the Python literal starting at ``j``."""
+    depth = 0
+    quote = None
+    esc = False
+    n = len(text)
+    while j < n:
+        c = text[j]
+        if quote:
+            if esc:
+                esc = False
+            elif c == "\\":
+                esc = True
+            elif c == quote:
+                quote = None
+        elif c in "\"'":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            if depth == 0:
+                return j if c == ")" else None
+            depth -= 1
+        elif c == "," and depth == 0:
+            return j
+        j += 1
+    return None
+
+
+def _literal(raw: str) -> object:
+    try:
+        return ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError):
+        return raw.strip()
+
+
+@dataclass(frozen=True)
+class PythonicParser(MarkerToolParser):
+    name: str = "pythonic"
+
+    def has_markers(self, text: str) -> bool:
+        return bool(_START.match(text.lstrip().removeprefix(_WRAP_OPEN).lstrip()))
+
+    def parse(self, text: str, final: bool, state: object = None) -> Snapshot:
+        b = SnapshotBuilder()
+        j = skip_ws(text, 0)
+        if text.startswith(_WRAP_OPEN, j):
+            j = skip_ws(text, j + len(_WRAP_OPEN))
+        elif not final and _WRAP_OPEN.startswith(text[j:]) and j < len(text):
+            return b.build()
+        if not _START.match(text, j):
+            if not final and (j >= len(text) or _MAYBE_START.match(text, j)):
+                return b.build()
+            b.content(text)
+            return b.build()
+        self._calls(text, j + 1, b, final)
+        return b.build()
+
+    def _calls(self, text: str, j: int, b: SnapshotBuilder, final: bool) -> None:
+        n = len(text)
+        while True:
+            m = _NAME.match(text, j)
+            if m is None:
+                return
+            args = ArgsBuilder(b.call(m.group(1)))
+            j = m.end()
+            while True:
+                j = skip_ws(text, j)
+                if j < n and text[j] == ")":
+                    args.close()
+                    j += 1
+                    break
+                km = _KEY.match(text, j)
+                end = _value_end(text, km.end()) if km else None
+                if km is None or end is None:
+                    if final:
+                        args.close()
+                    return
+                args.add(km.group(1), _literal(text[km.end() : end]))
+                j = end + 1 if text[end] == "," else end
+            j = skip_ws(text, j)
+            if j < n and text[j] == ",":
+                j += 1
+            elif j >= n or text[j] == "]":
+                return
