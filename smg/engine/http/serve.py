@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -23,6 +24,17 @@ from smg.engine.http.app import create_app
 __all__ = ["run_http"]
 
 
+class _DroppedOnPurpose(logging.Filter):
+    """Hide uvicorn's complaint about an unfinished response: the injected
+    ``disconnect_mid_stream`` fault ends responses that way on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("ASGI callable returned without completing")
+
+
+_FILTER = _DroppedOnPurpose()
+
+
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -31,7 +43,9 @@ class _Server(uvicorn.Server):
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on such sockets' transports
+    # (without it a response's header and body writes meet Nagle + delayed ACK: 40 ms)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
@@ -60,6 +74,9 @@ async def run_http(
         timeout_keep_alive=30,
     )
     server = _Server(uv)
+    logger = logging.getLogger("uvicorn.error")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
     try:
         while not server.started:
