@@ -22,16 +22,19 @@ Where smg does better than SMG (users' complaints, peers.md section 7):
    *band* of least-loaded workers (load within ``miss_load_slack`` of the minimum) and,
    within it, prefers the worker with the longest partial match of its own (one
    ``match_tenants`` descent gives every worker's length), then the lower load, then a
-   random one: misses spread across equally loaded workers, and a partial prefix still
-   counts. A cache hit likewise goes to the worker with the *longest* match (SMG takes
-   any tenant at the deepest node), the least loaded of those on a tie.
+   random one. Partial matches under half the cache threshold are noise (a shared first
+   word) and are ignored, or the worker holding the most text would win every miss.
+   Misses therefore spread across equally loaded workers while a real partial prefix
+   still counts. A cache hit likewise goes to the worker with the *longest* match (SMG
+   takes any tenant at the deepest node), the least loaded of those on a tie.
 2. Multi-turn affinity (sglang#26263). The serving layer passes the text of all
-   messages, so a follow-up turn's key extends the previous turn's and finds the same
-   worker; when the new turn makes the key so long that the match ratio falls under the
-   threshold, rule 1 still prefers that worker among equally loaded ones. A session key
-   (``x-smg-routing-key`` header or the ``user`` field) also sticks a conversation to its
-   last worker unless another worker holds a qualifying cache match or the pool is
-   imbalanced.
+   messages, so a follow-up turn's key extends the previous turn's. When the previous
+   turn's whole key is a prefix of this one (a remembered key, checked by hash), the
+   request is a continuation and goes to that worker like a cache hit, even when the
+   new turn makes the match ratio fall under the threshold. A session key
+   (``x-smg-routing-key`` header or the ``user`` field) also sticks a conversation to
+   its last worker unless another worker holds a qualifying cache match. An imbalanced
+   pool still overrides both.
 3. Removed workers' entries are dropped from the trees at once (SMG waits for LRU
    eviction).
 """
@@ -68,7 +71,8 @@ class CacheAwarePolicy(Policy):
         self._tree_factory = tree_factory or _radix_tree
         self._trees: dict[tuple[str, str], Any] = {}
         self._sessions: OrderedDict[str, str] = OrderedDict()
-        self.stats: dict[str, int] = dict.fromkeys(("imbalanced", "hit", "session", "miss", "no_key"), 0)
+        self._recent: OrderedDict[int, str] = OrderedDict()  # hash of a recent key -> worker url
+        self.stats: dict[str, int] = dict.fromkeys(("imbalanced", "hit", "continuation", "session", "miss", "no_key"), 0)
         self.evicted = 0
 
     # -- selection -----------------------------------------------------------------
@@ -85,12 +89,13 @@ class CacheAwarePolicy(Policy):
             chosen = self._rebalance(workers)
         elif tree is None:
             self.stats["no_key"] += 1
-            chosen = self._pick_miss(workers, {})
+            chosen = self._pick_miss(workers, {}, 0)
         else:
             _, matches = tree.match_tenants(key)
-            chosen = self._pick(workers, matches, full_len, session)
+            chosen = self._pick(workers, matches, key, full_len, session)
         if tree is not None:
             tree.insert(key, chosen.url)
+            self._remember_key(key, chosen.url)
         if session:
             self._remember(session, chosen.url)
         return chosen
@@ -133,7 +138,7 @@ class CacheAwarePolicy(Policy):
         return chosen
 
     def _pick(
-        self, workers: Sequence[Worker], matches: Mapping[Any, int], full_len: int, session: str | None
+        self, workers: Sequence[Worker], matches: Mapping[Any, int], key: Any, full_len: int, session: str | None
     ) -> Worker:
         best = max((matches.get(w.url, 0) for w in workers), default=0)
         sticky = self._session_worker(session, workers)
@@ -144,20 +149,41 @@ class CacheAwarePolicy(Policy):
                 return sticky
             self.stats["hit"] += 1
             return self._least_loaded_random(holders)
+        if best:
+            url = self._recent.get(self._digest(key[:best]))
+            if url is not None and matches.get(url, 0) == best:
+                for w in workers:
+                    if w.url == url:
+                        self.stats["continuation"] += 1
+                        return w
         if sticky is not None:
             self.stats["session"] += 1
             return sticky
         self.stats["miss"] += 1
-        return self._pick_miss(workers, matches)
+        return self._pick_miss(workers, matches, full_len)
 
-    def _pick_miss(self, workers: Sequence[Worker], matches: Mapping[Any, int]) -> Worker:
-        """Least-loaded band; longest own partial match, then lower load, then random."""
+    def _pick_miss(self, workers: Sequence[Worker], matches: Mapping[Any, int], full_len: int) -> Worker:
+        """Least-loaded band; longest significant own partial match, then lower load, then random."""
         limit = min(w.load for w in workers) + self.config.miss_load_slack
         band = [w for w in workers if w.load <= limit]
-        best = max((matches.get(w.url, 0) for w in band), default=0)
+        floor = max(full_len * self.config.cache_threshold / 2, 1)
+        scores = [m if (m := matches.get(w.url, 0)) >= floor else 0 for w in band]
+        best = max(scores)
         if best > 0:
-            band = [w for w in band if matches.get(w.url, 0) == best]
+            band = [w for w, score in zip(band, scores) if score == best]
         return self._least_loaded_random(band)
+
+    @staticmethod
+    def _digest(key: Any) -> int:
+        return hash(key if isinstance(key, str) else tuple(key))
+
+    def _remember_key(self, key: Any, url: str) -> None:
+        recent = self._recent
+        digest = self._digest(key)
+        recent[digest] = url
+        recent.move_to_end(digest)
+        if len(recent) > self.config.session_capacity:
+            recent.popitem(last=False)
 
     def _least_loaded_random(self, workers: Sequence[Worker]) -> Worker:
         lo = min(w.load for w in workers)
@@ -204,11 +230,13 @@ class CacheAwarePolicy(Policy):
     def on_worker_removed(self, worker: Worker) -> None:
         for tree in self._trees.values():
             tree.remove_tenant(worker.url)
-        stale = [key for key, url in self._sessions.items() if url == worker.url]
-        for key in stale:
-            del self._sessions[key]
+        for table in (self._sessions, self._recent):
+            stale = [key for key, url in table.items() if url == worker.url]
+            for key in stale:
+                del table[key]
 
     def flush(self) -> None:
         """Forget every cached prefix (the workers' caches were flushed)."""
         self._trees.clear()
         self._sessions.clear()
+        self._recent.clear()
