@@ -1,0 +1,174 @@
+/* The fused descent of smg._fast.radix: match, every tenant's match length, insert.
+ * Included by radix_tree.h; see there for the model. */
+#ifndef SMG_RADIX_WALK_H
+#define SMG_RADIX_WALK_H
+
+/* A node moved in memory (realloc): repoint its parent, children and LRU neighbours. */
+static void rx_relocate(rx_tree *t, const rx_node *old, rx_node *n) {
+    rx_node *p = n->parent;
+    for (uint32_t i = 0; i < p->nkids; i++)
+        if (p->kids[i] == old) p->kids[i] = n;
+    for (uint32_t i = 0; i < n->nkids; i++) n->kids[i]->parent = n;
+    for (uint32_t i = 0; i < n->nents; i++) {
+        rx_entry *e = &n->ents[i];
+        rx_tenant *T = &t->tenants[e->tenant];
+        if (e->older) rx_ent(e->older, e->tenant)->newer = n;
+        else T->oldest = n;
+        if (e->newer) rx_ent(e->newer, e->tenant)->older = n;
+        else T->newest = n;
+    }
+}
+
+/* Split c after its first m bytes (mu units). Returns the new upper node, which keeps c's
+ * tenants and epochs and sits right after c in each tenant's list; c keeps the rest. */
+static rx_node *rx_split(rx_tree *t, rx_node *c, uint32_t m, uint32_t mu) {
+    rx_node *mid = rx_node_new(t, c->edge, m, mu);
+    if (!mid) return NULL;
+    /* allocate everything first: past this point nothing can fail */
+    mid->kids = (rx_node **)rx_alloc(t, rx_kids_bytes(2));
+    mid->ents = (rx_entry *)rx_alloc(t, c->nents * sizeof(rx_entry));
+    if (!mid->kids || !mid->ents) {
+        rx_release(t, mid->kids, rx_kids_bytes(2));
+        rx_release(t, mid->ents, c->nents * sizeof(rx_entry));
+        mid->kids = NULL;
+        mid->ents = NULL;
+        rx_node_free(t, mid);
+        return NULL;
+    }
+    mid->kcap = 2;
+    mid->ecap = mid->nents = c->nents;
+    for (uint32_t i = 0; i < c->nents; i++) {
+        mid->ents[i].tenant = c->ents[i].tenant;
+        mid->ents[i]._pad = 0;
+        mid->ents[i].epoch = c->ents[i].epoch;
+        rx_lru_after(t, mid, &mid->ents[i], c);
+    }
+    rx_node *p = c->parent;
+    for (uint32_t i = 0; i < p->nkids; i++)
+        if (p->kids[i] == c) p->kids[i] = mid;
+    mid->parent = p;
+
+    uint32_t rest = c->len - m;
+    memmove(c->edge, c->edge + m, rest);
+    c->len = rest;
+    c->units -= mu;
+    c->key = rx_key_at(t, c->edge, rest);
+    c->parent = mid;
+    t->stored -= m;
+    rx_node *old = c;
+    rx_node *moved = (rx_node *)rx_resize(t, c, rx_node_bytes(rest + m), rx_node_bytes(rest));
+    if (moved) c = moved; /* a failed shrink keeps the larger block, still valid */
+    mid->kids[0] = c;
+    rx_kid_keys(mid)[0] = c->key;
+    mid->nkids = 1;
+    if (c != old) rx_relocate(t, old, c);
+    return mid;
+}
+
+/* Give n to tenant at this epoch and place it just before `*touched` in the tenant's
+ * list (the shallower node this insert touched last); n becomes `*touched`. */
+static int rx_attach(rx_tree *t, rx_node *n, uint32_t tenant, uint64_t epoch,
+                     rx_node **touched) {
+    int64_t i = rx_find(n, tenant);
+    rx_entry *e;
+    if (i < 0) {
+        e = rx_ent_insert(t, n, (uint32_t)(-i - 1));
+        if (!e) return RX_ENOMEM;
+        e->tenant = tenant;
+        e->_pad = 0;
+        e->older = e->newer = NULL;
+        t->tenants[tenant].size += n->units;
+    } else {
+        e = &n->ents[i];
+        rx_lru_unlink(t, n, e);
+    }
+    e->epoch = epoch;
+    rx_lru_before(t, n, e, *touched);
+    *touched = n;
+    return 0;
+}
+
+static int rx_reserve(rx_tree *t, uint32_t ntenants) {
+    if (ntenants <= t->ntenants) return 0;
+    if (ntenants > t->tcap) {
+        uint32_t cap = t->tcap ? t->tcap : 8;
+        while (cap < ntenants) cap *= 2;
+        rx_tenant *a = (rx_tenant *)rx_resize(t, t->tenants, t->tcap * sizeof(rx_tenant),
+                                              cap * sizeof(rx_tenant));
+        if (!a) return RX_ENOMEM;
+        t->tenants = a;
+        t->tcap = cap;
+    }
+    memset(t->tenants + t->ntenants, 0, (ntenants - t->ntenants) * sizeof(rx_tenant));
+    t->ntenants = ntenants;
+    return 0;
+}
+
+static int64_t rx_most_recent(const rx_node *n) {
+    int64_t best = -1;
+    uint64_t when = 0;
+    for (uint32_t i = 0; i < n->nents; i++)
+        if (best < 0 || n->ents[i].epoch > when) {
+            best = n->ents[i].tenant;
+            when = n->ents[i].epoch;
+        }
+    return best;
+}
+
+/* One descent along key (n bytes, already cut to whole pages; key_units = its length in
+ * units). flags: RX_LENS writes every tenant with a match (before any insert) to
+ * out_ids/out_lens, using lens (indexed by tenant id) as scratch; cap is the size of all
+ * three. RX_INSERT inserts the key for `tenant`. */
+static int rx_walk(rx_tree *t, const uint8_t *key, size_t n, uint64_t key_units, int flags,
+                   uint32_t tenant, uint32_t cap, uint32_t *lens, uint32_t *out_ids,
+                   uint32_t *out_lens, rx_result *res) {
+    rx_node *node = t->root, *deepest = NULL, *touched = NULL;
+    size_t pos = 0;
+    uint32_t done = 0;
+    uint64_t epoch = 0;
+    res->nout = 0;
+    res->best = -1;
+    if (flags & RX_INSERT) {
+        if (rx_reserve(t, tenant + 1) < 0) return RX_ENOMEM;
+        epoch = ++t->clock;
+    }
+    if ((flags & RX_LENS) && cap < t->ntenants) return RX_ESMALL;
+    while (pos < n) {
+        rx_node *c = rx_child(t, node, key + pos, n - pos);
+        if (!c) break;
+        size_t avail = n - pos, lim = c->len < avail ? c->len : avail;
+        size_t m = rx_align(t, key + pos, rx_common(c->edge, key + pos, lim), lim);
+        uint32_t mu = m == c->len ? c->units : rx_units(t, c->edge, m);
+        if (flags & RX_LENS) {
+            if (!deepest)
+                for (uint32_t i = 0; i < c->nents; i++) out_ids[res->nout++] = c->ents[i].tenant;
+            for (uint32_t i = 0; i < c->nents; i++) lens[c->ents[i].tenant] = done + mu;
+        }
+        deepest = c;
+        done += mu;
+        pos += m;
+        if (m < c->len) {
+            if (!(flags & RX_INSERT)) break;
+            c = rx_split(t, c, (uint32_t)m, mu);
+            if (!c) return RX_ENOMEM;
+        }
+        if ((flags & RX_INSERT) && rx_attach(t, c, tenant, epoch, &touched) < 0) return RX_ENOMEM;
+        node = c;
+    }
+    res->matched = done;
+    if (deepest && !(flags & RX_INSERT)) res->best = rx_most_recent(deepest);
+    if (flags & RX_LENS)
+        for (uint32_t i = 0; i < res->nout; i++) out_lens[i] = lens[out_ids[i]];
+    if ((flags & RX_INSERT) && pos < n) {
+        rx_node *leaf = rx_node_new(t, key + pos, (uint32_t)(n - pos), (uint32_t)(key_units - done));
+        if (!leaf) return RX_ENOMEM;
+        if (rx_kid_add(t, node, leaf) < 0) {
+            rx_node_free(t, leaf);
+            return RX_ENOMEM;
+        }
+        if (rx_attach(t, leaf, tenant, epoch, &touched) < 0) return RX_ENOMEM;
+    }
+    return 0;
+}
+
+#endif /* SMG_RADIX_WALK_H */
