@@ -45,6 +45,6 @@ def create_app(config: GatewayConfig | None = None) -> Starlette:
             Middleware(RequestIdMiddleware, header_names=config.server.request_id_headers),
             Middleware(BodyLimitMiddleware, max_bytes=config.server.max_payload_size),
         ],
-        exception_handlers={SmgError: error_handler, HTTPException: error_handler},
+        exception_handlers={SmgError: error_handler, HTTPException: error_handler, Exception: error_handler},
         lifespan=lifespan,
     )

@@ -199,10 +199,15 @@ class ServerThread:
         finally:
             loop.close()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def request_stop(self) -> None:
+        """Ask the server to shut down without waiting (see :meth:`stop`)."""
         if self._loop is not None and self._shutdown is not None and not self._loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._shutdown.set)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Shut the server down (draining for up to 2 s) and wait for its thread."""
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
         self.sock.close()

@@ -100,17 +100,60 @@ class Stub:
             self.closed.set()
 
 
-@pytest.fixture
-def make_stub() -> Iterator:
-    servers: list[ServerThread] = []
+class Servers:
+    """Starts stubs and gateways in threads; :meth:`close` stops them all."""
 
-    def make(name: str, model: str = "stub-model") -> Stub:
+    def __init__(self) -> None:
+        self.threads: list[ServerThread] = []
+
+    def stub(self, name: str, model: str = "stub-model") -> Stub:
         stub = Stub(name, model)
-        server = ServerThread(stub.app())
-        stub.url = server.start()
-        servers.append(server)
+        thread = ServerThread(stub.app())
+        self.threads.append(thread)
+        stub.url = thread.start()
         return stub
 
-    yield make
-    for server in servers:
-        server.stop()
+    def gateway(self, server: str = "uvicorn", **settings) -> str:
+        """A gateway on a free port; ``settings`` are GatewayConfig flat keys."""
+        from smg.app import create_app
+        from smg.config import GatewayConfig
+
+        settings.setdefault("disable_load_monitoring", True)
+        settings.setdefault("policy", "round_robin")
+        settings.setdefault("retry_initial_backoff_ms", 1)
+        thread = ServerThread(create_app(GatewayConfig.from_mapping(settings)), server=server)
+        self.threads.append(thread)
+        return thread.start()
+
+    def close(self) -> None:
+        for thread in self.threads:
+            thread.request_stop()
+        for thread in self.threads:
+            thread.stop()
+
+
+@pytest.fixture
+def servers() -> Iterator[Servers]:
+    s = Servers()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def module_servers() -> Iterator[Servers]:
+    s = Servers()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def make_stub(servers: Servers):
+    return servers.stub
+
+
+@pytest.fixture
+def make_gateway(servers: Servers):
+    return servers.gateway
+
+
+CHAT = {"model": "stub-model", "messages": [{"role": "user", "content": "hello"}]}
