@@ -1,0 +1,71 @@
+/* Encode UTF-8 text: added tokens, then the nested pre-tokenizer Splits, then BPE.
+ * Runs without the GIL; the encoder is read-only and the word cache is the caller's. */
+#include "bpe.h"
+#include "bpe_tables.c"
+#include "bpe_pretok.c"
+#include "bpe_merge.c"
+
+typedef struct {
+    const bpe_encoder *e;
+    bpe_cache *cache;
+    const uint8_t *s;
+    int allow_special;
+    bpe_vec *out;
+} bpe_job;
+
+static int bpe_pretokenize(const bpe_job *j, size_t start, size_t end, int level) {
+    if (level == j->e->nsplits) return bpe_word(j->e, j->cache, j->s + start, end - start, j->out);
+    int split = j->e->splits[level];
+    size_t gap = start, p = start;
+    while (p < end) {
+        ptrdiff_t m = bpe_match(split, j->s, p, end);
+        if (m < 0) {
+            p += bpe_char_len(j->s[p]);
+            continue;
+        }
+        if (gap < p && bpe_pretokenize(j, gap, p, level + 1)) return -1;
+        if (bpe_pretokenize(j, p, (size_t)m, level + 1)) return -1;
+        gap = p = (size_t)m;
+    }
+    if (gap < end) return bpe_pretokenize(j, gap, end, level + 1);
+    return 0;
+}
+
+/* The start of the whitespace run that ends at p, not before `floor`. */
+static size_t bpe_space_before(const uint8_t *s, size_t p, size_t floor) {
+    while (p > floor) {
+        size_t q = p - 1, n;
+        while (q > floor && (s[q] & 0xC0) == 0x80) q--;
+        if (!(bpe_cls(s, q, &n) & BPE_SPACE)) break;
+        p = q;
+    }
+    return p;
+}
+
+static int bpe_added_pass(const bpe_job *j, size_t start, size_t end, int pass) {
+    if (pass == 2) return bpe_pretokenize(j, start, end, 0);
+    size_t gap = start, p = start, a, b;
+    for (;;) {
+        int32_t t = bpe_added_find(j->e, pass, j->s, p, end, &a, &b);
+        if (t < 0) break;
+        p = b;
+        const bpe_added *tok = &j->e->added[t];
+        if (!j->allow_special && (tok->flags & BPE_ADDED_SPECIAL)) continue;
+        if (tok->flags & BPE_ADDED_LSTRIP) a = bpe_space_before(j->s, a, gap);
+        if (tok->flags & BPE_ADDED_RSTRIP) b = bpe_run(j->s, b, end, BPE_SPACE, 0);
+        if (a < gap) continue; /* an earlier rstrip swallowed its start */
+        if (gap < a && bpe_added_pass(j, gap, a, pass + 1)) return -1;
+        if (bpe_vec_push(j->out, tok->id)) return -1;
+        gap = b; /* the search goes on from the token's own end, as HF's does */
+    }
+    if (gap < end) return bpe_added_pass(j, gap, end, pass + 1);
+    return 0;
+}
+
+/* Encode s[0..n) into out (appending). Returns 0, or -1 when out of memory. */
+static int bpe_encode(bpe_encoder *e, const char *s, size_t n, int allow_special, bpe_vec *out) {
+    bpe_job j = {e, bpe_cache_take(e), (const uint8_t *)s, allow_special, out};
+    int rc = bpe_added_pass(&j, 0, n, 0);
+    bpe_cache_give(e, j.cache);
+    return rc;
+}
