@@ -1,0 +1,56 @@
+"""The reference engine's gRPC face: ``SglangScheduler`` or ``VllmEngine`` on grpc.aio.
+
+    server, port = await start_grpc_server(engine, config)   # listening
+    await run_grpc(engine, config)                           # serve until cancelled
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import grpc
+
+from smg.engine.config import WorkerConfig
+from smg.engine.core import Engine
+
+__all__ = ["start_grpc_server", "run_grpc", "ready_line"]
+
+_MAX_MESSAGE = 256 * 1024 * 1024  # as the SGLang servicer allows
+_OPTIONS = [
+    ("grpc.max_send_message_length", _MAX_MESSAGE),
+    ("grpc.max_receive_message_length", _MAX_MESSAGE),
+    ("grpc.so_reuseport", 0),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
+def ready_line(transport: str, host: str, port: int, model: str, proto: str) -> str:
+    return f"smg worker ready: {transport}://{host}:{port} model={model} proto={proto}"
+
+
+async def start_grpc_server(engine: Engine, config: WorkerConfig) -> tuple[grpc.aio.Server, int]:
+    """A started grpc.aio server for ``config.grpc_proto`` and the port it listens on."""
+    server = grpc.aio.server(options=_OPTIONS)
+    if config.grpc_proto == "vllm":
+        from smg.engine.grpc.vllm import add_to_server
+    else:
+        from smg.engine.grpc.sglang import add_to_server
+    add_to_server(engine, server)
+    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    if port == 0:
+        raise OSError(f"cannot listen on {config.host}:{config.port}")
+    await server.start()
+    return server, port
+
+
+async def run_grpc(engine: Engine, config: WorkerConfig) -> None:
+    """Serve until cancelled; prints the ready line once listening."""
+    server, port = await start_grpc_server(engine, config)
+    print(ready_line("grpc", config.host, port, config.model, config.grpc_proto), flush=True)
+    try:
+        await server.wait_for_termination()
+    finally:
+        await asyncio.shield(server.stop(grace=0.5))
+        sys.stdout.flush()
