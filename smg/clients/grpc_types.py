@@ -1,0 +1,85 @@
+"""What the gateway sends to and hears from a gRPC worker, independent of the engine.
+
+``GenParams`` is filled once per request by the pipeline; each engine client maps it to
+its own proto. Streams come back as ``Chunk`` (new token ids of one choice, cumulative
+counts) and ``Complete`` (one per choice, last).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Chunk", "Complete", "GenParams", "WorkerCallError"]
+
+
+@dataclass
+class GenParams:
+    request_id: str
+    input_ids: list[int]
+    original_text: str = ""
+    stream: bool = True
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = -1
+    min_p: float = 0.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    max_new_tokens: int | None = None
+    min_new_tokens: int = 0
+    stop_token_ids: list[int] = field(default_factory=list)
+    ignore_eos: bool = False
+    no_stop_trim: bool = False
+    n: int = 1
+    seed: int | None = None
+    json_schema: str | None = None
+    regex: str | None = None
+    return_logprob: bool = False
+    top_logprobs: int = 0
+    bootstrap_host: str | None = None
+    bootstrap_port: int | None = None
+    bootstrap_room: int | None = None
+    kv_transfer_params_json: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Logprobs:
+    token_logprobs: list[float]
+    token_ids: list[int]
+    top: list[tuple[list[float], list[int]]]
+
+
+@dataclass
+class Chunk:
+    index: int
+    token_ids: list[int]
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    logprobs: Logprobs | None = None
+
+
+@dataclass
+class Complete:
+    index: int
+    finish_reason: str
+    matched_stop: int | str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    output_ids: list[int]
+    logprobs: Logprobs | None = None
+    kv_transfer_params_json: str | None = None
+
+
+class WorkerCallError(Exception):
+    """A worker call failed. ``retryable`` when nothing reached the client yet could be
+    retried on another worker (unavailable, internal error before the first chunk)."""
+
+    def __init__(self, message: str, *, status: int = 502, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retryable = retryable

@@ -1,0 +1,157 @@
+"""Endpoints of gRPC (full server) mode: the gateway is the whole OpenAI server.
+
+/v1/chat/completions, /v1/completions, /generate (SGLang-native), /v1/tokenize and
+/v1/detokenize. The work is in ``smg.pipeline``; this module only speaks HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from smg.errors import BadRequest, ModelNotFound
+from smg.pipeline.prepare import prepare
+from smg.pipeline.requests import GenerationRequest, parse_chat, parse_completion
+from smg.pipeline.run import stream_events, whole_response
+
+__all__ = ["routes"]
+
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status, media_type="application/json")
+
+
+async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    async for event in events:
+        yield b"data: " + orjson.dumps(event) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+async def _run(request: Request, kind: str, req: GenerationRequest) -> Response:
+    state = request.app.state.smg
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    prep = await prepare(kind, req, state.grpc, headers, request.headers.get("x-request-id"))
+    if req.stream:
+        events = await stream_events(prep, state, state.grpc)
+        return StreamingResponse(_sse(events), media_type="text/event-stream", headers=_SSE_HEADERS)
+    return _json(await whole_response(prep, state, state.grpc))
+
+
+async def chat_completions(request: Request) -> Response:
+    return await _run(request, "chat", parse_chat(await _body(request)))
+
+
+async def completions(request: Request) -> Response:
+    return await _run(request, "text", parse_completion(await _body(request)))
+
+
+async def generate(request: Request) -> Response:
+    """SGLang-native /generate: ``text`` or ``input_ids`` plus ``sampling_params``."""
+    body = await _body(request)
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    sp = body.get("sampling_params") or {}
+    if not isinstance(sp, dict):
+        raise BadRequest("'sampling_params' must be an object", param="sampling_params")
+    prompt = body.get("input_ids", body.get("text"))
+    mapped = {
+        **{k: v for k, v in sp.items() if k not in ("max_new_tokens", "min_new_tokens")},
+        "prompt": prompt, "model": body.get("model"), "stream": body.get("stream", False),
+        "max_tokens": sp.get("max_new_tokens"), "min_tokens": sp.get("min_new_tokens", 0), "rid": body.get("rid"),
+    }
+    req = parse_completion(mapped)
+    state = request.app.state.smg
+    prep = await prepare("text", req, state.grpc, {}, None)
+    if req.stream:
+        events = await stream_events(prep, state, state.grpc)
+        return StreamingResponse(_sglang_stream(events, prep.rid), media_type="text/event-stream", headers=_SSE_HEADERS)
+    whole = await whole_response(prep, state, state.grpc)
+    return _json(_sglang_whole(whole, prep.rid))
+
+
+def _meta(rid: str, choice: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
+    matched = choice.get("matched_stop")
+    return {
+        "id": rid,
+        "finish_reason": {"type": choice.get("finish_reason"), "matched": matched} if choice.get("finish_reason") else None,
+        "prompt_tokens": usage.get("prompt_tokens", 0),
+        "completion_tokens": usage.get("completion_tokens", 0),
+        "cached_tokens": usage.get("prompt_tokens_details", {}).get("cached_tokens", 0),
+    }
+
+
+def _sglang_whole(whole: dict[str, Any], rid: str) -> dict[str, Any]:
+    choice = whole["choices"][0]
+    return {"text": choice["text"], "meta_info": _meta(rid, choice, whole["usage"])}
+
+
+async def _sglang_stream(events: AsyncIterator[dict[str, Any]], rid: str) -> AsyncIterator[bytes]:
+    text = ""
+    async for event in events:
+        if "error" in event:
+            yield b"data: " + orjson.dumps(event) + b"\n\n"
+            continue
+        for choice in event.get("choices", []):
+            text += choice.get("text", "")
+            out = {"text": text, "meta_info": _meta(rid, choice, event.get("usage") or {})}
+            yield b"data: " + orjson.dumps(out) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+def _runtime(request: Request, body: dict[str, Any]):
+    runtime = request.app.state.smg.grpc.runtime(body.get("model"))
+    if runtime is None:
+        raise ModelNotFound(f"model {body.get('model')!r} is not served here", param="model")
+    return runtime
+
+
+async def tokenize(request: Request) -> Response:
+    body = await _body(request)
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    runtime = _runtime(request, body)
+    add_special = bool(body.get("add_special_tokens", False))
+    if isinstance(body.get("messages"), list):
+        text = runtime.tokenizer.apply_chat_template(body["messages"], add_generation_prompt=bool(body.get("add_generation_prompt", True)))
+    elif isinstance(body.get("prompt"), str):
+        text = body["prompt"]
+    else:
+        raise BadRequest("give 'prompt' (a string) or 'messages'", param="prompt")
+    ids = runtime.tokenizer.encode(text, add_special)
+    return _json({"tokens": ids, "count": len(ids), "model": runtime.model})
+
+
+async def detokenize(request: Request) -> Response:
+    body = await _body(request)
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    runtime = _runtime(request, body)
+    ids = body.get("tokens")
+    if not isinstance(ids, list) or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in ids):
+        raise BadRequest("'tokens' must be an array of token ids", param="tokens")
+    text = runtime.tokenizer.decode(ids, skip_special_tokens=bool(body.get("skip_special_tokens", True)))
+    return _json({"prompt": text, "model": runtime.model})
+
+
+routes = [
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/completions", completions, methods=["POST"]),
+    Route("/generate", generate, methods=["POST"]),
+    Route("/v1/tokenize", tokenize, methods=["POST"]),
+    Route("/v1/detokenize", detokenize, methods=["POST"]),
+]

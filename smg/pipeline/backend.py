@@ -1,0 +1,134 @@
+"""What gRPC mode keeps per worker and per model.
+
+``GrpcBackend`` owns one ``GrpcWorkerClient`` per worker URL (engine detected with the
+HealthCheck rpc: SGLang first, then vLLM) and one ``ModelRuntime`` per model: the
+tokenizer (from ``--tokenizer-path``, else fetched from the worker with GetTokenizer so
+gateway and engine cannot disagree), its detokenizer table, EOS ids and the parsers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import grpc
+
+from smg._fast.detok import DetokTable
+from smg.clients.grpc import GrpcWorkerClient
+from smg.parsers.reasoning import ThinkParser, get_reasoning_parser, reasoning_parser_for_model
+from smg.parsers.tools import MarkerToolParser, get_tool_parser, tool_parser_for_model
+from smg.tokenizer import Tokenizer, load_tokenizer, load_tokenizer_from_zip
+
+__all__ = ["GrpcBackend", "GrpcSettings", "ModelRuntime", "is_grpc_url"]
+
+log = logging.getLogger(__name__)
+
+
+def is_grpc_url(url: str) -> bool:
+    return url.startswith(("grpc://", "grpcs://"))
+
+
+@dataclass(frozen=True)
+class GrpcSettings:
+    tokenizer_path: str | None = None
+    chat_template: str | None = None
+    reasoning_parser: str | None = None
+    tool_call_parser: str | None = None
+
+
+@dataclass
+class ModelRuntime:
+    model: str
+    tokenizer: Tokenizer
+    table: DetokTable
+    reasoning: ThinkParser | None
+    tools: MarkerToolParser | None
+
+
+class GrpcBackend:
+    def __init__(self, settings: GrpcSettings) -> None:
+        self.settings = settings
+        self.clients: dict[str, GrpcWorkerClient] = {}
+        self.models: dict[str, ModelRuntime] = {}
+        self._loading: dict[str, asyncio.Lock] = {}
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self.clients.values()), return_exceptions=True)
+        self.clients.clear()
+
+    async def connect(self, url: str) -> tuple[GrpcWorkerClient, str | None]:
+        """Client for ``url`` and the model it serves (None when it does not answer)."""
+        if url in self.clients:
+            client = self.clients[url]
+            return client, await self._served_model(client)
+        for proto in ("sglang", "vllm"):
+            client = GrpcWorkerClient(url, proto)
+            try:
+                await client._stub.HealthCheck(client._pb.HealthCheckRequest(), timeout=5.0)
+            except grpc.aio.AioRpcError as exc:
+                await client.close()
+                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    continue
+                # unreachable or unhealthy: keep the SGLang client, health checks decide
+                client = GrpcWorkerClient(url, "sglang")
+                self.clients[url] = client
+                return client, None
+            self.clients[url] = client
+            model = await self._served_model(client)
+            if model is not None:
+                await self.runtime_for(model, client)
+            return client, model
+        raise ValueError(f"{url} serves neither SglangScheduler nor VllmEngine")
+
+    async def _served_model(self, client: GrpcWorkerClient) -> str | None:
+        try:
+            info = await client.model_info()
+        except grpc.aio.AioRpcError:
+            return None
+        return info.get("served_model_name") or info.get("model_path") or None
+
+    def client(self, url: str) -> GrpcWorkerClient:
+        return self.clients[url]
+
+    def runtime(self, model: str | None) -> ModelRuntime | None:
+        if model is not None and model in self.models:
+            return self.models[model]
+        if len(self.models) == 1 and model in (None, ""):
+            return next(iter(self.models.values()))
+        return None
+
+    async def runtime_for(self, model: str, client: GrpcWorkerClient) -> ModelRuntime:
+        """Load (once) the tokenizer and parsers for ``model``."""
+        if model in self.models:
+            return self.models[model]
+        lock = self._loading.setdefault(model, asyncio.Lock())
+        async with lock:
+            if model in self.models:
+                return self.models[model]
+            s = self.settings
+            if s.tokenizer_path:
+                tok = await asyncio.to_thread(load_tokenizer, s.tokenizer_path, chat_template=s.chat_template)
+            else:
+                data, sha = await client.get_tokenizer_zip()
+                tok = await asyncio.to_thread(
+                    load_tokenizer_from_zip, data, sha256=sha or None, name=f"{model} (from worker)",
+                    chat_template=s.chat_template,
+                )
+            table = DetokTable.from_hf(tok.hf) if tok.hf is not None else DetokTable.from_tiktoken(tok.tiktoken)
+            rname = s.reasoning_parser or reasoning_parser_for_model(model)
+            tname = s.tool_call_parser or tool_parser_for_model(model)
+            runtime = ModelRuntime(
+                model,
+                tok,
+                table,
+                get_reasoning_parser(rname) if rname else None,
+                get_tool_parser(tname) if tname else None,
+            )
+            self.models[model] = runtime
+            log.info("model %s: tokenizer %r, reasoning=%s, tools=%s", model, tok, rname, tname)
+            return runtime
+
+    async def probe(self, url: str, timeout: float) -> bool:
+        client = self.clients.get(url)
+        return bool(client) and await client.health(timeout)

@@ -1,0 +1,132 @@
+"""Request preparation in gRPC mode: template, tokenize, choose parsers, build params."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from smg.clients.grpc_types import GenParams
+from smg.errors import BadRequest, ModelNotFound
+from smg.parsers.output import ChoiceParser
+from smg.parsers.reasoning import ThinkParser
+from smg.parsers.validation import constraint_for, selected_tools
+from smg.pipeline.backend import GrpcBackend, ModelRuntime
+from smg.pipeline.requests import GenerationRequest
+from smg.router import RequestInfo
+from smg.tokenizer import TokenizerError
+
+__all__ = ["Prepared", "prepare"]
+
+# Prompts longer than this are tokenized in a worker thread so the event loop keeps
+# serving other streams (HF tokenizers holds the GIL, but the loop still gets turns
+# between requests; the GIL-free encoder makes this truly parallel when present).
+OFF_LOOP_CHARS = 4096
+
+
+@dataclass
+class Prepared:
+    kind: str  # "chat" | "text"
+    req: GenerationRequest
+    runtime: ModelRuntime
+    rid: str
+    prompt_text: str
+    input_ids: list[int]
+    info: RequestInfo
+    reasoning: ThinkParser | None
+    tools: list | None
+    skip_special_tokens: bool
+
+    def params(self) -> GenParams:
+        r = self.req
+        p = GenParams(
+            request_id=self.rid, input_ids=self.input_ids, original_text=self.prompt_text,
+            stream=True, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k, min_p=r.min_p,
+            frequency_penalty=r.frequency_penalty, presence_penalty=r.presence_penalty,
+            repetition_penalty=r.repetition_penalty, max_new_tokens=r.max_tokens,
+            min_new_tokens=r.min_tokens, stop_token_ids=list(r.stop_token_ids), ignore_eos=r.ignore_eos,
+            no_stop_trim=r.no_stop_trim, n=r.n, seed=r.seed, return_logprob=r.logprobs,
+            top_logprobs=r.top_logprobs,
+        )
+        schema = constraint_for(self.tools, r.tool_choice, r.response_format) if self.kind == "chat" else None
+        if schema is not None:
+            p.json_schema = json.dumps(schema)
+        return p
+
+    def parser(self) -> ChoiceParser | None:
+        rt = self.runtime
+        tools = rt.tools if self.tools else None
+        if self.reasoning is None and tools is None:
+            return None
+        return ChoiceParser(self.reasoning, tools, tool_specs=self.tools,
+                            separate_reasoning=self.req.separate_reasoning)
+
+    def stop_token_ids(self) -> set[int]:
+        ids = set(self.req.stop_token_ids)
+        if not self.req.ignore_eos:
+            ids.update(self.runtime.tokenizer.eos_token_ids)
+        return ids
+
+
+async def _encode(runtime: ModelRuntime, text: str) -> list[int]:
+    tok = runtime.tokenizer
+    if len(text) > OFF_LOOP_CHARS:
+        return await asyncio.to_thread(tok.encode, text, False)
+    return tok.encode(text, False)
+
+
+def _routing_text(messages: list[dict]) -> str:
+    return " ".join(str(m.get("content") or "") for m in messages)
+
+
+async def prepare(
+    kind: str, req: GenerationRequest, backend: GrpcBackend, headers: Mapping[str, str], request_id: str | None
+) -> Prepared:
+    runtime = backend.runtime(req.model)
+    if runtime is None:
+        raise ModelNotFound(f"model {req.model!r} is not served here", param="model")
+    rid = req.rid or f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}"
+    tools = None
+    reasoning = runtime.reasoning
+    if kind == "chat":
+        try:
+            tools = selected_tools(req.tools, req.tool_choice) if req.tools else None
+        except ValueError as exc:
+            raise BadRequest(str(exc), param="tool_choice") from None
+        kwargs = dict(req.template_kwargs)
+        try:
+            prompt = runtime.tokenizer.apply_chat_template(
+                req.messages or [], tools=req.tools or None, add_generation_prompt=not req.continue_final_message,
+                continue_final_message=req.continue_final_message, **kwargs,
+            )
+        except TokenizerError as exc:
+            raise BadRequest(f"chat template: {exc}", param="messages") from None
+        ids = await _encode(runtime, prompt)
+        if reasoning is not None and prompt.rstrip().endswith(reasoning.start):
+            reasoning = reasoning.started()  # the template opened the thinking block
+        info_text = _routing_text(req.messages or [])
+    else:
+        reasoning = None
+        if isinstance(req.prompt, list):
+            ids = list(req.prompt)
+            if any(i >= runtime.tokenizer.vocab_size for i in ids):
+                raise BadRequest("'prompt' has token ids outside the vocabulary", param="prompt")
+            prompt = runtime.tokenizer.decode(ids, skip_special_tokens=False)
+        else:
+            prompt = req.prompt or ""
+            ids = await _encode(runtime, prompt)
+        info_text = prompt
+    if not ids:
+        raise BadRequest("the prompt is empty after tokenization", param="prompt")
+    skip = req.skip_special_tokens
+    if tools:
+        skip = False  # tool-call markers may be special tokens
+    if reasoning is not None:
+        special = runtime.tokenizer.special_token_ids
+        marker_ids = {runtime.tokenizer.token_to_id(reasoning.start), runtime.tokenizer.token_to_id(reasoning.end)}
+        if marker_ids & special:
+            skip = False
+    info = RequestInfo(text=info_text, token_ids=ids, headers=headers, model=runtime.model, user=req.user)
+    return Prepared(kind, req, runtime, rid, prompt, ids, info, reasoning, tools, skip)
