@@ -66,8 +66,15 @@ class HfTokenizer(Tokenizer):
         return self.hf.decode([token_id], skip_special_tokens=False).encode()
 
     def atomic_tokens(self) -> dict[str, int]:
-        return {
-            tok.content: i
-            for i, tok in self._added.items()
-            if not (tok.lstrip or tok.rstrip or tok.single_word or tok.normalized)
-        }
+        # Added tokens are cut out before pre-tokenization. Those that also strip
+        # neighbouring spaces, match whole words only, or change under the normalizer
+        # do not cut the raw text where their string is, so they are left out.
+        norm = self.hf.normalizer
+        atomic = {}
+        for i, tok in self._added.items():
+            if tok.lstrip or tok.rstrip or tok.single_word:
+                continue
+            if tok.normalized and norm is not None and norm.normalize_str(tok.content) != tok.content:
+                continue
+            atomic[tok.content] = i
+        return atomic

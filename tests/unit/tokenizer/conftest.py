@@ -52,3 +52,23 @@ def model_dir(
         return tmp_path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def deepseek_tok():
+    from smg.tokenizer import load_tokenizer
+
+    return load_tokenizer("deepseek")
+
+
+@pytest.fixture(scope="session")
+def qwen_tok():
+    from smg.tokenizer import load_tokenizer
+
+    return load_tokenizer("qwen")
+
+
+@pytest.fixture(params=["deepseek", "qwen"])
+def builtin_tok(request: pytest.FixtureRequest):
+    """Each built-in tokenizer (loaded once per session)."""
+    return request.getfixturevalue(f"{request.param}_tok")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from smg.tokenizer import ChatTemplate, ChatTemplateError, Tokenizer, TokenizerError, load_tokenizer
+from smg.tokenizer import ChatTemplate, ChatTemplateError, Tokenizer, TokenizerError
 from smg.tokenizer.templates import BUILTIN_TEMPLATES, builtin_template
 
 SIMPLE = (
@@ -44,9 +44,9 @@ CONVERSATION = [
 ]
 
 
-@pytest.fixture(scope="module", params=["deepseek", "qwen"])
-def tok(request: pytest.FixtureRequest) -> Tokenizer:
-    return load_tokenizer(request.param)
+@pytest.fixture
+def tok(builtin_tok: Tokenizer) -> Tokenizer:
+    return builtin_tok
 
 
 def test_generation_prompt_toggle() -> None:

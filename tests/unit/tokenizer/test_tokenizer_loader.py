@@ -21,14 +21,14 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def deepseek() -> Tokenizer:
-    return load_tokenizer("deepseek")
+@pytest.fixture
+def deepseek(deepseek_tok: Tokenizer) -> Tokenizer:
+    return deepseek_tok
 
 
-@pytest.fixture(scope="module")
-def qwen() -> Tokenizer:
-    return load_tokenizer("qwen")
+@pytest.fixture
+def qwen(qwen_tok: Tokenizer) -> Tokenizer:
+    return qwen_tok
 
 
 @pytest.fixture(scope="module")
