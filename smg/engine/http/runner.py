@@ -84,13 +84,16 @@ class Run:
                 self.choices.append(choice)
         self.choices.sort(key=lambda c: c.index)
         self._open = [unit.inp.params.n for unit in self.units]  # unfinished choices per unit
+        self.aborted = False
 
     @property
     def rids(self) -> list[str]:
         return [unit.inp.rid for unit in self.units]
 
     def abort(self) -> None:
-        """Abort every engine call of this request (client gone)."""
+        """Abort every engine call of this request (client gone); calls that have not
+        reached the engine yet are not started."""
+        self.aborted = True
         for unit in self.units:
             self.engine.abort(unit.inp.rid)
 
@@ -133,9 +136,13 @@ class Run:
         unit = self.units[u]
         first = unit.first
         by_index = {c.index: c for c in self.choices if c.unit == u}
+        if self.aborted:
+            return
         agen = self.engine.generate(unit.inp)
         try:
             async for item in agen:
+                if self.aborted:  # an abort may have come before the engine knew the rid
+                    self.engine.abort(unit.inp.rid)
                 choice = by_index[first + item.index]
                 if choice.finish_reason is not None:
                     continue
