@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import jinja2
-from jinja2 import nodes
+from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -25,6 +25,10 @@ from smg.tokenizer.errors import ChatTemplateError, TokenizerError
 __all__ = ["ChatTemplate", "ContentFormat"]
 
 ContentFormat = Literal["string", "openai"]
+
+# Template variables that switch reasoning on or off, by model family: Qwen3, GLM and
+# Nemotron read enable_thinking; DeepSeek V3.1 and Kimi read thinking.
+_THINKING_KEYS = ("enable_thinking", "thinking")
 
 
 class _TemplateRaised(Exception):
@@ -160,10 +164,14 @@ class ChatTemplate:
     """A compiled chat template.
 
     ``ChatTemplate(source)`` compiles ``source`` once (a ``TokenizerError`` names the
-    syntax error); ``render`` may be called from any thread.
+    syntax error); ``render`` may be called from any thread. ``content_format`` is
+    "openai" when the template iterates over message content parts, else "string" (list
+    content is then joined to text before rendering); ``variables`` are the context
+    names the template reads and ``thinking_key`` the one that toggles reasoning
+    ("enable_thinking" or "thinking"), if any.
     """
 
-    __slots__ = ("source", "content_format", "_template")
+    __slots__ = ("source", "content_format", "variables", "thinking_key", "_template")
 
     def __init__(self, source: str) -> None:
         try:
@@ -175,6 +183,11 @@ class ChatTemplate:
             ) from exc
         self.source = source
         self.content_format: ContentFormat = _detect_content_format(ast)
+        # Variables the template reads from its context (messages, tools, enable_thinking...).
+        self.variables: frozenset[str] = frozenset(meta.find_undeclared_variables(ast))
+        self.thinking_key: str | None = next(
+            (k for k in _THINKING_KEYS if k in self.variables), None
+        )
 
     def __repr__(self) -> str:
         return f"ChatTemplate({len(self.source)} chars, content_format={self.content_format!r})"

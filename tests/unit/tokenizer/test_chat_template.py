@@ -205,3 +205,10 @@ def test_builtin_thinking_toggles(tok: Tokenizer) -> None:
     else:
         on, off = tok.apply_chat_template(msgs, thinking=True), tok.apply_chat_template(msgs)
         assert on.endswith("<｜Assistant｜><think>") and off.endswith("<｜Assistant｜></think>")
+
+
+def test_variables_and_thinking_key(tok: Tokenizer) -> None:
+    assert tok.chat_template is not None
+    assert {"messages", "tools", "add_generation_prompt"} <= tok.chat_template.variables
+    assert tok.chat_template.thinking_key == ("thinking" if tok.name == "deepseek" else "enable_thinking")
+    assert ChatTemplate(SIMPLE).thinking_key is None
