@@ -412,7 +412,6 @@ class Engine:
             for batch in self._event_history:
                 if batch.sequence_number >= start_sequence_number:
                     q.put_nowait(batch)
-                    last = batch.sequence_number
         self._subscribers.add(q)
         try:
             while not self._closed:
