@@ -83,6 +83,11 @@ class Router:
         for p in self.policies():
             p.maintenance()
 
+    def reset(self) -> None:
+        """Tell every policy to forget learned state (after /flush_cache)."""
+        for p in self.policies():
+            p.reset()
+
     def start_maintenance(self, interval_secs: float) -> None:
         """Call :meth:`maintenance` every ``interval_secs`` in a background task (0: never)."""
         if interval_secs <= 0 or self._maintenance_task is not None:

@@ -83,5 +83,8 @@ class Policy(ABC):
     def maintenance(self) -> None:
         """Periodic work (cache_aware eviction); the server calls it every eviction interval."""
 
+    def reset(self) -> None:
+        """Forget learned state, e.g. after the workers' caches were flushed (/flush_cache)."""
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

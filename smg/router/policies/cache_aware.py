@@ -235,8 +235,8 @@ class CacheAwarePolicy(Policy):
             for key in stale:
                 del table[key]
 
-    def flush(self) -> None:
-        """Forget every cached prefix (the workers' caches were flushed)."""
+    def reset(self) -> None:
+        """Forget every cached prefix and session (the workers' caches were flushed)."""
         self._trees.clear()
         self._sessions.clear()
         self._recent.clear()

@@ -12,9 +12,9 @@ from smg.router import CacheAwarePolicy, LoadReport, PolicyConfig, RequestInfo
 
 
 @pytest.fixture
-def make_policy(tree_factory):
+def make_policy():
     def make(seed=7, **kw):
-        return CacheAwarePolicy(PolicyConfig(**kw), random.Random(seed), tree_factory=tree_factory)
+        return CacheAwarePolicy(PolicyConfig(**kw), random.Random(seed))
 
     return make
 
@@ -232,6 +232,16 @@ def test_removed_worker_is_dropped_from_trees_and_sessions(make_policy):
     assert ca.tree(None).tenant_size(holder.url) == 0
     rest = [w for w in workers if w is not holder]
     assert ca.select(rest, RequestInfo(text=DOC, user="u")) in rest
+
+
+def test_reset_forgets_prefixes(make_policy):
+    workers = make_workers(2)
+    ca = make_policy()
+    holder = ca.select(workers, RequestInfo(text=DOC))
+    holder.load = 1  # the other worker is now the least loaded
+    assert ca.select(workers, RequestInfo(text=DOC)) is holder
+    ca.reset()
+    assert ca.select(workers, RequestInfo(text=DOC)) is not holder
 
 
 def test_no_text_and_single_worker(make_policy):

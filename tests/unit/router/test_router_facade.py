@@ -105,11 +105,9 @@ async def test_background_maintenance_runs_until_stopped():
     assert router._maintenance_task is None
 
 
-def test_cache_aware_through_router_drops_removed_worker(tree_factory):
-    from smg.router import CacheAwarePolicy
-
+def test_cache_aware_through_router_drops_removed_worker():
     reg = WorkerRegistry(make_workers(3))
-    policy = CacheAwarePolicy(tree_factory=tree_factory)
+    policy = create_policy("cache_aware")
     router = Router(reg, policy)
     text = "shared document " * 50
     holder = router.select(RequestInfo(text=text))
