@@ -96,6 +96,15 @@ cdef class BpeCore:
             bpe_encoder_free(&self.enc)
 
     def encode(self, str text, bint allow_special=True):
+        return self._run(text, allow_special, 0)
+
+    def pretokenize(self, str text, bint allow_special=True):
+        """The words BPE sees, in order (added tokens left out)."""
+        cdef list spans = self._run(text, allow_special, 1)
+        cdef bytes raw = _utf8(text)
+        return [raw[spans[i]:spans[i + 1]].decode("utf-8") for i in range(0, len(spans), 2)]
+
+    cdef list _run(self, str text, bint allow_special, int pieces):
         cdef Py_ssize_t n
         cdef const char *data
         cdef object keep = text
@@ -110,7 +119,7 @@ cdef class BpeCore:
         out.n = out.cap = 0
         cdef int rc
         with nogil:
-            rc = bpe_encode(&self.enc, data, <size_t>n, allow_special, &out)
+            rc = bpe_encode(&self.enc, data, <size_t>n, allow_special, pieces, &out)
         try:
             if rc:
                 raise MemoryError()
@@ -137,7 +146,7 @@ cdef class BpeCore:
                 sizes[i] = <size_t>n
             with nogil:
                 for i in range(count):
-                    rc = bpe_encode(&self.enc, data[i], sizes[i], allow_special, &outs[i])
+                    rc = bpe_encode(&self.enc, data[i], sizes[i], allow_special, 0, &outs[i])
                     if rc:
                         break
             if rc:

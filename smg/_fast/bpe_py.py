@@ -248,6 +248,15 @@ def _split(s: str, start: int, end: int, match: Callable[[str, int, int], int]) 
     return out
 
 
+def _scrub(text: str) -> str:
+    """Lone surrogates become U+FFFD (as tiktoken does; a high+low pair becomes one character)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 class BpeCore:
     """A byte-level BPE encoder for one vocabulary.
 
@@ -284,6 +293,7 @@ class BpeCore:
             self._pattern([a for a in self._added if a[2] & ADDED_NORMALIZED]),
         ]
         self._cache: dict[bytes, list[int]] = {}
+        self._words: list[str] | None = None
 
     @staticmethod
     def _pattern(tokens: list[tuple[str, int, int]]) -> tuple[re.Pattern[str], dict[str, tuple[int, int]]] | None:
@@ -296,11 +306,23 @@ class BpeCore:
 
     def encode(self, text: str, allow_special: bool = True) -> list[int]:
         out: list[int] = []
+        text = _scrub(text)
         self._added_pass(text, 0, len(text), 0, allow_special, out)
         return out
 
     def encode_batch(self, texts: Sequence[str], allow_special: bool = True) -> list[list[int]]:
         return [self.encode(t, allow_special) for t in texts]
+
+    def pretokenize(self, text: str, allow_special: bool = True) -> list[str]:
+        """The words BPE sees, in order (added tokens left out)."""
+        pieces: list[str] = []
+        self._words = pieces
+        text = _scrub(text)
+        try:
+            self._added_pass(text, 0, len(text), 0, allow_special, [])
+        finally:
+            self._words = None
+        return pieces
 
     def _added_pass(self, s: str, start: int, end: int, level: int, allow: bool, out: list[int]) -> None:
         if level == len(self._passes):
@@ -334,7 +356,10 @@ class BpeCore:
 
     def _pretokenize(self, s: str, start: int, end: int, level: int, out: list[int]) -> None:
         if level == len(self._matchers):
-            out.extend(self._word(s[start:end].encode("utf-8", "surrogatepass")))
+            if self._words is not None:
+                self._words.append(s[start:end])
+            else:
+                out.extend(self._word(s[start:end].encode("utf-8")))
             return
         for a, b in _split(s, start, end, self._matchers[level]):
             self._pretokenize(s, a, b, level + 1, out)

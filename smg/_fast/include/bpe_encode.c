@@ -11,10 +11,14 @@ typedef struct {
     const uint8_t *s;
     int allow_special;
     bpe_vec *out;
+    int pieces; /* record each word's byte span in out instead of encoding it */
 } bpe_job;
 
 static int bpe_pretokenize(const bpe_job *j, size_t start, size_t end, int level) {
-    if (level == j->e->nsplits) return bpe_word(j->e, j->cache, j->s + start, end - start, j->out);
+    if (level == j->e->nsplits) {
+        if (j->pieces) return bpe_vec_push(j->out, (uint32_t)start) || bpe_vec_push(j->out, (uint32_t)end);
+        return bpe_word(j->e, j->cache, j->s + start, end - start, j->out);
+    }
     int split = j->e->splits[level];
     size_t gap = start, p = start;
     while (p < end) {
@@ -55,16 +59,18 @@ static int bpe_added_pass(const bpe_job *j, size_t start, size_t end, int pass) 
         if (tok->flags & BPE_ADDED_RSTRIP) b = bpe_run(j->s, b, end, BPE_SPACE, 0);
         if (a < gap) continue; /* an earlier rstrip swallowed its start */
         if (gap < a && bpe_added_pass(j, gap, a, pass + 1)) return -1;
-        if (bpe_vec_push(j->out, tok->id)) return -1;
+        if (!j->pieces && bpe_vec_push(j->out, tok->id)) return -1;
         gap = b; /* the search goes on from the token's own end, as HF's does */
     }
     if (gap < end) return bpe_added_pass(j, gap, end, pass + 1);
     return 0;
 }
 
-/* Encode s[0..n) into out (appending). Returns 0, or -1 when out of memory. */
-static int bpe_encode(bpe_encoder *e, const char *s, size_t n, int allow_special, bpe_vec *out) {
-    bpe_job j = {e, bpe_cache_take(e), (const uint8_t *)s, allow_special, out};
+/* Encode s[0..n) into out (appending), or with `pieces` write the byte spans of the words
+ * the pre-tokenizer cuts (start, end pairs; added tokens left out). Returns 0, or -1 when
+ * out of memory. */
+static int bpe_encode(bpe_encoder *e, const char *s, size_t n, int allow_special, int pieces, bpe_vec *out) {
+    bpe_job j = {e, bpe_cache_take(e), (const uint8_t *)s, allow_special, out, pieces};
     int rc = bpe_added_pass(&j, 0, n, 0);
     bpe_cache_give(e, j.cache);
     return rc;

