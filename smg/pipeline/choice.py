@@ -1,8 +1,9 @@
 """One choice of a response: token ids in, OpenAI delta fields out.
 
-detok (``smg._fast.detok``) -> stop strings and stop ids (``smg._fast.stops``) ->
-reasoning/tool parsing (``smg.parsers``). A local stop pins ``finish_reason="stop"`` and
-``matched_stop``; whatever the worker sends after it for this choice is ignored.
+detok fused with stop strings and stop ids (``smg._fast.stops.StreamDecoder``, one call
+per engine step) -> reasoning/tool parsing (``smg.parsers``). A local stop pins
+``finish_reason="stop"`` and ``matched_stop``; whatever the worker sends after it for
+this choice is ignored.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from smg._fast.detok import DetokTable, Detokenizer
+from smg._fast.detok import DetokTable
+from smg._fast.stops import StreamDecoder
 from smg.parsers.core import Delta
 from smg.parsers.output import ChoiceParser
-from smg.pipeline.stopping import StopMatcher
 
 __all__ = ["ChoiceStream"]
 
@@ -33,11 +34,15 @@ class ChoiceStream:
         parser: ChoiceParser | None = None,
     ) -> None:
         self.index = index
-        self._detok = Detokenizer(table, skip_special_tokens=skip_special_tokens, prompt_tail=list(prompt_tail))
-        self._stops = StopMatcher(stop, visible=visible_stops) if stop else None
-        self._stop_ids = frozenset(stop_token_ids)
-        self._visible = visible_stops
-        self._min_tokens = min_tokens
+        self._decoder = StreamDecoder(
+            table,
+            stops=tuple(stop),
+            stop_token_ids=tuple(stop_token_ids),
+            include_stop=visible_stops,
+            min_tokens=min_tokens,
+            skip_special_tokens=skip_special_tokens,
+            prompt_tail=tuple(prompt_tail),
+        )
         self._parser = parser
         self._parser_done = False
         self.tokens = 0
@@ -46,61 +51,37 @@ class ChoiceStream:
         self.matched_stop: int | str | None = None
         self.text_parts: list[str] = []
 
+    @property
+    def stopped_by_string(self) -> bool:
+        """Stopped on a stop string: only the gateway knows, so the worker must be aborted."""
+        return self.stopped and isinstance(self.matched_stop, str)
+
     def feed(self, token_ids: Sequence[int]) -> Delta:
         """New tokens from the worker; returns what the client should see now."""
         if self.stopped:
             return Delta()
-        out: list[str] = []
-        for k, tid in enumerate(token_ids):
-            self.tokens += 1
-            past_min = self.tokens > self._min_tokens
-            if tid in self._stop_ids and past_min:
-                # Text before the stop token is final; the token itself is hidden unless visible.
-                text = self._detok.step_many(token_ids[k:k + 1]) if self._visible else ""
-                out.append(self._scan(text, final=True))
-                self._stop(tid)
-                break
-            text = self._detok.step(tid)
-            if text:
-                out.append(self._scan(text, final=False, past_min=past_min))
-                if self.stopped:
-                    break
-        return self._parse("".join(out))
+        self.tokens += len(token_ids)
+        result = self._decoder.step_many(token_ids)
+        if result.finished:
+            self.stopped = True
+            self.finish_reason = "stop"
+            self.matched_stop = result.matched
+        return self._parse(result.text)
 
     def finish(self, reason: str, matched: int | str | None) -> Delta:
-        """The worker finished this choice (or the stream ended): flush what was held."""
+        """The worker finished this choice (or its stream ended): flush what was held."""
         if self.stopped:
             return self._flush_parser()
-        text = self._detok.flush()
-        tail = self._scan(text, final=True)
+        result = self._decoder.flush()
         self.stopped = True
-        if self.finish_reason is None:
-            self.finish_reason = reason
-            self.matched_stop = matched
-        delta = self._parse(tail)
+        self.finish_reason = reason
+        self.matched_stop = matched
+        delta = self._parse(result.text)
         rest = self._flush_parser()
         delta.content += rest.content
         delta.reasoning += rest.reasoning
         delta.tool_calls += rest.tool_calls
         return delta
-
-    # -- internals ------------------------------------------------------------------
-
-    def _scan(self, text: str, final: bool, past_min: bool = True) -> str:
-        if self._stops is None:
-            return text
-        emit, matched = self._stops.feed(text, act=past_min)
-        if matched is not None:
-            self._stop(matched)
-            return emit
-        if final:
-            emit += self._stops.flush()
-        return emit
-
-    def _stop(self, matched: int | str) -> None:
-        self.stopped = True
-        self.finish_reason = "stop"
-        self.matched_stop = matched
 
     def _parse(self, text: str) -> Delta:
         if text:

@@ -70,8 +70,8 @@ class _Attempt:
                         yield item.index, ch.finish(item.finish_reason, item.matched_stop), None, True
                     else:
                         yield item.index, ch.finish("stop", None), None, True
-            if len(self.completed) == len(self.choices) or all(c.stopped for c in self.choices):
-                return
+            if all(c.index in self.completed or c.stopped_by_string for c in self.choices):
+                return  # leaving early aborts the worker's generation
             try:
                 item = await self.stream.__anext__()
             except StopAsyncIteration:
