@@ -71,6 +71,8 @@ def load_tokenizer_from_zip(
     sha256: str | None = None,
     name: str = "tokenizer bundle",
     chat_template: str | os.PathLike[str] | None = None,
+    fast_encoder: bool = True,
 ) -> Tokenizer:
     """Load a tokenizer from GetTokenizer zip bytes (checked against ``sha256`` if given)."""
-    return build_tokenizer(name, read_zip_files(data, sha256), chat_template=chat_template)
+    files = read_zip_files(data, sha256)
+    return build_tokenizer(name, files, chat_template=chat_template, fast_encoder=fast_encoder)

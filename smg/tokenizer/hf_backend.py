@@ -17,7 +17,7 @@ __all__ = ["HfTokenizer"]
 class HfTokenizer(Tokenizer):
     """A tokenizer.json through ``tokenizers.Tokenizer``."""
 
-    def __init__(self, hf: tokenizers.Tokenizer, **facts: Any) -> None:
+    def __init__(self, hf: tokenizers.Tokenizer, fast: Any | None = None, **facts: Any) -> None:
         added = hf.get_added_tokens_decoder()
         special = frozenset(i for i, tok in added.items() if tok.special)
         super().__init__(
@@ -30,13 +30,20 @@ class HfTokenizer(Tokenizer):
         self._byte_level = isinstance(hf.decoder, decoders.ByteLevel)
         self._encode = hf.encode
         self._decode = hf.decode
+        self.fast_encoder = fast
+        self.encode_releases_gil = fast is not None
+        self._fast_encode = fast.encode if fast is not None else None
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        if self._fast_encode is not None and not add_special_tokens:
+            return self._fast_encode(text)
         return self._encode(text, add_special_tokens=add_special_tokens).ids
 
     def encode_batch(
         self, texts: Sequence[str], add_special_tokens: bool = False
     ) -> list[list[int]]:
+        if self.fast_encoder is not None and not add_special_tokens:
+            return self.fast_encoder.encode_batch(list(texts))
         encoded = self.hf.encode_batch(list(texts), add_special_tokens=add_special_tokens)
         return [e.ids for e in encoded]
 

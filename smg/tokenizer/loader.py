@@ -70,7 +70,10 @@ def read_model_files(directory: Path, tokenizer_file: Path | None = None) -> dic
 
 
 def load_tokenizer(
-    source: str | os.PathLike[str], *, chat_template: str | os.PathLike[str] | None = None
+    source: str | os.PathLike[str],
+    *,
+    chat_template: str | os.PathLike[str] | None = None,
+    fast_encoder: bool = True,
 ) -> Tokenizer:
     """Load a tokenizer from a model directory, a tokenizer.json or .tiktoken file, or
     the built-in names "deepseek" and "qwen" (the tokenizers shipped by the
@@ -78,7 +81,8 @@ def load_tokenizer(
 
     ``chat_template`` overrides the model's template: a file path, an inline template,
     or a built-in template name ("chatml", "deepseek"). Missing or unusable files raise
-    a TokenizerError that names them.
+    a TokenizerError that names them. ``fast_encoder=False`` keeps encoding with the
+    backend library even where the ``smg._fast.bpe`` kernel applies.
     """
     from smg.tokenizer import builtin
 
@@ -92,7 +96,7 @@ def load_tokenizer(
         files = builtin.builtin_files(text)
     else:
         raise TokenizerError(f"tokenizer source not found: {text} (no such file or directory)")
-    return build_tokenizer(text, files, chat_template=chat_template)
+    return build_tokenizer(text, files, chat_template=chat_template, fast_encoder=fast_encoder)
 
 
 def build_tokenizer(
@@ -100,6 +104,7 @@ def build_tokenizer(
     files: Mapping[str, bytes],
     *,
     chat_template: str | os.PathLike[str] | None = None,
+    fast_encoder: bool = True,
 ) -> Tokenizer:
     """Build a Tokenizer from file contents (see the module docstring for the order)."""
     files = dict(files)
@@ -122,7 +127,7 @@ def build_tokenizer(
         named_chat_templates=compiled,
         files=files,
     )
-    tokenizer = _build_backend(name, files, config, facts)
+    tokenizer = _build_backend(name, files, config, facts, fast_encoder)
     tokenizer.eos_token_ids = _eos_ids(name, files, config, tokenizer)
     if tokenizer.eos_token is None and tokenizer.eos_token_ids:
         tokenizer.eos_token = tokenizer.id_to_token(tokenizer.eos_token_ids[0])
@@ -130,18 +135,26 @@ def build_tokenizer(
 
 
 def _build_backend(
-    name: str, files: dict[str, bytes], config: dict[str, Any], facts: dict[str, Any]
+    name: str,
+    files: dict[str, bytes],
+    config: dict[str, Any],
+    facts: dict[str, Any],
+    fast_encoder: bool,
 ) -> Tokenizer:
+    from smg.tokenizer import fastpath
+
     if "tokenizer.json" in files:
         import tokenizers
 
         from smg.tokenizer.hf_backend import HfTokenizer
 
         try:
-            hf = tokenizers.Tokenizer.from_str(files["tokenizer.json"].decode())
+            text = files["tokenizer.json"].decode()
+            hf = tokenizers.Tokenizer.from_str(text)
         except Exception as exc:  # tokenizers raises plain Exception on bad JSON
             raise TokenizerError(f"{name}: cannot load tokenizer.json: {exc}") from None
-        return HfTokenizer(hf, **facts)
+        fast = fastpath.encoder_for_tokenizer_json(text) if fast_encoder else None
+        return HfTokenizer(hf, fast, **facts)
     vocab = next(
         (k for k in sorted(files) if k == "tiktoken.model" or k.endswith(".tiktoken")), None
     )
@@ -158,11 +171,14 @@ def _build_backend(
             for i, entry in config.get("added_tokens_decoder", {}).items()
             if entry.get("special", True)
         }
+        pattern = config.get("pat_str") or CL100K_PATTERN
+        fast = fastpath.encoder_for_tiktoken(files[vocab], pattern, special) if fast_encoder else None
         return TiktokenTokenizer(
             ranks,
-            pattern=config.get("pat_str") or CL100K_PATTERN,
+            pattern=pattern,
             special_tokens=special,
             nfc=config.get("normalization") == "NFC",
+            fast=fast,
             **facts,
         )
     if "tokenizer.model" in files:

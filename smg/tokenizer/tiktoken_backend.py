@@ -52,6 +52,7 @@ class TiktokenTokenizer(Tokenizer):
         pattern: str,
         special_tokens: Mapping[str, int],
         nfc: bool = False,
+        fast: Any | None = None,
         **facts: Any,
     ) -> None:
         import tiktoken
@@ -78,12 +79,16 @@ class TiktokenTokenizer(Tokenizer):
         self._ranks = ranks
         self._by_id = {i: b for b, i in ranks.items()}
         self._encode = enc.encode
+        self.fast_encoder = fast
+        self._fast_encode = fast.encode if fast is not None else None
         self._decode_bytes = enc.decode_bytes
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         # add_special_tokens has nothing to add: tiktoken has no post-processor.
         if self.nfc:
             text = unicodedata.normalize("NFC", text)
+        if self._fast_encode is not None:
+            return self._fast_encode(text)
         return self._encode(text, allowed_special="all")
 
     def encode_batch(
@@ -91,6 +96,8 @@ class TiktokenTokenizer(Tokenizer):
     ) -> list[list[int]]:
         if self.nfc:
             texts = [unicodedata.normalize("NFC", t) for t in texts]
+        if self.fast_encoder is not None:
+            return self.fast_encoder.encode_batch(list(texts))
         assert self.tiktoken is not None
         return self.tiktoken.encode_batch(list(texts), allowed_special="all")
 

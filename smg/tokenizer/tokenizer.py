@@ -32,10 +32,17 @@ class Tokenizer:
     came from), ``named_chat_templates`` (tokenizer_config.json lists of templates) and
     ``files`` (name -> bytes of a directory that loads back to this tokenizer; the
     GetTokenizer rpc zips it).
+
+    ``encode`` uses the GIL-free ``smg._fast.bpe`` kernel when it is built and reproduces
+    this tokenizer exactly, else the backend library.
     """
 
     hf: tokenizers.Tokenizer | None = None
     tiktoken: tiktoken.Encoding | None = None
+    fast_encoder: Any | None = None
+    """The ``smg._fast.bpe.BpeEncoder`` that ``encode`` uses, when the kernel applies."""
+    encode_releases_gil: bool = True
+    """Whether ``encode`` lets other threads run (a thread pool then keeps a loop free)."""
 
     def __init__(
         self,

@@ -56,19 +56,21 @@ def model_dir(
 
 @pytest.fixture(scope="session")
 def deepseek_tok():
+    """The built-in DeepSeek tokenizer, encoding with HF tokenizers (loaded once)."""
     from smg.tokenizer import load_tokenizer
 
-    return load_tokenizer("deepseek")
+    return load_tokenizer("deepseek", fast_encoder=False)
 
 
 @pytest.fixture(scope="session")
 def qwen_tok():
+    """The built-in Qwen tokenizer, encoding with tiktoken (loaded once)."""
     from smg.tokenizer import load_tokenizer
 
-    return load_tokenizer("qwen")
+    return load_tokenizer("qwen", fast_encoder=False)
 
 
 @pytest.fixture(params=["deepseek", "qwen"])
 def builtin_tok(request: pytest.FixtureRequest):
-    """Each built-in tokenizer (loaded once per session)."""
+    """Each built-in tokenizer, library encoders (the kernel is tested against these)."""
     return request.getfixturevalue(f"{request.param}_tok")

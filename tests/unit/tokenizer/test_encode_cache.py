@@ -80,7 +80,7 @@ _pieces = st.sampled_from(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_prefix_cache_is_exact(tok: Tokenizer, data: st.DataObject) -> None:
     markers = sorted(tok.atomic_tokens().keys() & set(_template_markers(tok)))

@@ -142,7 +142,7 @@ def test_tokenizer_json_file_source_reads_sibling_configs(
 
 
 def test_tiktoken_file_source(qwen_tiktoken_file: pathlib.Path) -> None:
-    tok = load_tokenizer(qwen_tiktoken_file)
+    tok = load_tokenizer(qwen_tiktoken_file, fast_encoder=False)
     # No config next to it: cl100k split pattern, no special tokens, no template.
     assert tok.special_token_ids == frozenset()
     assert tok.chat_template is None
