@@ -43,15 +43,19 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
-from smg.router.policies.base import Policy, RequestInfo, least_loaded, routing_key
+from smg.router.policies.base import Policy, RequestInfo, routing_key
 from smg.router.policies.config import PolicyConfig
 from smg.router.worker import Worker
 
 __all__ = ["CacheAwarePolicy", "TreeFactory"]
 
 TreeFactory = Callable[[str, int], Any]  # (kind "text"|"tokens", page_size) -> RadixTree
+
+_load = attrgetter("load")
+_processed = attrgetter("processed")
 
 
 def _radix_tree(kind: str, page_size: int) -> Any:
@@ -76,6 +80,8 @@ class CacheAwarePolicy(Policy):
         self.evicted = 0
 
     # -- selection -----------------------------------------------------------------
+    # Hot path: per-worker work is a few C-level passes (map/attrgetter, comprehensions);
+    # per-tenant work only touches the tenants that matched.
     def select(self, workers: Sequence[Worker], request: RequestInfo) -> Worker | None:
         if not workers:
             return None
@@ -84,15 +90,17 @@ class CacheAwarePolicy(Policy):
         session = routing_key(request)
         if len(workers) == 1:
             chosen = workers[0]
-        elif self._imbalanced(workers):
-            self.stats["imbalanced"] += 1
-            chosen = self._rebalance(workers)
-        elif tree is None:
-            self.stats["no_key"] += 1
-            chosen = self._pick_miss(workers, {}, 0)
         else:
-            _, matches = tree.match_tenants(key)
-            chosen = self._pick(workers, matches, key, full_len, session)
+            loads = list(map(_load, workers))
+            if self._imbalanced(workers, loads):
+                self.stats["imbalanced"] += 1
+                chosen = self._rebalance(workers, loads)
+            elif tree is None:
+                self.stats["no_key"] += 1
+                chosen = self._pick_miss(workers, loads, {}, {}, 0)
+            else:
+                _, matches = tree.match_tenants(key)
+                chosen = self._pick(workers, loads, matches, key, full_len, session)
         if tree is not None:
             tree.insert(key, chosen.url)
             self._remember_key(key, chosen.url)
@@ -109,41 +117,49 @@ class CacheAwarePolicy(Policy):
         text = request.text
         return "text", (text or None), len(text or "")
 
-    def _imbalanced(self, workers: Sequence[Worker]) -> bool:
-        loads = [w.load for w in workers]
+    def _imbalanced(self, workers: Sequence[Worker], loads: list[int]) -> bool:
         lo, hi = min(loads), max(loads)
         cfg = self.config
         if hi - lo > cfg.balance_abs_threshold and hi > lo * cfg.balance_rel_threshold:
             return True
+        overload, spread = cfg.overload_token_usage_threshold, cfg.balance_token_usage_threshold
+        if overload >= 1.0 and spread >= 1.0:
+            return False  # KV triggers disabled (the default)
         usage = self._usage(workers)
         if usage is None:
             return False
-        if cfg.overload_token_usage_threshold < 1.0 and max(usage) > cfg.overload_token_usage_threshold:
-            return True
-        return cfg.balance_token_usage_threshold < 1.0 and max(usage) - min(usage) > cfg.balance_token_usage_threshold
+        return (overload < 1.0 and max(usage) > overload) or (spread < 1.0 and max(usage) - min(usage) > spread)
 
     @staticmethod
     def _usage(workers: Sequence[Worker]) -> list[float] | None:
         reports = [w.load_report for w in workers]
-        if any(r is None for r in reports):
+        if None in reports:
             return None
         return [r.token_usage for r in reports]  # type: ignore[union-attr]
 
-    def _rebalance(self, workers: Sequence[Worker]) -> Worker:
-        chosen = least_loaded(workers)
-        lo = chosen.load
+    def _rebalance(self, workers: Sequence[Worker], loads: list[int]) -> Worker:
+        lo = min(loads)
+        tied = [w for w, load in zip(workers, loads) if load == lo]
         if self._usage(workers) is not None:
-            # KV pressure counts too: among the least-loaded, the emptiest cache.
-            chosen = min((w for w in workers if w.load == lo), key=lambda w: w.load_report.token_usage)
-        return chosen
+            # KV pressure counts too: among the least loaded, the emptiest cache.
+            return min(tied, key=lambda w: w.load_report.token_usage)
+        return min(tied, key=_processed)
 
     def _pick(
-        self, workers: Sequence[Worker], matches: Mapping[Any, int], key: Any, full_len: int, session: str | None
+        self,
+        workers: Sequence[Worker],
+        loads: list[int],
+        matches: Mapping[Any, int],
+        key: Any,
+        full_len: int,
+        session: str | None,
     ) -> Worker:
-        best = max((matches.get(w.url, 0) for w in workers), default=0)
-        sticky = self._session_worker(session, workers)
+        by_url = {w.url: w for w in workers} if matches or session else {}
+        own = {url: m for url, m in matches.items() if m and url in by_url}
+        best = max(own.values(), default=0)
+        sticky = by_url.get(self._sessions.get(session)) if session else None
         if full_len and best / full_len > self.config.cache_threshold:
-            holders = [w for w in workers if matches.get(w.url, 0) == best]
+            holders = [by_url[url] for url, m in own.items() if m == best]
             if sticky is not None and sticky in holders:
                 self.stats["session"] += 1
                 return sticky
@@ -151,27 +167,38 @@ class CacheAwarePolicy(Policy):
             return self._least_loaded_random(holders)
         if best:
             url = self._recent.get(self._digest(key[:best]))
-            if url is not None and matches.get(url, 0) == best:
-                for w in workers:
-                    if w.url == url:
-                        self.stats["continuation"] += 1
-                        return w
+            if url is not None and own.get(url) == best:
+                self.stats["continuation"] += 1
+                return by_url[url]
         if sticky is not None:
             self.stats["session"] += 1
             return sticky
         self.stats["miss"] += 1
-        return self._pick_miss(workers, matches, full_len)
+        return self._pick_miss(workers, loads, own, by_url, full_len)
 
-    def _pick_miss(self, workers: Sequence[Worker], matches: Mapping[Any, int], full_len: int) -> Worker:
+    def _pick_miss(
+        self,
+        workers: Sequence[Worker],
+        loads: list[int],
+        own: Mapping[str, int],
+        by_url: Mapping[str, Worker],
+        full_len: int,
+    ) -> Worker:
         """Least-loaded band; longest significant own partial match, then lower load, then random."""
-        limit = min(w.load for w in workers) + self.config.miss_load_slack
-        band = [w for w in workers if w.load <= limit]
+        limit = min(loads) + self.config.miss_load_slack
         floor = max(full_len * self.config.cache_threshold / 2, 1)
-        scores = [m if (m := matches.get(w.url, 0)) >= floor else 0 for w in band]
-        best = max(scores)
-        if best > 0:
-            band = [w for w, score in zip(band, scores) if score == best]
-        return self._least_loaded_random(band)
+        significant = {url: m for url, m in own.items() if m >= floor and by_url[url].load <= limit}
+        if significant:
+            best = max(significant.values())
+            return self._least_loaded_random([by_url[url] for url, m in significant.items() if m == best])
+        return self._least_loaded_random([w for w, load in zip(workers, loads) if load <= limit])
+
+    def _least_loaded_random(self, workers: Sequence[Worker]) -> Worker:
+        if len(workers) == 1:
+            return workers[0]
+        lo = min(map(_load, workers))
+        tied = [w for w in workers if w.load == lo]
+        return tied[0] if len(tied) == 1 else tied[self.rng.randrange(len(tied))]
 
     @staticmethod
     def _digest(key: Any) -> int:
@@ -185,23 +212,7 @@ class CacheAwarePolicy(Policy):
         if len(recent) > self.config.session_capacity:
             recent.popitem(last=False)
 
-    def _least_loaded_random(self, workers: Sequence[Worker]) -> Worker:
-        lo = min(w.load for w in workers)
-        tied = [w for w in workers if w.load == lo]
-        return tied[0] if len(tied) == 1 else tied[self.rng.randrange(len(tied))]
-
     # -- sessions --------------------------------------------------------------------
-    def _session_worker(self, session: str | None, workers: Sequence[Worker]) -> Worker | None:
-        if not session:
-            return None
-        url = self._sessions.get(session)
-        if url is None:
-            return None
-        for w in workers:
-            if w.url == url:
-                return w
-        return None
-
     def _remember(self, session: str, url: str) -> None:
         sessions = self._sessions
         sessions[session] = url

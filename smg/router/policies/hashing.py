@@ -14,6 +14,7 @@ import hashlib
 import sys
 from array import array
 from collections.abc import Sequence
+from operator import attrgetter
 
 from smg.router.policies.base import (
     IMPLICIT_KEY_HEADERS,
@@ -27,6 +28,9 @@ from smg.router.policies.config import PolicyConfig
 from smg.router.worker import Worker
 
 __all__ = ["ConsistentHashPolicy", "HashRing", "PrefixHashPolicy", "hash64"]
+
+_url = attrgetter("url")
+_load = attrgetter("load")
 
 
 def hash64(data: str | bytes) -> int:
@@ -65,7 +69,7 @@ class _RingCache:
         self._rings: dict[tuple[str, ...], HashRing] = {}
 
     def ring(self, workers: Sequence[Worker]) -> HashRing:
-        urls = tuple(w.url for w in workers)
+        urls = tuple(map(_url, workers))
         ring = self._rings.get(urls)
         if ring is None:
             if len(self._rings) >= self.capacity:
@@ -152,7 +156,7 @@ class PrefixHashPolicy(Policy):
         if key is None:
             return least_loaded(workers)
         ring_worker = workers[self._rings.ring(workers).lookup(key)]
-        limit = (sum(w.load for w in workers) + 1) / len(workers) * self.load_factor
+        limit = (sum(map(_load, workers)) + 1) / len(workers) * self.load_factor
         if ring_worker.load <= limit:
             return ring_worker
         fallback = least_loaded(workers)

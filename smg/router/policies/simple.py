@@ -85,19 +85,31 @@ class LeastLoadPolicy(Policy):
         if all(w.load_report is None for w in workers):
             chosen = least_loaded(workers)
         else:
-            chosen = min(workers, key=lambda w: (self._cost(w), w.load, w.processed))
+            chosen = self._cheapest(workers)
         tokens = len(request.token_ids) if request.token_ids is not None else self.MEAN_PREFILL_TOKENS
         self._dispatched[chosen.id] = self._dispatched.get(chosen.id, 0) + tokens
         return chosen
 
-    def _cost(self, worker: Worker) -> float:
-        report = worker.load_report
-        if report is None:
-            return worker.load * self.MEAN_PREFILL_TOKENS / self.DEFAULT_THROUGHPUT
-        throughput = report.gen_throughput if report.gen_throughput > 0 else self.DEFAULT_THROUGHPUT
-        queued = report.waiting_uncached_tokens + self._dispatched.get(worker.id, 0)
-        k = min(max(report.token_usage, 0.0), 0.99)
-        return queued / throughput + self.KV_PRESSURE_WEIGHT * k / (1.0 - k)
+    def _cheapest(self, workers: Sequence[Worker]) -> Worker:
+        # One plain loop: this runs per request over every candidate.
+        dispatched = self._dispatched
+        per_request = self.MEAN_PREFILL_TOKENS / self.DEFAULT_THROUGHPUT
+        best: Worker = workers[0]
+        best_key: tuple[float, int, int] | None = None
+        for w in workers:
+            report = w.load_report
+            if report is None:
+                cost = w.load * per_request
+            else:
+                throughput = report.gen_throughput if report.gen_throughput > 0 else self.DEFAULT_THROUGHPUT
+                k = report.token_usage
+                k = 0.0 if k < 0.0 else (0.99 if k > 0.99 else k)
+                cost = (report.waiting_uncached_tokens + dispatched.get(w.id, 0)) / throughput
+                cost += self.KV_PRESSURE_WEIGHT * k / (1.0 - k)
+            key = (cost, w.load, w.processed)
+            if best_key is None or key < best_key:
+                best, best_key = w, key
+        return best
 
     def on_load_report(self, worker: Worker, report: LoadReport) -> None:
         self._dispatched.pop(worker.id, None)
