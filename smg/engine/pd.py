@@ -170,6 +170,8 @@ class PDRendezvous:
 
     @property
     def kv_role(self) -> str:
+        if self.role == "both":
+            return ""  # no KV connector
         if self.style == "vllm":
             return {"prefill": "kv_producer", "decode": "kv_consumer"}.get(self.role, "kv_both")
         return self.role
