@@ -251,3 +251,25 @@ def test_no_text_and_single_worker(make_policy):
     assert ca.select([], RequestInfo(text="x")) is None
     assert ca.select(workers[:1], RequestInfo(text=DOC)) is workers[0]
     assert ca.tree(None).tenant_size(workers[0].url) > 0
+
+
+def test_token_follow_up_is_a_continuation(make_policy):
+    """gRPC path: a follow-up's token ids extend the previous turn's (page-aligned) key."""
+    rng = random.Random(12)
+    workers = make_workers(4)
+    ca = make_policy()
+    turns = {}
+    for conv in range(8):
+        ids = [rng.randrange(150_000) for _ in range(rng.randint(40, 90))]
+        turns[conv] = [ids]
+        for _ in range(3):
+            ids = ids + [rng.randrange(150_000) for _ in range(rng.randint(300, 600))]
+            turns[conv].append(ids)
+    for turn in range(4):
+        for conv in range(8):
+            w = ca.select(workers, RequestInfo(token_ids=turns[conv][turn]))
+            if turn == 0:
+                turns[conv].append(w)
+            else:
+                assert w is turns[conv][-1], f"conversation {conv} moved at turn {turn}"
+    assert ca.stats["continuation"] > 0

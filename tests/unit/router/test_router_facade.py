@@ -115,3 +115,27 @@ def test_cache_aware_through_router_drops_removed_worker():
     reg.remove(holder.id)
     assert policy.tree(None).tenant_size(holder.url) == 0
     assert router.select(RequestInfo(text=text)) is not holder
+
+
+def test_failing_worker_leaves_rotation_and_returns_after_half_open():
+    now = [0.0]
+    cfg = BreakerConfig(failure_threshold=3, success_threshold=1, timeout_duration_secs=30.0)
+    workers = [Worker(f"http://127.0.0.1:{9100 + i}", breaker=CircuitBreaker(cfg, clock=lambda: now[0]))
+               for i in range(3)]
+    reg = WorkerRegistry(workers)
+    router = Router(reg, create_policy("round_robin"))
+    bad = workers[1]
+    served = []
+    for _ in range(30):
+        w = router.select(RequestInfo())
+        w.begin()
+        w.end(w is not bad)
+        served.append(w)
+    assert served[:3].count(bad) == 1
+    assert served[-20:].count(bad) == 0  # open after 3 consecutive failures
+    assert bad.breaker.state == "open"
+    now[0] += 30.0
+    assert bad in reg.available()  # half-open: let through again
+    bad.begin()
+    bad.end(True)
+    assert bad.breaker.state == "closed"

@@ -6,6 +6,8 @@ import random
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from _router_testlib import chat_prompts, make_workers
 
 from smg.router import (
@@ -226,3 +228,20 @@ def test_policy_registry_builtins_custom_and_errors():
 def test_empty_candidates_give_none():
     for name in ("random", "round_robin", "power_of_two", "least_load", "consistent_hash", "prefix_hash"):
         assert create_policy(name).select([], RequestInfo(text="hi")) is None
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(min_value=2, max_value=12),
+    gone=st.integers(min_value=0, max_value=11),
+    keys=st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=60, unique=True),
+)
+def test_ring_removal_moves_only_the_removed_workers_keys(n, gone, keys):
+    workers = make_workers(n)
+    ch = ConsistentHashPolicy(PolicyConfig(virtual_nodes=40))
+    gone_worker = workers[gone % n]
+    rest = [w for w in workers if w is not gone_worker]
+    for k in keys:
+        before = ch.select(workers, RequestInfo(user=k))
+        after = ch.select(rest, RequestInfo(user=k))
+        assert after is before or before is gone_worker
