@@ -1,5 +1,7 @@
 # Declarations shared with stops_c (the fused detok + stop scanner).
+from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint8_t, uint32_t
+from libc.string cimport memcpy
 
 
 cdef extern from "detok_core.h":
@@ -24,6 +26,26 @@ cdef extern from "detok_core.h":
     size_t smg_dt_push(smg_dt_state *s, const uint8_t *p, size_t len, uint8_t *out) noexcept nogil
     size_t smg_dt_flush(smg_dt_state *s, uint8_t *out) noexcept nogil
     size_t smg_dt_step(const smg_dt_table *t, smg_dt_state *s, int64_t id, uint8_t *out) noexcept nogil
+
+
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void *PyUnicode_DATA(object o)
+
+
+cdef inline str smg_text(const uint8_t *p, size_t n):
+    # Valid UTF-8 in; an ASCII run skips the decoder's own scan.
+    cdef size_t i
+    if n == 0:
+        return ""
+    for i in range(n):
+        if p[i] >= 0x80:
+            return PyUnicode_DecodeUTF8(<const char *>p, n, NULL)
+    if n == 1:
+        return PyUnicode_DecodeUTF8(<const char *>p, n, NULL)  # cached 1-char strs
+    s = PyUnicode_New(n, 127)
+    memcpy(PyUnicode_DATA(s), p, n)
+    return s
 
 
 cdef class DetokTable:

@@ -137,24 +137,6 @@ cdef uint8_t *_pack(pieces, dict first, uint32_t *off, uint8_t *flags, size_t *m
     return data
 
 
-cdef extern from "Python.h":
-    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
-    void *PyUnicode_DATA(object o)
-
-
-cdef inline str _text(const uint8_t *p, size_t n):
-    # Valid UTF-8 in; an ASCII run skips the decoder's own scan.
-    cdef size_t i
-    if n == 0:
-        return ""
-    for i in range(n):
-        if p[i] >= 0x80:
-            return PyUnicode_DecodeUTF8(<const char *>p, n, NULL)
-    if n == 1:
-        return PyUnicode_DecodeUTF8(<const char *>p, n, NULL)  # cached 1-char strs
-    s = PyUnicode_New(n, 127)
-    memcpy(PyUnicode_DATA(s), p, n)
-    return s
 
 
 cdef class Detokenizer:
@@ -216,12 +198,12 @@ cdef class Detokenizer:
         if p == NULL or plen == 0:
             return ""
         if 3 * (plen + 4) <= STACK_OUT:
-            return _text(buf, smg_dt_push(&self.s, p, plen, buf))
+            return smg_text(buf, smg_dt_push(&self.s, p, plen, buf))
         cdef uint8_t *heap = <uint8_t *>PyMem_Malloc(3 * (plen + 4))
         if heap == NULL:
             raise MemoryError()
         try:
-            return _text(heap, smg_dt_push(&self.s, p, plen, heap))
+            return smg_text(heap, smg_dt_push(&self.s, p, plen, heap))
         finally:
             PyMem_Free(heap)
 
@@ -255,7 +237,7 @@ cdef class Detokenizer:
                         PyMem_Free(out)
                     out = grown
                 o += smg_dt_push(&self.s, p, plen, out + o)
-            return _text(out, o)
+            return smg_text(out, o)
         finally:
             if out != stack:
                 PyMem_Free(out)
@@ -265,7 +247,7 @@ cdef class Detokenizer:
         if self._fallback is not None:
             return self._fallback.flush()
         cdef uint8_t buf[4]
-        return _text(buf, smg_dt_flush(&self.s, buf))
+        return smg_text(buf, smg_dt_flush(&self.s, buf))
 
 
 cdef struct _Req:
@@ -348,7 +330,7 @@ def detokenize_batch(detokenizers, token_ids_per_request):
             if reqs[r].table == NULL:
                 result.append((<Detokenizer>dets[r])._fallback.step_many(id_lists[r]))
             else:
-                result.append(_text(out + reqs[r].out_at, reqs[r].out_len))
+                result.append(smg_text(out + reqs[r].out_at, reqs[r].out_len))
         return result
     finally:
         PyMem_Free(reqs)

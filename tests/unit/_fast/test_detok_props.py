@@ -48,7 +48,7 @@ def _run(module, spec: TableSpec, ids: list[int], groups: list[int], skip: bool,
 
 
 @impls
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(data=st.data())
 def test_stream_equals_lossy_decode_of_all_bytes(impl, data):
     spec = data.draw(tables())
@@ -79,7 +79,7 @@ def test_deltas_are_complete_prefixes(impl, data):
 
 @pytest.mark.c_extension
 @pytest.mark.skipif(NO_EXTENSIONS, reason="SMG_NO_EXTENSIONS=1: pure-Python run")
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(data=st.data())
 def test_c_equals_python(data):
     py = importlib.import_module("smg._fast.detok_py")
