@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -41,3 +47,43 @@ async def grpc_worker(tokenizer, **config) -> AsyncIterator[tuple[Engine, grpc.a
         await channel.close()
         await server.stop(grace=None)
         await engine.close()
+
+
+READY = re.compile(r"^smg worker ready: (\w+)://([\d.]+):(\d+) model=(\S+) proto=(\S+)$")
+
+
+class WorkerProcess:
+    """``smg worker ARGS`` as a subprocess; ``port`` once it printed its ready line."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "smg", "worker", "--host", "127.0.0.1", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.lines: list[str] = []
+        self.ready: re.Match[str] | None = None
+
+    def wait_ready(self, timeout: float = 90.0) -> int:
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while self.ready is None:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("worker not ready:\n" + "\n".join(self.lines[-20:]))
+            line = self.proc.stdout.readline()
+            if line:
+                self.lines.append(line.rstrip("\n"))
+                self.ready = READY.match(line.rstrip("\n"))
+        return int(self.ready.group(3))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
