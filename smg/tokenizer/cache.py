@@ -12,6 +12,13 @@ of the previous request. ``CachedEncoder`` keeps:
   the prefix cache off for tokenizers where it does not hold (``prefix_disabled`` says why).
 
 Both levels are bounded and least-recently-used; all methods are thread-safe.
+
+Measured on a 12-turn, 12.7 KB chat prompt (the previous turn's prompt cached), as a
+ratio to encoding the whole prompt: with HF tokenizers (DeepSeek) a prefix hit costs
+0.07x and with tiktoken (Qwen) 0.39x, but with the ``smg._fast.bpe`` kernel it costs
+1.6-1.7x (the kernel encodes ~50 MB/s; scanning, slicing and seeding cost more). So the
+prefix level turns itself off for tokenizers that encode with the kernel. An exact hit
+costs 0.04-0.05x of a kernel encode (copying the ids out).
 """
 
 from __future__ import annotations
@@ -100,6 +107,9 @@ class CachedEncoder:
 
     def _setup_prefix_cache(self) -> None:
         tok = self.tokenizer
+        if tok.fast_encoder is not None:
+            self.prefix_disabled = "the smg._fast.bpe kernel encodes faster than a prefix hit"
+            return
         atomic = tok.atomic_tokens()
         template = tok.chat_template.source if tok.chat_template is not None else ""
         wanted = {s for s in atomic if s in template}

@@ -140,3 +140,14 @@ def test_concurrent_use(tok: Tokenizer) -> None:
     for t in threads:
         t.join(timeout=60)
     assert not errors
+
+
+def test_prefix_level_is_off_when_the_kernel_encodes(tiny_tokenizer_json: str) -> None:
+    files = {"tokenizer.json": tiny_tokenizer_json.encode(), "chat_template.jinja": b"{{ messages }}</s>"}
+    tok = build_tokenizer("tiny", files)
+    cache = CachedEncoder(tok, prefix_bytes=1024)
+    if tok.fast_encoder is None:
+        assert cache.prefix_disabled is None
+    else:
+        assert cache.prefix_disabled is not None and "kernel" in cache.prefix_disabled
+    assert cache.encode("a</s>b") == tok.encode("a</s>b")
