@@ -41,6 +41,7 @@ Where smg does better than SMG (users' complaints, peers.md section 7):
 
 from __future__ import annotations
 
+import random
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
@@ -68,7 +69,7 @@ class CacheAwarePolicy(Policy):
     name = "cache_aware"
 
     def __init__(
-        self, config: PolicyConfig = PolicyConfig(), rng=None, tree_factory: TreeFactory | None = None
+        self, config: PolicyConfig = PolicyConfig(), rng: random.Random | None = None, tree_factory: TreeFactory | None = None
     ) -> None:
         super().__init__(rng)
         self.config = config

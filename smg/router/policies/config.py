@@ -42,7 +42,7 @@ class PolicyConfig:
                           "loaded are candidates (chosen by their own partial match, then load)"},
     )
     session_capacity: int = field(
-        default=65536, metadata={"help": "cache_aware: sticky session keys remembered (LRU)"}
+        default=65536, metadata={"help": "cache_aware: session keys and recent request keys remembered (LRU each)"}
     )
     prefix_token_count: int = field(default=256, metadata={"help": "prefix_hash: tokens hashed for the key"})
     load_factor: float = field(

@@ -9,6 +9,7 @@ key stays where it was (about 1/N of the keys move).
 
 from __future__ import annotations
 
+import random
 import bisect
 import hashlib
 import sys
@@ -89,7 +90,7 @@ class ConsistentHashPolicy(Policy):
 
     name = "consistent_hash"
 
-    def __init__(self, config: PolicyConfig = PolicyConfig(), rng=None) -> None:
+    def __init__(self, config: PolicyConfig = PolicyConfig(), rng: random.Random | None = None) -> None:
         super().__init__(rng)
         self._rings = _RingCache(config.virtual_nodes)
 
@@ -133,7 +134,7 @@ class PrefixHashPolicy(Policy):
 
     name = "prefix_hash"
 
-    def __init__(self, config: PolicyConfig = PolicyConfig(), rng=None) -> None:
+    def __init__(self, config: PolicyConfig = PolicyConfig(), rng: random.Random | None = None) -> None:
         super().__init__(rng)
         self.prefix_token_count = config.prefix_token_count
         self.load_factor = config.load_factor

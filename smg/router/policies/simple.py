@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import itertools
 from collections.abc import Sequence
 
@@ -27,7 +28,7 @@ class RoundRobinPolicy(Policy):
 
     name = "round_robin"
 
-    def __init__(self, rng=None) -> None:
+    def __init__(self, rng: random.Random | None = None) -> None:
         super().__init__(rng)
         self._counter = itertools.count()
 
@@ -75,7 +76,7 @@ class LeastLoadPolicy(Policy):
     MEAN_PREFILL_TOKENS = 1024
     DEFAULT_THROUGHPUT = 2000.0  # tokens/s
 
-    def __init__(self, rng=None) -> None:
+    def __init__(self, rng: random.Random | None = None) -> None:
         super().__init__(rng)
         self._dispatched: dict[str, int] = {}  # worker id -> tokens sent since its last report
 
