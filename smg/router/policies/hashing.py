@@ -9,9 +9,9 @@ key stays where it was (about 1/N of the keys move).
 
 from __future__ import annotations
 
-import random
 import bisect
 import hashlib
+import random
 import sys
 from array import array
 from collections.abc import Sequence

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import random
 import itertools
+import random
 from collections.abc import Sequence
 
 from smg.router.policies.base import Policy, RequestInfo, least_loaded
