@@ -166,11 +166,17 @@ def _build_backend(
         )
 
         ranks = parse_tiktoken_ranks(files[vocab], vocab)
-        special = {
-            str(entry["content"]): int(i)
-            for i, entry in config.get("added_tokens_decoder", {}).items()
-            if entry.get("special", True)
-        }
+        try:
+            special = {
+                str(entry["content"]): int(i)
+                for i, entry in (config.get("added_tokens_decoder") or {}).items()
+                if entry.get("special", True)
+            }
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise TokenizerError(
+                f"{name}: tokenizer_config.json added_tokens_decoder is not "
+                '{"id": {"content": ..., "special": ...}}'
+            ) from None
         pattern = config.get("pat_str") or CL100K_PATTERN
         fast = fastpath.encoder_for_tiktoken(files[vocab], pattern, special) if fast_encoder else None
         return TiktokenTokenizer(

@@ -55,8 +55,12 @@ class TiktokenTokenizer(Tokenizer):
         fast: Any | None = None,
         **facts: Any,
     ) -> None:
-        import tiktoken
-
+        try:
+            import tiktoken
+        except ImportError:
+            raise TokenizerError(
+                f"{facts['name']}: a tiktoken vocabulary needs the tiktoken package"
+            ) from None
         try:
             enc = tiktoken.Encoding(
                 facts["name"],

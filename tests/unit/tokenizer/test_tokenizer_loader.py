@@ -239,3 +239,21 @@ def test_files_load_back_to_the_same_tokenizer(model_dir: Callable[..., pathlib.
     assert "chat_template.json" not in tok.files
     assert tok.files["chat_template.jinja"] == b"T"
     assert json.loads(tok.files["generation_config.json"]) == {"eos_token_id": 2}
+
+
+def test_tiktoken_directory_with_config(
+    tmp_path: pathlib.Path, qwen_tok: Tokenizer
+) -> None:
+    # A directory that is the Qwen files written out loads to the same tokenizer.
+    for name, data in qwen_tok.files.items():
+        (tmp_path / name).write_bytes(data)
+    tok = load_tokenizer(tmp_path, fast_encoder=False)
+    assert tok.special_token_ids == qwen_tok.special_token_ids
+    assert tok.eos_token_ids == qwen_tok.eos_token_ids
+    text = "<|im_start|>user\n12345 héllo<|im_end|>"
+    assert tok.encode(text) == qwen_tok.encode(text)
+    config = json.loads(qwen_tok.files["tokenizer_config.json"])
+    config["added_tokens_decoder"] = ["not", "a", "mapping"]
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(TokenizerError, match="added_tokens_decoder"):
+        load_tokenizer(tmp_path, fast_encoder=False)
