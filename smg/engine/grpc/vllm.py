@@ -207,6 +207,7 @@ class VllmServicer(vllm_engine_pb2_grpc.VllmEngineServicer):
             yield chunk
 
     async def SubscribeKvEvents(self, request, context):  # noqa: N802
+        await context.send_initial_metadata(())  # answer at once; events come when they come
         async for batch in self.engine.kv_events(request.start_sequence_number):
             yield event_batch_pb(batch)
 
