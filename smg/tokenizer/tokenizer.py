@@ -42,7 +42,9 @@ class Tokenizer:
     fast_encoder: Any | None = None
     """The ``smg._fast.bpe.BpeEncoder`` that ``encode`` uses, when the kernel applies."""
     encode_releases_gil: bool = True
-    """Whether ``encode`` lets other threads run (a thread pool then keeps a loop free)."""
+    """Whether ``encode`` of a long text lets other threads run, so a worker thread keeps
+    the event loop free: true for all backends (the bpe kernel and tiktoken release the
+    GIL; HF tokenizers is called through its GIL-free ``encode_batch`` for long texts)."""
 
     def __init__(
         self,

@@ -9,8 +9,10 @@ from collections.abc import Callable
 
 import pytest
 import tokenizers
+import tokenizers.processors
 
-from smg.tokenizer import Tokenizer, TokenizerError, load_tokenizer
+from smg.tokenizer import Tokenizer, TokenizerError, build_tokenizer, load_tokenizer
+from smg.tokenizer.hf_backend import GIL_FREE_CHARS
 from smg.tokenizer.templates import builtin_template
 
 TEXTS = [
@@ -49,6 +51,22 @@ def test_deepseek_matches_hf_tokenizers(
     ids = deepseek.encode(text)
     assert deepseek.decode(ids, skip_special_tokens=False) == text
     assert deepseek.hf is not None and deepseek.tiktoken is None
+    # Long texts take the GIL-free encode_batch route; same ids.
+    long = text * 40
+    assert len(long) >= GIL_FREE_CHARS
+    assert deepseek.encode(long) == ref.encode(long, add_special_tokens=False).ids
+
+
+def test_add_special_tokens_runs_the_post_processor(tiny_tokenizer_json: str) -> None:
+    hf = tokenizers.Tokenizer.from_str(tiny_tokenizer_json)
+    hf.post_processor = tokenizers.processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", hf.token_to_id("<s>"))]
+    )
+    tok = build_tokenizer("tiny", {"tokenizer.json": hf.to_str().encode()}, fast_encoder=False)
+    bos = tok.token_to_id("<s>")
+    for text in ("hello world", "hello world " * 200):
+        assert tok.encode(text, add_special_tokens=True) == [bos, *tok.encode(text)]
+        assert tok.encode(text, add_special_tokens=True) == hf.encode(text).ids
 
 
 def test_deepseek_facts(deepseek: Tokenizer) -> None:
