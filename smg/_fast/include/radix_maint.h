@@ -19,15 +19,25 @@ static int rx_init(rx_tree *t, int kind, uint32_t page) {
     return 0;
 }
 
-/* Take tenant's entry (index i) off n; free n when no tenant is left. Returns units. */
-static uint32_t rx_drop(rx_tree *t, rx_node *n, uint32_t i) {
+/* Take the entry (index i) off n, which must be a leaf of its tenant; free n when no
+ * tenant is left. A parent left with no child holding the tenant becomes its leaf: put
+ * back in epoch order (sorted) or at the front. Returns units. */
+static uint32_t rx_drop(rx_tree *t, rx_node *n, uint32_t i, int sorted) {
     rx_entry *e = &n->ents[i];
-    uint32_t units = n->units;
-    t->tenants[e->tenant].size -= units;
-    rx_lru_unlink(t, n, e);
+    uint32_t tenant = e->tenant, units = n->units;
+    rx_node *p = n->parent;
+    if (e->listed) rx_lru_unlink(t, e);
+    t->tenants[tenant].size -= units;
     rx_ent_remove(n, i);
+    if (p != t->root) {
+        rx_entry *pe = rx_ent(p, tenant);
+        if (--pe->tkids == 0) {
+            if (sorted) rx_lru_sorted(t, p, pe);
+            else rx_lru_before(t, p, pe, t->tenants[tenant].oldest);
+        }
+    }
     if (n->nents == 0 && n->nkids == 0) {
-        rx_kid_del(n->parent, n);
+        rx_kid_del(p, n);
         rx_node_free(t, n);
     } else if (n->ecap >= 8 && n->nents <= n->ecap / 4) {
         rx_entry *e2 = (rx_entry *)rx_resize(t, n->ents, n->ecap * sizeof(rx_entry),
@@ -47,7 +57,7 @@ static uint64_t rx_evict(rx_tree *t, uint64_t budget) {
         rx_tenant *T = &t->tenants[id];
         while (T->size > budget && T->oldest) {
             rx_node *n = T->oldest;
-            evicted += rx_drop(t, n, (uint32_t)rx_find(n, id));
+            evicted += rx_drop(t, n, (uint32_t)rx_find(n, id), 1);
         }
     }
     return evicted;
@@ -60,7 +70,7 @@ static uint64_t rx_remove_tenant(rx_tree *t, uint32_t id) {
     rx_tenant *T = &t->tenants[id];
     while (T->oldest) {
         rx_node *n = T->oldest;
-        removed += rx_drop(t, n, (uint32_t)rx_find(n, id));
+        removed += rx_drop(t, n, (uint32_t)rx_find(n, id), 0);
     }
     return removed;
 }
@@ -96,7 +106,7 @@ static void rx_destroy(rx_tree *t) {
 
 /* 0 when the tree is consistent, else a number naming the first broken rule. */
 static int rx_check(rx_tree *t) {
-    uint64_t cap = t->nodes + 1, top = 0, nodes = 0, stored = 0, nents = 0;
+    uint64_t cap = t->nodes + 1, top = 0, nodes = 0, stored = 0, nents = 0, nleaves = 0;
     rx_node **stack = (rx_node **)malloc(cap * sizeof(rx_node *));
     uint64_t *sizes = (uint64_t *)calloc(t->ntenants + 1, sizeof(uint64_t));
     int err = 0;
@@ -128,37 +138,32 @@ static int rx_check(rx_tree *t) {
             if (id >= t->ntenants || (i && n->ents[i - 1].tenant >= id)) err = 8;
             else if (n->parent != t->root && rx_find(n->parent, id) < 0) err = 9;
             else sizes[id] += n->units;
+            if (err) break;
+            uint32_t holding = 0;
+            for (uint32_t k = 0; k < n->nkids; k++) holding += rx_find(n->kids[k], id) >= 0;
+            if (holding != n->ents[i].tkids || n->ents[i].listed != (holding == 0)) err = 18;
+            nleaves += holding == 0;
         }
     }
     if (!err && (nodes != t->nodes || stored != t->stored)) err = 10;
-    /* LRU lists: each visits exactly the tenant's entries, epochs never decrease, and a
-     * node comes before its parent (marks in _pad say "already visited"). */
+    /* leaf lists: exactly the listed entries, in strictly increasing epoch order */
     uint64_t listed = 0;
     for (uint32_t id = 0; id < t->ntenants && !err; id++) {
         rx_tenant *T = &t->tenants[id];
         if (T->size != sizes[id]) err = 11;
         rx_node *prev = NULL;
-        uint64_t last = 0;
         for (rx_node *n = T->oldest; n && !err; n = rx_ent(n, id)->newer) {
             int64_t i = rx_find(n, id);
             if (i < 0) { err = 12; break; }
             rx_entry *e = &n->ents[i];
-            if (e->older != prev || e->epoch < last || e->_pad) err = 13;
-            else if (n->parent != t->root && rx_ent(n->parent, id)->_pad) err = 14;
-            e->_pad = 1;
+            if (e->older != prev || !e->listed || e->tkids) err = 13;
+            else if (prev && rx_ent(prev, id)->epoch >= e->epoch) err = 14;
             prev = n;
-            last = e->epoch;
             if (++listed > nents) err = 15;
         }
         if (!err && T->newest != prev) err = 16;
-        for (rx_node *n = T->oldest; n;) {
-            int64_t i = rx_find(n, id);
-            if (i < 0 || !n->ents[i]._pad) break;
-            n->ents[i]._pad = 0;
-            n = n->ents[i].newer;
-        }
     }
-    if (!err && listed != nents) err = 17;
+    if (!err && listed != nleaves) err = 17;
     free(stack);
     free(sizes);
     return err;

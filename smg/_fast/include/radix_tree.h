@@ -12,11 +12,12 @@
  *   for pages longer than one token, the whole first page).
  * - Each node keeps a sorted array of (tenant, epoch) entries. A tenant present at a node
  *   is present at every ancestor, so one descent gives every tenant's match length.
- * - Every tenant has an intrusive doubly linked list through its entries, oldest first.
- *   An insert moves the nodes on its path to the new end with deeper nodes placed before
- *   shallower ones, and a split puts the new upper node right after the old one, so a
- *   node's descendants holding the same tenant are always older than it: the oldest node
- *   of a tenant is a leaf for that tenant, and eviction pops from the front, O(evicted).
+ * - Every tenant has an intrusive doubly linked list of its leaves (nodes holding it where
+ *   no child holds it), oldest first; entries count the children holding their tenant.
+ *   An insert stamps every node on its path and moves only the final node to the new end,
+ *   so the list stays sorted by epoch (a tenant's leaves never share an epoch). Eviction
+ *   pops the front, and a parent that becomes a leaf is put back in epoch order (almost
+ *   always at the front): O(evicted), with no walk over the tree.
  */
 #ifndef SMG_RADIX_TREE_H
 #define SMG_RADIX_TREE_H
@@ -40,9 +41,10 @@ typedef struct rx_node rx_node;
 
 typedef struct {
     uint32_t tenant;
-    uint32_t _pad;
+    uint32_t tkids : 31;    /* children holding this tenant */
+    uint32_t listed : 1;    /* in the tenant's leaf list (exactly when tkids == 0) */
     uint64_t epoch;
-    rx_node *older, *newer; /* neighbours in the tenant's LRU list */
+    rx_node *older, *newer; /* neighbours in the tenant's leaf list */
 } rx_entry;
 
 struct rx_node {
@@ -267,21 +269,22 @@ static void rx_ent_remove(rx_node *n, uint32_t i) {
     memmove(n->ents + i, n->ents + i + 1, (n->nents - i) * sizeof(rx_entry));
 }
 
-/* ---- per-tenant LRU lists --------------------------------------------------------------- */
+/* ---- per-tenant leaf lists ------------------------------------------------------------ */
 
-static void rx_lru_unlink(rx_tree *t, rx_node *n, rx_entry *e) {
+static void rx_lru_unlink(rx_tree *t, rx_entry *e) {
     rx_tenant *T = &t->tenants[e->tenant];
     if (e->older) rx_ent(e->older, e->tenant)->newer = e->newer;
     else T->oldest = e->newer;
     if (e->newer) rx_ent(e->newer, e->tenant)->older = e->older;
     else T->newest = e->older;
     e->older = e->newer = NULL;
-    (void)n;
+    e->listed = 0;
 }
 
 /* Link n (entry e) just before `at` in e's tenant list; at the newest end when at == NULL. */
 static void rx_lru_before(rx_tree *t, rx_node *n, rx_entry *e, rx_node *at) {
     rx_tenant *T = &t->tenants[e->tenant];
+    e->listed = 1;
     if (!at) {
         e->older = T->newest;
         e->newer = NULL;
@@ -298,15 +301,12 @@ static void rx_lru_before(rx_tree *t, rx_node *n, rx_entry *e, rx_node *at) {
     a->older = n;
 }
 
-/* Link n (entry e) just after `at` (which holds the same tenant). */
-static void rx_lru_after(rx_tree *t, rx_node *n, rx_entry *e, rx_node *at) {
-    rx_tenant *T = &t->tenants[e->tenant];
-    rx_entry *a = rx_ent(at, e->tenant);
-    e->older = at;
-    e->newer = a->newer;
-    if (a->newer) rx_ent(a->newer, e->tenant)->older = n;
-    else T->newest = n;
-    a->newer = n;
+/* Link n in epoch order, searching from the oldest end (a new leaf during eviction
+ * almost always belongs at the front). */
+static void rx_lru_sorted(rx_tree *t, rx_node *n, rx_entry *e) {
+    rx_node *at = t->tenants[e->tenant].oldest;
+    while (at && rx_ent(at, e->tenant)->epoch < e->epoch) at = rx_ent(at, e->tenant)->newer;
+    rx_lru_before(t, n, e, at);
 }
 
 #include "radix_walk.h"

@@ -12,6 +12,7 @@ static void rx_relocate(rx_tree *t, const rx_node *old, rx_node *n) {
     for (uint32_t i = 0; i < n->nents; i++) {
         rx_entry *e = &n->ents[i];
         rx_tenant *T = &t->tenants[e->tenant];
+        if (!e->listed) continue;
         if (e->older) rx_ent(e->older, e->tenant)->newer = n;
         else T->oldest = n;
         if (e->newer) rx_ent(e->newer, e->tenant)->older = n;
@@ -19,8 +20,9 @@ static void rx_relocate(rx_tree *t, const rx_node *old, rx_node *n) {
     }
 }
 
-/* Split c after its first m bytes (mu units). Returns the new upper node, which keeps c's
- * tenants and epochs and sits right after c in each tenant's list; c keeps the rest. */
+/* Split c after its first m bytes (mu units). Returns the new upper node, which holds c's
+ * tenants with their epochs (and c as their one child, so it is nobody's leaf); c keeps
+ * the rest of the edge and its place in the leaf lists. */
 static rx_node *rx_split(rx_tree *t, rx_node *c, uint32_t m, uint32_t mu) {
     rx_node *mid = rx_node_new(t, c->edge, m, mu);
     if (!mid) return NULL;
@@ -38,10 +40,10 @@ static rx_node *rx_split(rx_tree *t, rx_node *c, uint32_t m, uint32_t mu) {
     mid->kcap = 2;
     mid->ecap = mid->nents = c->nents;
     for (uint32_t i = 0; i < c->nents; i++) {
-        mid->ents[i].tenant = c->ents[i].tenant;
-        mid->ents[i]._pad = 0;
-        mid->ents[i].epoch = c->ents[i].epoch;
-        rx_lru_after(t, mid, &mid->ents[i], c);
+        mid->ents[i] = c->ents[i];
+        mid->ents[i].tkids = 1;
+        mid->ents[i].listed = 0;
+        mid->ents[i].older = mid->ents[i].newer = NULL;
     }
     rx_node *p = c->parent;
     for (uint32_t i = 0; i < p->nkids; i++)
@@ -65,27 +67,27 @@ static rx_node *rx_split(rx_tree *t, rx_node *c, uint32_t m, uint32_t mu) {
     return mid;
 }
 
-/* Give n to tenant at this epoch and place it just before `*touched` in the tenant's
- * list (the shallower node this insert touched last); n becomes `*touched`. */
-static int rx_attach(rx_tree *t, rx_node *n, uint32_t tenant, uint64_t epoch,
-                     rx_node **touched) {
+/* Stamp n for tenant at this epoch, creating its entry if needed (n's parent then gains
+ * a child holding the tenant, so it stops being one of its leaves). */
+static rx_entry *rx_stamp(rx_tree *t, rx_node *n, uint32_t tenant, uint64_t epoch) {
     int64_t i = rx_find(n, tenant);
     rx_entry *e;
-    if (i < 0) {
-        e = rx_ent_insert(t, n, (uint32_t)(-i - 1));
-        if (!e) return RX_ENOMEM;
-        e->tenant = tenant;
-        e->_pad = 0;
-        e->older = e->newer = NULL;
-        t->tenants[tenant].size += n->units;
-    } else {
+    if (i >= 0) {
         e = &n->ents[i];
-        rx_lru_unlink(t, n, e);
+        e->epoch = epoch;
+        return e;
     }
+    e = rx_ent_insert(t, n, (uint32_t)(-i - 1));
+    if (!e) return NULL;
+    memset(e, 0, sizeof(*e));
+    e->tenant = tenant;
     e->epoch = epoch;
-    rx_lru_before(t, n, e, *touched);
-    *touched = n;
-    return 0;
+    t->tenants[tenant].size += n->units;
+    if (n->parent != t->root) {
+        rx_entry *pe = rx_ent(n->parent, tenant);
+        if (pe->tkids++ == 0 && pe->listed) rx_lru_unlink(t, pe);
+    }
+    return e;
 }
 
 static int rx_reserve(rx_tree *t, uint32_t ntenants) {
@@ -122,7 +124,7 @@ static int64_t rx_most_recent(const rx_node *n) {
 static int rx_walk(rx_tree *t, const uint8_t *key, size_t n, uint64_t key_units, int flags,
                    uint32_t tenant, uint32_t cap, uint32_t *lens, uint32_t *out_ids,
                    uint32_t *out_lens, rx_result *res) {
-    rx_node *node = t->root, *deepest = NULL, *touched = NULL;
+    rx_node *node = t->root, *deepest = NULL;
     size_t pos = 0;
     uint32_t done = 0;
     uint64_t epoch = 0;
@@ -152,21 +154,30 @@ static int rx_walk(rx_tree *t, const uint8_t *key, size_t n, uint64_t key_units,
             c = rx_split(t, c, (uint32_t)m, mu);
             if (!c) return RX_ENOMEM;
         }
-        if ((flags & RX_INSERT) && rx_attach(t, c, tenant, epoch, &touched) < 0) return RX_ENOMEM;
+        if ((flags & RX_INSERT) && !rx_stamp(t, c, tenant, epoch)) return RX_ENOMEM;
         node = c;
     }
     res->matched = done;
     if (deepest && !(flags & RX_INSERT)) res->best = rx_most_recent(deepest);
     if (flags & RX_LENS)
         for (uint32_t i = 0; i < res->nout; i++) out_lens[i] = lens[out_ids[i]];
-    if ((flags & RX_INSERT) && pos < n) {
+    if (!(flags & RX_INSERT)) return 0;
+    if (pos < n) {
         rx_node *leaf = rx_node_new(t, key + pos, (uint32_t)(n - pos), (uint32_t)(key_units - done));
         if (!leaf) return RX_ENOMEM;
         if (rx_kid_add(t, node, leaf) < 0) {
             rx_node_free(t, leaf);
             return RX_ENOMEM;
         }
-        if (rx_attach(t, leaf, tenant, epoch, &touched) < 0) return RX_ENOMEM;
+        if (!rx_stamp(t, leaf, tenant, epoch)) return RX_ENOMEM;
+        node = leaf;
+    }
+    if (node != t->root) { /* the final node: to the newest end if it is the tenant's leaf */
+        rx_entry *e = rx_ent(node, tenant);
+        if (e->tkids == 0) {
+            if (e->listed) rx_lru_unlink(t, e);
+            rx_lru_before(t, node, e, NULL);
+        }
     }
     return 0;
 }
