@@ -4,8 +4,8 @@ Everything goes through ``build_tokenizer(name, files)``: ``files`` maps file na
 bytes, as a model directory or a GetTokenizer zip holds them, so loading from disk and
 from the wire are the same code.
 
-Backend, in priority order: ``tokenizer.json`` (HF tokenizers), then ``tiktoken.model``
-or ``*.tiktoken``. Chat template: the explicit ``chat_template`` argument, then
+Backend, in priority order: ``tokenizer.json`` (HF tokenizers), then ``vocab.json`` +
+``merges.txt`` (converted to a tokenizer.json), then ``tiktoken.model`` or ``*.tiktoken``. Chat template: the explicit ``chat_template`` argument, then
 ``chat_template.json``, ``chat_template.jinja``, any other ``*.jinja``, then
 ``tokenizer_config.json``'s ``chat_template`` (a string, or a list of named templates
 where "default" is used). EOS ids: the union of ``eos_token_id`` in
@@ -38,6 +38,8 @@ CONFIG_FILES = (
     "chat_template.json",
     "tiktoken.model",
     "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
 )
 TEMPLATE_FILE = "chat_template.jinja"
 
@@ -143,6 +145,12 @@ def _build_backend(
 ) -> Tokenizer:
     from smg.tokenizer import fastpath
 
+    if "tokenizer.json" not in files and {"vocab.json", "merges.txt"} <= files.keys():
+        from smg.tokenizer.vocab_merges import tokenizer_json_from_vocab_merges
+
+        # Built once here; stored so the GetTokenizer bundle carries the exact tokenizer.
+        files["tokenizer.json"] = tokenizer_json_from_vocab_merges(name, files, config).encode()
+        del files["vocab.json"], files["merges.txt"]
     if "tokenizer.json" in files:
         import tokenizers
 
@@ -191,7 +199,9 @@ def _build_backend(
         raise TokenizerError(
             f"{name}: only a SentencePiece tokenizer.model was found; smg needs tokenizer.json"
         )
-    raise TokenizerError(f"{name}: no tokenizer.json (nor *.tiktoken / tiktoken.model) found")
+    raise TokenizerError(
+        f"{name}: no tokenizer.json (nor vocab.json + merges.txt, *.tiktoken, tiktoken.model) found"
+    )
 
 
 def _json(files: Mapping[str, bytes], filename: str, name: str) -> dict[str, Any]:

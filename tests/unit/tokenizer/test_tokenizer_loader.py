@@ -275,3 +275,37 @@ def test_tiktoken_directory_with_config(
     (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
     with pytest.raises(TokenizerError, match="added_tokens_decoder"):
         load_tokenizer(tmp_path, fast_encoder=False)
+
+
+def test_vocab_json_and_merges_txt(tmp_path: pathlib.Path, tiny_tokenizer_json: str) -> None:
+    hf = tokenizers.Tokenizer.from_str(tiny_tokenizer_json)
+    hf.model.save(str(tmp_path))
+    assert {p.name for p in tmp_path.iterdir()} == {"vocab.json", "merges.txt"}
+    specials = {str(hf.token_to_id(s)): {"content": s, "special": True} for s in ("<s>", "</s>", "<|eot|>")}
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": specials}))
+    tok = load_tokenizer(tmp_path)
+    text = "hello world<|eot|> the lazy dog héllo"
+    assert tok.encode(text) == hf.encode(text, add_special_tokens=False).ids
+    assert tok.decode(tok.encode(text), skip_special_tokens=False) == text
+    assert tok.special_token_ids == {int(i) for i in specials}
+    # The bundle carries the built tokenizer.json instead of the pair.
+    assert "tokenizer.json" in tok.files and "vocab.json" not in tok.files
+
+
+def test_vocab_merges_qwen2_class_uses_the_qwen2_split(tmp_path: pathlib.Path, tiny_tokenizer_json: str) -> None:
+    tokenizers.Tokenizer.from_str(tiny_tokenizer_json).model.save(str(tmp_path))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "Qwen2Tokenizer"}))
+    tok = load_tokenizer(tmp_path, fast_encoder=False)
+    data = json.loads(tok.files["tokenizer.json"])
+    assert data["normalizer"]["type"] == "NFC"
+    assert data["pre_tokenizer"]["pretokenizers"][0]["type"] == "Split"
+    # Qwen2 splits digits one by one, GPT-2 keeps a digit run together.
+    assert len(tok.encode("12345")) == 5
+
+
+def test_added_token_ids_must_fit_the_vocabulary(tmp_path: pathlib.Path, tiny_tokenizer_json: str) -> None:
+    tokenizers.Tokenizer.from_str(tiny_tokenizer_json).model.save(str(tmp_path))
+    config = {"added_tokens_decoder": {"99999": {"content": "<|far|>", "special": True}}}
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(TokenizerError, match="<\\|far\\|>"):
+        load_tokenizer(tmp_path)
