@@ -23,10 +23,13 @@ cdef extern from "bpe_encode.c":
     int bpe_vocab_put(bpe_encoder *e, const uint8_t *s, size_t n, uint32_t id)
     int bpe_pairs_from_vocab(bpe_encoder *e)
     int bpe_added_put(bpe_encoder *e, const uint8_t *s, size_t n, uint32_t id, uint32_t flags)
-    int bpe_encode(bpe_encoder *e, const char *s, size_t n, int allow_special, int pieces, bpe_vec *out) nogil
+    int bpe_encode_text(bpe_encoder *e, const void *data, int kind, size_t n, int allow_special, int pieces,
+                        bpe_vec *out) nogil
 
 
 cdef class BpeCore:
     cdef bpe_encoder enc
     cdef bint ready
+    cdef tuple ints
     cdef list _run(self, str text, bint allow_special, int pieces)
+    cdef list _to_list(self, bpe_vec *v)

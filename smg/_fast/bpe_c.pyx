@@ -10,6 +10,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_FromUnsignedLong
 from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.unicode cimport PyUnicode_AsUTF8String
 from libc.stdint cimport uint8_t, uint32_t
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
@@ -18,8 +19,10 @@ from libc.stdlib cimport free
 from smg._fast.bpe_py import ADDED_LSTRIP, ADDED_NORMALIZED, ADDED_RSTRIP, ADDED_SPECIAL, SPLITS
 
 cdef extern from "Python.h":
-    const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
     bint PyUnicode_IS_ASCII(object s)
+    int PyUnicode_KIND(object s)
+    const void *PyUnicode_DATA(object s)
+    Py_ssize_t PyUnicode_GET_LENGTH(object s)
 
 __all__ = ["ADDED_LSTRIP", "ADDED_NORMALIZED", "ADDED_RSTRIP", "ADDED_SPECIAL", "SPLITS", "BpeCore"]
 
@@ -43,17 +46,6 @@ cdef int _check(int rc) except -1:
     if rc:
         raise ValueError("BPE table overflow (more entries than announced)")
     return 0
-
-
-cdef list _to_list(bpe_vec *v):
-    cdef list out = PyList_New(v.n)
-    cdef size_t i
-    cdef object x
-    for i in range(v.n):
-        x = PyLong_FromUnsignedLong(v.v[i])
-        Py_INCREF(x)
-        PyList_SET_ITEM(out, i, x)
-    return out
 
 
 cdef class BpeCore:
@@ -85,6 +77,8 @@ cdef class BpeCore:
         else:
             for rank, (a, b, m) in enumerate(pairs):
                 _check(bpe_pair_put(&self.enc, a, b, rank, m))
+        top = max(max(vocab.values(), default=0), max((a[1] for a in added), default=0))
+        self.ints = tuple(range(top + 1))  # the result lists share these int objects
         cdef bytes content
         for text, tid, flags in added:
             content = text.encode("utf-8")
@@ -105,57 +99,65 @@ cdef class BpeCore:
         return [raw[spans[i]:spans[i + 1]].decode("utf-8") for i in range(0, len(spans), 2)]
 
     cdef list _run(self, str text, bint allow_special, int pieces):
-        cdef Py_ssize_t n
-        cdef const char *data
-        cdef object keep = text
-        if PyUnicode_IS_ASCII(text):
-            data = PyUnicode_AsUTF8AndSize(text, &n)
-        else:
-            keep = _utf8(text)
-            data = PyBytes_AS_STRING(keep)
-            n = PyBytes_GET_SIZE(keep)
+        cdef const void *data = PyUnicode_DATA(text)
+        cdef int kind = 0 if PyUnicode_IS_ASCII(text) else PyUnicode_KIND(text)
+        cdef size_t n = <size_t>PyUnicode_GET_LENGTH(text)
         cdef bpe_vec out
         out.v = NULL
         out.n = out.cap = 0
         cdef int rc
         with nogil:
-            rc = bpe_encode(&self.enc, data, <size_t>n, allow_special, pieces, &out)
+            rc = bpe_encode_text(&self.enc, data, kind, n, allow_special, pieces, &out)
         try:
             if rc:
                 raise MemoryError()
-            return _to_list(&out)
+            return self._to_list(&out)
         finally:
             free(out.v)
 
-    def encode_batch(self, texts, bint allow_special=True):
-        cdef list keep = [t if t.isascii() else _utf8(t) for t in texts]
-        cdef Py_ssize_t count = len(keep), i, n
-        cdef const char **data = <const char **>PyMem_Calloc(count + 1, sizeof(char *))
+    cdef list _to_list(self, bpe_vec *v):
+        cdef list out = PyList_New(v.n)
+        cdef tuple ints = self.ints
+        cdef size_t i, top = len(ints)
+        cdef object x
+        for i in range(v.n):
+            if v.v[i] < top:
+                x = <object>PyTuple_GET_ITEM(ints, v.v[i])
+            else:
+                x = PyLong_FromUnsignedLong(v.v[i])
+            Py_INCREF(x)
+            PyList_SET_ITEM(out, i, x)
+        return out
+
+    def encode_batch(self, list texts, bint allow_special=True):
+        cdef Py_ssize_t count = len(texts), i
+        cdef const void **data = <const void **>PyMem_Calloc(count + 1, sizeof(void *))
+        cdef int *kinds = <int *>PyMem_Calloc(count + 1, sizeof(int))
         cdef size_t *sizes = <size_t *>PyMem_Calloc(count + 1, sizeof(size_t))
         cdef bpe_vec *outs = <bpe_vec *>PyMem_Calloc(count + 1, sizeof(bpe_vec))
         cdef int rc = 0
+        cdef str text
         try:
-            if not data or not sizes or not outs:
+            if not data or not kinds or not sizes or not outs:
                 raise MemoryError()
             for i in range(count):
-                if isinstance(keep[i], str):
-                    data[i] = PyUnicode_AsUTF8AndSize(keep[i], &n)
-                else:
-                    data[i] = PyBytes_AS_STRING(keep[i])
-                    n = PyBytes_GET_SIZE(keep[i])
-                sizes[i] = <size_t>n
+                text = texts[i]
+                data[i] = PyUnicode_DATA(text)
+                kinds[i] = 0 if PyUnicode_IS_ASCII(text) else PyUnicode_KIND(text)
+                sizes[i] = <size_t>PyUnicode_GET_LENGTH(text)
             with nogil:
                 for i in range(count):
-                    rc = bpe_encode(&self.enc, data[i], sizes[i], allow_special, 0, &outs[i])
+                    rc = bpe_encode_text(&self.enc, data[i], kinds[i], sizes[i], allow_special, 0, &outs[i])
                     if rc:
                         break
             if rc:
                 raise MemoryError()
-            return [_to_list(&outs[i]) for i in range(count)]
+            return [self._to_list(&outs[i]) for i in range(count)]
         finally:
             if outs:
                 for i in range(count):
                     free(outs[i].v)
             PyMem_Free(data)
+            PyMem_Free(kinds)
             PyMem_Free(sizes)
             PyMem_Free(outs)

@@ -44,9 +44,9 @@ typedef struct { uint64_t hash; uint32_t off; uint32_t len; uint32_t id; uint32_
 typedef struct { int32_t child; int32_t sibling; int32_t token; uint8_t byte; } bpe_trie_node;
 typedef struct { uint32_t id; uint32_t flags; } bpe_added;
 
-/* A word cache entry: words of up to 22 bytes that merge into at most 8 ids. */
-#define BPE_CACHE_KEY 22
-#define BPE_CACHE_IDS 8
+/* A word cache entry (128 bytes): words of up to 62 bytes that merge into at most 14 ids. */
+#define BPE_CACHE_KEY 62
+#define BPE_CACHE_IDS 14
 #define BPE_CACHE_SLOTS 16384
 typedef struct {
     uint64_t hash;

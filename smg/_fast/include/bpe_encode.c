@@ -75,3 +75,57 @@ static int bpe_encode(bpe_encoder *e, const char *s, size_t n, int allow_special
     bpe_cache_give(e, j.cache);
     return rc;
 }
+
+/* The UTF-8 of a PEP 393 string buffer of `len` code units of `kind` (1, 2 or 4 bytes).
+ * A surrogate pair becomes its character and a lone surrogate U+FFFD, as
+ * text.encode("utf-16", "surrogatepass").decode("utf-16", "replace") does. Returns a
+ * malloc'ed buffer (its length in *n), or NULL when out of memory. No GIL needed: the
+ * caller holds a reference to the immutable string. */
+static uint8_t *bpe_to_utf8(const void *data, int kind, size_t len, size_t *n) {
+    uint8_t *out = malloc(len * (kind == 1 ? 2 : kind == 2 ? 3 : 4) + 1), *o = out;
+    if (!out) return NULL;
+    for (size_t i = 0; i < len; i++) {
+        uint32_t c = kind == 1 ? ((const uint8_t *)data)[i]
+                   : kind == 2 ? ((const uint16_t *)data)[i] : ((const uint32_t *)data)[i];
+        if (c < 0x80) {
+            *o++ = (uint8_t)c;
+            continue;
+        }
+        if (c >= 0xD800 && c <= 0xDFFF) {
+            uint32_t d = 0;
+            if (c <= 0xDBFF && i + 1 < len)
+                d = kind == 2 ? ((const uint16_t *)data)[i + 1] : kind == 4 ? ((const uint32_t *)data)[i + 1] : 0;
+            if (d >= 0xDC00 && d <= 0xDFFF) {
+                c = 0x10000 + ((c - 0xD800) << 10) + (d - 0xDC00);
+                i++;
+            } else {
+                c = 0xFFFD;
+            }
+        }
+        if (c < 0x800) {
+            *o++ = (uint8_t)(0xC0 | c >> 6);
+        } else if (c < 0x10000) {
+            *o++ = (uint8_t)(0xE0 | c >> 12);
+            *o++ = (uint8_t)(0x80 | (c >> 6 & 0x3F));
+        } else {
+            *o++ = (uint8_t)(0xF0 | c >> 18);
+            *o++ = (uint8_t)(0x80 | (c >> 12 & 0x3F));
+            *o++ = (uint8_t)(0x80 | (c >> 6 & 0x3F));
+        }
+        *o++ = (uint8_t)(0x80 | (c & 0x3F));
+    }
+    *n = (size_t)(o - out);
+    return out;
+}
+
+/* bpe_encode on a Python str's buffer (kind 0 = ASCII: data is already UTF-8). */
+static int bpe_encode_text(bpe_encoder *e, const void *data, int kind, size_t len, int allow_special,
+                           int pieces, bpe_vec *out) {
+    if (kind == 0) return bpe_encode(e, (const char *)data, len, allow_special, pieces, out);
+    size_t n;
+    uint8_t *utf8 = bpe_to_utf8(data, kind, len, &n);
+    if (!utf8) return -1;
+    int rc = bpe_encode(e, (const char *)utf8, n, allow_special, pieces, out);
+    free(utf8);
+    return rc;
+}
