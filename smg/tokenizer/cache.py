@@ -3,7 +3,8 @@
 Chat prompts repeat: the same system prompt, and in a conversation the whole history
 of the previous request. ``CachedEncoder`` keeps:
 
-- an exact-match LRU over ``(text, add_special_tokens)`` (``capacity`` entries);
+- an exact-match LRU over ``(text, add_special_tokens)`` (at most ``capacity`` entries
+  and ``exact_bytes`` of text and ids);
 - a prefix cache (``prefix_bytes`` > 0): prefixes that end right after a template marker
   (an atomic token such as ``<|im_end|>`` that the chat template writes), with their ids.
   A prompt that starts with a cached prefix is encoded as the cached ids plus the encoding
@@ -38,12 +39,21 @@ _PROBES = ("Hello world", " leading space", "\n\nnew lines", "数字 123 é", "'
 class CachedEncoder:
     """``encode`` through an exact-match LRU and an optional marker-prefix cache."""
 
-    def __init__(self, tokenizer: Tokenizer, capacity: int = 10_000, prefix_bytes: int = 0) -> None:
-        if capacity < 0 or prefix_bytes < 0:
-            raise ValueError("capacity and prefix_bytes must be >= 0")
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        capacity: int = 10_000,
+        prefix_bytes: int = 0,
+        *,
+        exact_bytes: int = 64 << 20,
+    ) -> None:
+        if capacity < 0 or prefix_bytes < 0 or exact_bytes < 0:
+            raise ValueError("capacity, prefix_bytes and exact_bytes must be >= 0")
         self.tokenizer = tokenizer
         self.capacity = capacity
         self.prefix_bytes = prefix_bytes
+        self.exact_bytes = exact_bytes
+        self._exact_size = 0
         self.hits = self.misses = self.prefix_hits = 0
         self.prefix_tokens_reused = 0
         self._exact: OrderedDict[tuple[str, bool], tuple[int, ...]] = OrderedDict()
@@ -82,6 +92,7 @@ class CachedEncoder:
                 "prefix_hits": self.prefix_hits,
                 "prefix_tokens_reused": self.prefix_tokens_reused,
                 "entries": len(self._exact),
+                "exact_bytes_used": self._exact_size,
                 "prefix_entries": len(self._prefixes),
                 "prefix_bytes_used": self._prefix_size,
             }
@@ -90,18 +101,22 @@ class CachedEncoder:
         with self._lock:
             self._exact.clear()
             self._prefixes.clear()
-            self._prefix_size = 0
+            self._prefix_size = self._exact_size = 0
 
     # -- exact level ----------------------------------------------------------------
 
     def _remember(self, key: tuple[str, bool], ids: list[int]) -> None:
-        if not self.capacity:
+        size = len(key[0]) + 8 * len(ids)
+        if not self.capacity or size > self.exact_bytes:
             return
         with self._lock:
+            if key in self._exact:
+                return
             self._exact[key] = tuple(ids)
-            self._exact.move_to_end(key)
-            while len(self._exact) > self.capacity:
-                self._exact.popitem(last=False)
+            self._exact_size += size
+            while len(self._exact) > self.capacity or self._exact_size > self.exact_bytes:
+                (old, _), old_ids = self._exact.popitem(last=False)
+                self._exact_size -= len(old) + 8 * len(old_ids)
 
     # -- prefix level ---------------------------------------------------------------
 

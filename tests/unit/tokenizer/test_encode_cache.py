@@ -45,6 +45,19 @@ def test_lru_eviction(qwen_tok: Tokenizer) -> None:
     assert cache.stats()["entries"] == 2
 
 
+def test_exact_level_memory_bound(qwen_tok: Tokenizer) -> None:
+    cache = CachedEncoder(qwen_tok, capacity=100, exact_bytes=2000)
+    texts = [f"text number {i} " * 20 for i in range(10)]
+    for text in texts:
+        assert cache.encode(text) == qwen_tok.encode(text)
+        assert cache.stats()["exact_bytes_used"] <= 2000
+    assert 0 < cache.stats()["entries"] < 10
+    huge = "x" * 5000  # larger than the whole budget: encoded, never stored
+    assert cache.encode(huge) == qwen_tok.encode(huge)
+    assert cache.encode(huge) == qwen_tok.encode(huge)
+    assert cache.stats()["hits"] == 0
+
+
 def test_add_special_tokens_is_part_of_the_key(tiny_tokenizer_json: str) -> None:
     files = {"tokenizer.json": tiny_tokenizer_json.encode()}
     tok = build_tokenizer("tiny", files)
