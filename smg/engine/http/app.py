@@ -26,7 +26,7 @@ from smg.engine.http import admin
 from smg.engine.http.errors import HTTPError, error_body
 from smg.engine.http.generate import Generate
 from smg.engine.http.openai_routes import ChatCompletions, Completions
-from smg.engine.http.runner import Run
+from smg.engine.http.context import WorkerContext
 
 __all__ = ["create_app"]
 
@@ -60,11 +60,11 @@ def _server_error(request: Request, exc: Exception) -> Response:
 
 def create_app(engine: Any) -> Starlette:
     """The worker's HTTP app over ``engine`` (``smg.engine.core.Engine`` or alike)."""
-    inflight: dict[str, Run] = {}
+    ctx = WorkerContext.for_engine(engine)
     endpoints: list[tuple[str, Any]] = [
-        ("/v1/chat/completions", ChatCompletions(engine, inflight)),
-        ("/v1/completions", Completions(engine, inflight)),
-        ("/generate", Generate(engine, inflight)),
+        ("/v1/chat/completions", ChatCompletions(ctx)),
+        ("/v1/completions", Completions(ctx)),
+        ("/generate", Generate(ctx)),
         ("/v1/models", admin.Models(engine)),
         ("/health", admin.Health(engine)),
         ("/health_generate", admin.HealthGenerate(engine)),
@@ -74,7 +74,7 @@ def create_app(engine: Any) -> Starlette:
         ("/get_load", admin.GetLoad(engine)),
         ("/metrics", admin.Metrics(engine)),
         ("/flush_cache", admin.FlushCache(engine)),
-        ("/abort_request", admin.AbortRequest(engine, inflight)),
+        ("/abort_request", admin.AbortRequest(engine, ctx.inflight)),
         ("/smg/aborted_rids", admin.AbortedRids(engine)),
     ]
     routes = [Route(path, ep, methods=list(ep.methods)) for path, ep in endpoints]
@@ -82,6 +82,5 @@ def create_app(engine: Any) -> Starlette:
         routes=routes,
         exception_handlers={HTTPException: _http_exception, Exception: _server_error},
     )
-    app.state.engine = engine
-    app.state.inflight = inflight
+    app.state.ctx = ctx
     return app

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from smg.engine.http.context import WorkerContext
 from smg.engine.http.asgi import Endpoint, Receive, Scope, Send, header, parse_json, read_body
 from smg.engine.http.errors import BadRequest
 from smg.engine.http.openai_routes import REQUEST_ID_HEADER, engine_options
@@ -77,7 +78,7 @@ class GenerateFormat:
     def delta(self, choice: Choice, text: str) -> bytes:
         if choice.finish_reason is not None:
             return b""  # the finish event carries it
-        return b"data: " + orjson.dumps(self._obj(choice, choice.text.visible)) + b"\n\n"
+        return b"data: " + orjson.dumps(self._obj(choice, choice.text.text)) + b"\n\n"
 
     def finish(self, choice: Choice) -> bytes:
         return b"data: " + orjson.dumps(self._obj(choice, choice.text.text)) + b"\n\n"
@@ -91,10 +92,10 @@ class GenerateFormat:
 
 
 class Generate(Endpoint):
-    def __init__(self, engine: Any, inflight: dict[str, Run]) -> None:
-        self.engine = engine
-        self.inflight = inflight
-        self.tokenizer = engine.tokenizer
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.engine = ctx.engine
+        self.tokenizer = ctx.tokenizer
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = parse_json(await read_body(receive))
@@ -114,13 +115,13 @@ class Generate(Endpoint):
             opts.rids = rid_field
         rid = request_rid(body, header(scope, REQUEST_ID_HEADER))
         units = build_units(rid, prompts, params, Bootstrap.from_body(body), opts)
-        run = Run(rid, self.engine, units, text, self.tokenizer)
+        run = Run(rid, self.engine, units, text, self.ctx.table)
         rids = [""] * len(run.choices)
         for unit in units:
             for j in range(unit.inp.params.n):
                 rids[unit.first + j] = unit.inp.rid
         fmt = GenerateFormat(run, rids, batched or params.n > 1, self.tokenizer)
-        await respond(run, fmt, stream, receive, send, self.inflight)
+        await respond(run, fmt, stream, receive, send, self.ctx.inflight)
 
     def _prompts(self, body: dict[str, Any]) -> tuple[list[list[int]], bool]:
         text, ids = body.get("text"), body.get("input_ids")

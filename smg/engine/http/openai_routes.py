@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from smg.engine.http.context import WorkerContext
 from smg.engine.http.asgi import Endpoint, Receive, Scope, Send, header, parse_json, read_body
 from smg.engine.http.errors import BadRequest, ModelNotFound
 from smg.engine.http.openai_format import ChatFormat, CompletionFormat
@@ -55,11 +56,11 @@ def _prefixed(prefix: str, rid: str) -> str:
 
 
 class _OpenAIEndpoint(Endpoint):
-    def __init__(self, engine: Any, inflight: dict[str, Run]) -> None:
-        self.engine = engine
-        self.inflight = inflight
-        self.tokenizer = engine.tokenizer
-        self.model = engine.config.model
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.engine = ctx.engine
+        self.tokenizer = ctx.tokenizer
+        self.model = ctx.model
 
 
 class ChatCompletions(_OpenAIEndpoint):
@@ -78,7 +79,7 @@ class ChatCompletions(_OpenAIEndpoint):
             params.stop = text.stops  # one engine chunk: let the engine stop there too
         rid = request_rid(body, header(scope, REQUEST_ID_HEADER))
         units = build_units(rid, [input_ids], params, Bootstrap.from_body(body), opts)
-        run = Run(rid, self.engine, units, text, self.tokenizer)
+        run = Run(rid, self.engine, units, text, self.ctx.table)
         fmt = ChatFormat(
             run,
             _prefixed("chatcmpl-", rid),
@@ -86,7 +87,7 @@ class ChatCompletions(_OpenAIEndpoint):
             include_usage=include_usage,
             tokenizer=self.tokenizer,
         )
-        await respond(run, fmt, stream, receive, send, self.inflight)
+        await respond(run, fmt, stream, receive, send, self.ctx.inflight)
 
     def _prompt_ids(self, body: dict[str, Any]) -> list[int]:
         messages = body.get("messages")
@@ -136,7 +137,7 @@ class Completions(_OpenAIEndpoint):
             texts = [t if t is not None else self.tokenizer.decode(ids) for t, ids in zip(texts, prompts)]
         rid = request_rid(body, header(scope, REQUEST_ID_HEADER))
         units = build_units(rid, prompts, params, Bootstrap.from_body(body), opts)
-        run = Run(rid, self.engine, units, text, self.tokenizer)
+        run = Run(rid, self.engine, units, text, self.ctx.table)
         fmt = CompletionFormat(
             run,
             _prefixed("cmpl-", rid),
@@ -145,7 +146,7 @@ class Completions(_OpenAIEndpoint):
             tokenizer=self.tokenizer,
             echo=texts if echo else None,
         )
-        await respond(run, fmt, stream, receive, send, self.inflight)
+        await respond(run, fmt, stream, receive, send, self.ctx.inflight)
 
     def _prompts(self, body: dict[str, Any]) -> tuple[list[list[int]], list[str | None]]:
         prompt = body.get("prompt")

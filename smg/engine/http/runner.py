@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from smg._fast.detok import PRIME_IDS, DetokTable
 from smg.engine.http.sampling import TextOptions, Unit
 from smg.engine.http.text import ChoiceText
 from smg.engine.types import Finished, TokenChunk
@@ -64,7 +65,7 @@ class Run:
         engine: Any,
         units: Sequence[Unit],
         text: TextOptions,
-        tokenizer: Any,
+        table: DetokTable,
     ) -> None:
         self.rid = rid  # the request's id (its units have it or ``rid-k``)
         self.engine = engine
@@ -73,10 +74,12 @@ class Run:
         for u, unit in enumerate(self.units):
             for j in range(unit.inp.params.n):
                 ct = ChoiceText(
-                    tokenizer,
+                    table,
                     text.stops,
                     include_stop=text.include_stop,
                     skip_special_tokens=text.skip_special_tokens,
+                    min_tokens=unit.inp.params.min_new_tokens,
+                    prompt_tail=unit.inp.input_ids[-PRIME_IDS:],
                 )
                 choice = Choice(unit.first + j, ct, u)
                 if unit.inp.return_logprob:

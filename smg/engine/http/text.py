@@ -1,72 +1,86 @@
 """Token ids to text for one choice: incremental detokenization and stop strings.
 
-This is what an SGLang/vLLM server does between its scheduler and its HTTP answer:
+This is what an SGLang/vLLM server does between its scheduler and its HTTP answer, done
+by the compiled ``smg._fast.stops.StreamDecoder`` (detok over a per-tokenizer byte table
+fused with the stop-string scanner; one C call per engine step):
 
-- **Incremental detokenization** (vLLM's prefix/read offsets): each step decodes only a
-  short window, ``ids[prefix:]`` against ``ids[prefix:read]``, and emits the new suffix;
-  a window ending in an incomplete UTF-8 sequence (``U+FFFD``) waits for more tokens.
-- **Stop strings on the decoded text** (vLLM semantics): the first occurrence of any
-  stop string ends the choice with ``finish_reason="stop"`` and ``matched_stop`` = the
-  string; the text is cut before it (or after it with ``include_stop_str_in_output``).
-  While streaming, the last ``max(len(stop)) - 1`` characters are held back, because
-  they could still become a stop string; they are released when the choice finishes.
-  The tokens of a choice are counted up to the token that completed the stop.
+- a character split over tokens is emitted whole by the token that completes it;
+- the first occurrence of a stop string ends the choice with ``finish_reason="stop"``
+  and ``matched_stop`` = the string; the text is cut before it (after it with
+  ``include_stop_str_in_output`` / SGLang's ``no_stop_trim``);
+- while streaming, only the text that could still turn into a stop string is held back;
+- stop strings act after ``min_tokens`` tokens; the tokens of a choice are counted up to
+  the one that completed the stop.
+
+Stop *token ids* (and EOS) are the engine's: it finishes the choice on them.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["ChoiceText"]
+from smg._fast.detok import PRIME_IDS, DetokTable
+from smg._fast.stops import StreamDecoder
 
-_REPLACEMENT = "\ufffd"
+__all__ = ["ChoiceText", "detok_table"]
+
+
+_TABLES: weakref.WeakKeyDictionary[Any, DetokTable] = weakref.WeakKeyDictionary()
+
+
+def detok_table(tokenizer: Any) -> DetokTable:
+    """The byte table of an ``smg.tokenizer.Tokenizer`` (built once per tokenizer: it
+    takes a second or two for a 100k+ vocabulary)."""
+    table = _TABLES.get(tokenizer)
+    if table is None:
+        if getattr(tokenizer, "hf", None) is not None:
+            table = DetokTable.from_hf(tokenizer.hf)
+        else:
+            table = DetokTable.from_tiktoken(tokenizer.tiktoken)
+        _TABLES[tokenizer] = table
+    return table
 
 
 class ChoiceText:
     """Decoded text of one choice, fed with token ids as the engine produces them."""
 
-    __slots__ = (
-        "_decode",
-        "_hold",
-        "_prefix",
-        "_read",
-        "_sent",
-        "include_stop",
-        "matched",
-        "output_ids",
-        "skip_special_tokens",
-        "stopped",
-        "stops",
-        "text",
-    )
+    __slots__ = ("_decoder", "_per_token", "matched", "output_ids", "parts", "stopped")
 
     def __init__(
         self,
-        tokenizer: Any,
+        table: DetokTable,
         stops: Sequence[str] = (),
         *,
         include_stop: bool = False,
         skip_special_tokens: bool = True,
+        min_tokens: int = 0,
+        prompt_tail: Sequence[int] = (),
     ) -> None:
-        self._decode = tokenizer.decode
-        self.skip_special_tokens = skip_special_tokens
-        self.stops = tuple(s for s in stops if s)
-        self.include_stop = include_stop
-        # characters that could still turn into a stop string are not released early
-        self._hold = max(map(len, self.stops)) - 1 if self.stops and not include_stop else 0
+        stops = tuple(s for s in stops if s)
+        self._decoder = StreamDecoder(
+            table,
+            stops=stops,
+            stop_token_ids=(),
+            include_stop=include_stop,
+            min_tokens=min_tokens,
+            skip_special_tokens=skip_special_tokens,
+            prompt_tail=tuple(prompt_tail[-PRIME_IDS:]),
+        )
+        # with stop strings, tokens go in one at a time so the count stops at the match
+        self._per_token = bool(stops)
         self.output_ids: list[int] = []
-        self.text = ""
-        self._prefix = 0
-        self._read = 0
-        self._sent = 0
+        self.parts: list[str] = []
         self.stopped = False
         self.matched: str | None = None
 
     @property
-    def visible(self) -> str:
-        """The text released so far (what a stream has shown)."""
-        return self.text[: self._sent]
+    def text(self) -> str:
+        """The text released so far (all of it once finished)."""
+        if len(self.parts) > 1:
+            self.parts[:] = ["".join(self.parts)]
+        return self.parts[0] if self.parts else ""
 
     def push(self, token_ids: Sequence[int]) -> str:
         """Add tokens; return the text that became visible (may be ``""``).
@@ -75,66 +89,30 @@ class ChoiceText:
         """
         if self.stopped:
             return ""
-        if self.stops:
-            for tid in token_ids:
-                self._step((tid,))
-                if self.stopped:
-                    break
+        if not self._per_token:
+            self.output_ids.extend(token_ids)
+            text = self._decoder.step_many(token_ids).text
         else:
-            self._step(token_ids)
-        return self._release(self.stopped)
+            out = []
+            step = self._decoder.step
+            for tid in token_ids:
+                self.output_ids.append(tid)
+                result = step(tid)
+                out.append(result.text)
+                if result.finished:
+                    self.stopped = True
+                    self.matched = result.matched
+                    break
+            text = "".join(out)
+        if text:
+            self.parts.append(text)
+        return text
 
     def flush(self) -> str:
         """The choice is finished: return the held-back rest of the text."""
-        if not self.stopped and self._read < len(self.output_ids):
-            # an incomplete UTF-8 tail at the end stays as U+FFFD, as servers emit it
-            tail = self._decode(self.output_ids[self._prefix :], skip_special_tokens=self.skip_special_tokens)
-            head = self._decode(
-                self.output_ids[self._prefix : self._read], skip_special_tokens=self.skip_special_tokens
-            )
-            if len(tail) > len(head):
-                self._append(tail[len(head) :])
-            self._read = len(self.output_ids)
-        return self._release(True)
-
-    def _step(self, token_ids: Sequence[int]) -> None:
-        ids = self.output_ids
-        ids.extend(token_ids)
-        skip = self.skip_special_tokens
-        new_text = self._decode(ids[self._prefix :], skip_special_tokens=skip)
-        if new_text.endswith(_REPLACEMENT):
-            return
-        if self._read > self._prefix:
-            prefix_text = self._decode(ids[self._prefix : self._read], skip_special_tokens=skip)
-        else:
-            prefix_text = ""
-        if len(new_text) > len(prefix_text):
-            self._prefix = self._read
-            self._read = len(ids)
-            self._append(new_text[len(prefix_text) :])
-        elif len(new_text) == len(prefix_text):
-            # tokens that decode to nothing (skipped specials): the window moves on
-            self._read = len(ids)
-
-    def _append(self, delta: str) -> None:
-        start = len(self.text)
-        self.text += delta
-        if not self.stops:
-            return
-        best = -1
-        for stop in self.stops:
-            pos = self.text.find(stop, max(0, start - len(stop) + 1))
-            if pos != -1 and (best == -1 or pos < best):
-                best, self.matched = pos, stop
-        if best != -1:
-            end = best + len(self.matched) if self.include_stop else best
-            self.text = self.text[:end]
-            self.stopped = True
-
-    def _release(self, final: bool) -> str:
-        end = len(self.text) if final else len(self.text) - self._hold
-        if end <= self._sent:
+        if self.stopped:
             return ""
-        out = self.text[self._sent : end]
-        self._sent = end
-        return out
+        text = self._decoder.flush().text
+        if text:
+            self.parts.append(text)
+        return text

