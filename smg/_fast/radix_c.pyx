@@ -14,7 +14,8 @@ under the lock names the same tenant afterwards.
 """
 
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBuffer_Release, PyObject_GetBuffer
-from cpython.ref cimport PyObject
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
@@ -77,6 +78,7 @@ cdef struct Key:
     Py_buffer view
     bint has_view
     uint32_t *owned
+    PyObject *holder      # a bytes object keeping `data` alive, or NULL
 
 
 cdef class RadixTree:
@@ -128,10 +130,18 @@ cdef class RadixTree:
         cdef PyObject **items
         k.has_view = False
         k.owned = NULL
+        k.holder = NULL
         if self._kind == RX_TEXT:
             if not isinstance(key, str):
                 raise TypeError(f"a text tree takes str keys, not {type(key).__name__}")
-            k.data = <const uint8_t *>PyUnicode_AsUTF8AndSize(key, &n)
+            try:
+                k.data = <const uint8_t *>PyUnicode_AsUTF8AndSize(key, &n)
+            except UnicodeEncodeError:  # lone surrogates: encoded as 3 bytes each
+                raw = (<str>key).encode("utf-8", "surrogatepass")
+                Py_INCREF(raw)
+                k.holder = <PyObject *>raw
+                k.data = <const uint8_t *>PyBytes_AS_STRING(raw)
+                n = PyBytes_GET_SIZE(raw)
             k.n = <size_t>n
             k.units = k.full_units = len(<str>key)
             if k.n > 0xFFFFFFFF:
@@ -179,6 +189,9 @@ cdef class RadixTree:
         return 0
 
     cdef void _close(self, Key *k):
+        if k.holder != NULL:
+            Py_DECREF(<object>k.holder)
+            k.holder = NULL
         if k.has_view:
             PyBuffer_Release(&k.view)
             k.has_view = False

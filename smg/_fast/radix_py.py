@@ -11,6 +11,8 @@ tokens). Semantics, which the compiled twin ``radix_c`` follows exactly:
 - ``match`` returns the most recent tenant (largest epoch) at the deepest node the key
   reaches, mid-edge included. ``match_tenants``/``match_insert`` return every tenant's own
   match length: the key units through the deepest node on the key's path that holds it.
+- Text is compared by character (lone surrogates included); the compiled tree stores
+  UTF-8 and splits edges only between characters, so both trees have the same shape.
 - Token trees with ``page_size`` p look at whole pages only: a key is cut to
   ``len // p * p`` tokens for matching and inserting, and edges split only at page
   boundaries; ``match_tenants`` still reports the key's full length.
@@ -88,8 +90,6 @@ class RadixTree:
         if self._text:
             if not isinstance(key, str):
                 raise TypeError(f"a text tree takes str keys, not {type(key).__name__}")
-            if not key.isascii():
-                key.encode("utf-8")  # the compiled tree walks UTF-8: same errors
             return key, len(key)
         if isinstance(key, str):
             raise TypeError(
@@ -281,7 +281,7 @@ class RadixTree:
         with self._lock:
             nodes = self._nodes_below_root()
             if self._text:
-                return sum(len(n.edge.encode("utf-8")) for n in nodes)  # type: ignore[union-attr]
+                return sum(len(n.edge.encode("utf-8", "surrogatepass")) for n in nodes)  # type: ignore[union-attr]
             return sum(len(n.edge) for n in nodes)
 
     def memory_bytes(self) -> int:

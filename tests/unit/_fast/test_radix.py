@@ -125,9 +125,13 @@ def test_text_key_errors(impl):
         t.match(b"bytes")
     with pytest.raises(TypeError):
         t.insert("abc", 3)
-    with pytest.raises(UnicodeEncodeError):
-        t.insert("lone \ud800 surrogate", "a")
     assert t.tenants() == []
+    t.insert("lone \ud800 surrogate", "a")  # str may hold them: kept as characters
+    t.insert("lone \udbff", "b")
+    assert t.match("lone \ud800 surrogate!") == (16, "a")
+    assert t.match_tenants("lone \ud800") == (6, {"a": 6, "b": 5})
+    assert t.tenant_sizes() == {"a": 16, "b": 6}
+    t.check()
 
 
 @impls

@@ -20,7 +20,7 @@ PREFIXES = ["", "shared system prompt ", "shared sys", "héllo wörld 中文 ", 
 def keys(kind: str) -> st.SearchStrategy:
     """Short keys over tiny alphabets (many shared prefixes, splits, multi-byte chars)."""
     if kind == "text":
-        tail = st.text(alphabet="ab éè中丫😀😂", max_size=10)
+        tail = st.text(alphabet="ab éè中丫😀😂\ud800\udfff", max_size=10)
         return st.builds(lambda p, t: p + t, st.sampled_from(PREFIXES), tail)
     ids = st.sampled_from([0, 1, 2, 7, 0xFFFFFFFF])
     return st.builds(lambda p, t: [ord(c) for c in p[:6]] + t, st.sampled_from(PREFIXES), st.lists(ids, max_size=10))
