@@ -122,16 +122,49 @@ def _detect_content_format(ast: nodes.Template) -> ContentFormat:
     return "string"
 
 
-def _flatten_content(content: Any) -> Any:
+def _flatten_content(content: list[Any]) -> str:
     """OpenAI content parts -> one string (text parts joined by newlines)."""
-    if not isinstance(content, list):
-        return content
     texts = [
         part.get("text", "")
         for part in content
         if isinstance(part, Mapping) and part.get("type", "text") == "text"
     ]
     return "\n".join(texts)
+
+
+def _parsed_arguments(call: Any) -> Any:
+    """A tool call whose ``function.arguments`` JSON string is parsed to an object."""
+    fn = call.get("function") if isinstance(call, Mapping) else None
+    args = fn.get("arguments") if isinstance(fn, Mapping) else None
+    if not isinstance(args, str):
+        return call
+    try:
+        parsed = json.loads(args)
+    except ValueError:
+        return call
+    if not isinstance(parsed, dict):
+        return call
+    return {**call, "function": {**fn, "arguments": parsed}}
+
+
+def _normalize(message: Any, content_format: ContentFormat) -> Any:
+    """The message as templates expect it (a new dict when anything changes):
+    content as a string or as a list of parts, per the template's format, and tool-call
+    arguments as objects rather than the JSON strings the OpenAI API carries."""
+    if not isinstance(message, Mapping):
+        return message
+    out: dict[str, Any] | None = None
+    content = message.get("content")
+    if content_format == "string" and isinstance(content, list):
+        out = {**message, "content": _flatten_content(content)}
+    elif content_format == "openai" and isinstance(content, str):
+        out = {**message, "content": [{"type": "text", "text": content}]}
+    calls = message.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        parsed = [_parsed_arguments(c) for c in calls]
+        if any(p is not c for p, c in zip(parsed, calls)):
+            out = {**(out or message), "tool_calls": parsed}
+    return message if out is None else out
 
 
 def _final_text(message: Mapping[str, Any]) -> str:
@@ -205,6 +238,10 @@ class ChatTemplate:
     ) -> str:
         """Render ``messages`` to the prompt text.
 
+        Messages are normalized first (new dicts, the caller's are not changed): list
+        content is joined to a string for "string" templates, string content becomes one
+        text part for "openai" templates, and tool-call ``arguments`` given as a JSON
+        object string are parsed (templates apply ``tojson`` to them).
         ``continue_final_message`` renders without a generation prompt (whatever
         ``add_generation_prompt`` says) and cuts the text right after the final message's
         content, so generation continues that message. Extra keyword arguments
@@ -216,13 +253,8 @@ class ChatTemplate:
             if not messages:
                 raise ChatTemplateError("continue_final_message needs at least one message")
             add_generation_prompt = False
-        if self.content_format == "string":
-            messages = [
-                {**m, "content": _flatten_content(m["content"])}
-                if isinstance(m.get("content"), list)
-                else m
-                for m in messages
-            ]
+        final = messages[-1] if continue_final_message else None
+        messages = [_normalize(m, self.content_format) for m in messages]
         context = {
             "bos_token": bos_token or "",
             "eos_token": eos_token or "",
@@ -239,6 +271,6 @@ class ChatTemplate:
             raise ChatTemplateError(f"chat template error: {exc}") from None
         except Exception as exc:  # template code can raise anything (TypeError, ...)
             raise ChatTemplateError(f"chat template error: {type(exc).__name__}: {exc}") from None
-        if continue_final_message:
-            rendered = _cut_after_final(rendered, _final_text(messages[-1]))
+        if final is not None:
+            rendered = _cut_after_final(rendered, _final_text(final))
         return rendered

@@ -212,3 +212,24 @@ def test_variables_and_thinking_key(tok: Tokenizer) -> None:
     assert {"messages", "tools", "add_generation_prompt"} <= tok.chat_template.variables
     assert tok.chat_template.thinking_key == ("thinking" if tok.name == "deepseek" else "enable_thinking")
     assert ChatTemplate(SIMPLE).thinking_key is None
+
+
+def test_string_content_becomes_a_part_for_openai_templates() -> None:
+    t = ChatTemplate("{% for m in messages %}{% for p in m.content %}[{{ p.type }}:{{ p.text }}]{% endfor %}{% endfor %}")
+    assert t.content_format == "openai"
+    assert t.render([{"role": "user", "content": "hi"}]) == "[text:hi]"
+
+
+def test_tool_call_arguments_are_parsed_for_templates() -> None:
+    t = ChatTemplate(
+        "{% for m in messages %}{% for c in m.tool_calls %}{{ c.function.arguments | tojson }};{% endfor %}{% endfor %}"
+    )
+    calls = [
+        {"type": "function", "function": {"name": "f", "arguments": '{"city": "Paris"}'}},
+        {"type": "function", "function": {"name": "g", "arguments": "not json"}},
+        {"type": "function", "function": {"name": "h", "arguments": {"already": "dict"}}},
+    ]
+    msgs = [{"role": "assistant", "content": None, "tool_calls": calls}]
+    assert t.render(msgs) == '{"city": "Paris"};"not json";{"already": "dict"};'
+    # The caller's messages are not changed.
+    assert calls[0]["function"]["arguments"] == '{"city": "Paris"}'
