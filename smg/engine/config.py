@@ -49,6 +49,11 @@ class WorkerConfig:
     grpc_proto: Literal["sglang", "vllm"] = _f(
         "sglang", "gRPC service to serve: sglang.grpc.scheduler or vllm.grpc.engine"
     )
+    grpc_server: Literal["lean", "aio"] = _f(
+        "lean",
+        "gRPC server: lean (smg's own HTTP/2 server, little CPU per call and token) or "
+        "aio (grpcio's grpc.aio)",
+    )
     model: str = _f("smg-reference", "served model name")
     tokenizer: str = _f(
         "deepseek", "tokenizer: a directory or file path, or 'deepseek' / 'qwen' (bundled)"

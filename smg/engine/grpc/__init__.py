@@ -30,14 +30,35 @@ def ready_line(transport: str, host: str, port: int, model: str, proto: str) -> 
     return f"smg worker ready: {transport}://{host}:{port} model={model} proto={proto}"
 
 
-async def start_grpc_server(engine: Engine, config: WorkerConfig) -> tuple[grpc.aio.Server, int]:
-    """A started grpc.aio server for ``config.grpc_proto`` and the port it listens on."""
+def _servicer(engine: Engine, config: WorkerConfig):
+    if config.grpc_proto == "vllm":
+        from smg._proto import vllm_engine_pb2 as pb
+        from smg.engine.grpc.vllm import VllmServicer
+
+        return VllmServicer(engine), pb.DESCRIPTOR.services_by_name["VllmEngine"]
+    from smg._proto import sglang_scheduler_pb2 as pb
+    from smg.engine.grpc.sglang import SglangServicer
+
+    return SglangServicer(engine), pb.DESCRIPTOR.services_by_name["SglangScheduler"]
+
+
+async def start_grpc_server(engine: Engine, config: WorkerConfig):
+    """A started server (``config.grpc_server``: the lean HTTP/2 one or grpc.aio) for
+    ``config.grpc_proto`` and the port it listens on. Both have ``stop(grace)`` and
+    ``wait_for_termination()``."""
+    servicer, service = _servicer(engine, config)
+    if config.grpc_server == "lean":
+        from smg.engine.grpc.h2server import H2GrpcServer
+
+        lean = H2GrpcServer()
+        lean.add_servicer(servicer, service)
+        return lean, await lean.start(config.host, config.port)
     server = grpc.aio.server(options=_OPTIONS)
     if config.grpc_proto == "vllm":
-        from smg.engine.grpc.vllm import add_to_server
+        from smg._proto.vllm_engine_pb2_grpc import add_VllmEngineServicer_to_server as add
     else:
-        from smg.engine.grpc.sglang import add_to_server
-    add_to_server(engine, server)
+        from smg._proto.sglang_scheduler_pb2_grpc import add_SglangSchedulerServicer_to_server as add
+    add(servicer, server)
     port = server.add_insecure_port(f"{config.host}:{config.port}")
     if port == 0:
         raise OSError(f"cannot listen on {config.host}:{config.port}")
