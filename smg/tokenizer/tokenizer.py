@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from smg.tokenizer.errors import TokenizerError
+from smg.tokenizer.errors import ChatTemplateError, TokenizerError
 
 if TYPE_CHECKING:
     import tiktoken
@@ -127,15 +127,26 @@ class Tokenizer:
         tools: list[dict[str, Any]] | None = None,
         add_generation_prompt: bool = True,
         continue_final_message: bool = False,
+        chat_template_kwargs: Mapping[str, Any] | None = None,
         **template_kwargs: Any,
     ) -> str:
         """Render ``messages`` with the chat template (see ``ChatTemplate.render``).
 
+        ``chat_template_kwargs`` is the client's mapping (an OpenAI request field): it is
+        merged into the template variables, and a key that would replace one of the
+        arguments above (``messages``, ``tools``...) is a ChatTemplateError.
         With tools, a named ``tool_use`` template is preferred when the model has one.
         """
         template = self.require_chat_template()
         if tools and "tool_use" in self.named_chat_templates:
             template = self.named_chat_templates["tool_use"]
+        if chat_template_kwargs:
+            reserved = _RESERVED_TEMPLATE_KEYS.intersection(chat_template_kwargs)
+            if reserved:
+                raise ChatTemplateError(
+                    f"chat_template_kwargs may not set {', '.join(sorted(reserved))}"
+                )
+            template_kwargs = {**chat_template_kwargs, **template_kwargs}
         template_kwargs.setdefault("bos_token", self.bos_token)
         template_kwargs.setdefault("eos_token", self.eos_token)
         return template.render(
@@ -145,3 +156,8 @@ class Tokenizer:
             continue_final_message=continue_final_message,
             **template_kwargs,
         )
+
+
+_RESERVED_TEMPLATE_KEYS = frozenset(
+    {"messages", "tools", "add_generation_prompt", "continue_final_message", "chat_template_kwargs"}
+)

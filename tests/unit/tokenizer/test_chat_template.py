@@ -233,3 +233,14 @@ def test_tool_call_arguments_are_parsed_for_templates() -> None:
     assert t.render(msgs) == '{"city": "Paris"};"not json";{"already": "dict"};'
     # The caller's messages are not changed.
     assert calls[0]["function"]["arguments"] == '{"city": "Paris"}'
+
+
+def test_client_chat_template_kwargs(qwen_tok: Tokenizer) -> None:
+    msgs = [{"role": "user", "content": "Hi"}]
+    off = qwen_tok.apply_chat_template(msgs, chat_template_kwargs={"enable_thinking": False})
+    assert off == qwen_tok.apply_chat_template(msgs, enable_thinking=False)
+    # An explicit keyword wins over the client's mapping.
+    on = qwen_tok.apply_chat_template(msgs, chat_template_kwargs={"enable_thinking": False}, enable_thinking=True)
+    assert on == qwen_tok.apply_chat_template(msgs)
+    with pytest.raises(ChatTemplateError, match="add_generation_prompt"):
+        qwen_tok.apply_chat_template(msgs, chat_template_kwargs={"add_generation_prompt": False})

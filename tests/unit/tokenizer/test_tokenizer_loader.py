@@ -309,3 +309,11 @@ def test_added_token_ids_must_fit_the_vocabulary(tmp_path: pathlib.Path, tiny_to
     (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
     with pytest.raises(TokenizerError, match="<\\|far\\|>"):
         load_tokenizer(tmp_path)
+
+
+def test_exported_names() -> None:
+    import smg.tokenizer
+
+    assert smg.tokenizer.__all__ == sorted(smg.tokenizer.__all__)
+    for name in smg.tokenizer.__all__:
+        assert getattr(smg.tokenizer, name) is not None
