@@ -170,6 +170,60 @@ def _gpt2(s: str, p: int, end: int) -> int:
     return _spaces(s, p, end, False) if _cls(s[p]) & SPACE else -1
 
 
+_UPPER = LU | LO | MARK  # [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]
+_LOWER = LL | LO | MARK  # [\p{Ll}\p{Lm}\p{Lo}\p{M}]
+
+
+def _o200k_word(s: str, q: int, end: int, lower_needed: bool) -> int:
+    """``_UPPER*_LOWER+`` (``lower_needed``) or ``_UPPER+_LOWER*`` at q, then an optional
+    contraction."""
+    u, last_lower = q, -1
+    while u < end and _cls(s[u]) & _UPPER:
+        if _cls(s[u]) & _LOWER:
+            last_lower = u
+        u += 1
+    if lower_needed:
+        if u < end and _cls(s[u]) & _LOWER:
+            e = _run(s, u + 1, end, _LOWER)
+        elif last_lower >= 0:  # backtracking _UPPER* hands its last lower-class letter to _LOWER+
+            e = last_lower + 1
+        else:
+            return -1
+    elif u == q:
+        return -1
+    else:
+        e = _run(s, u, end, _LOWER)
+    if e < end and s[e] == "'":
+        c = _contraction(s, e, end, fold=True)
+        if c >= 0:
+            return c
+    return e
+
+
+def _o200k(s: str, p: int, end: int) -> int:
+    r"""o200k: two letter-case alternatives with an optional contraction, ``\p{N}{1,3}``,
+    `` ?[^\s\p{L}\p{N}]+[\r\n/]*`` and the usual whitespace alternatives."""
+    ch = s[p]
+    c = _cls(ch)
+    prefix = not c & (LETTER | NUM) and ch not in "\r\n" and p + 1 < end
+    for lower_needed in (True, False):
+        if prefix:
+            e = _o200k_word(s, p + 1, end, lower_needed)
+            if e >= 0:
+                return e
+        e = _o200k_word(s, p, end, lower_needed)
+        if e >= 0:
+            return e
+    if c & NUM:
+        return _digits3(s, p, end)
+    e = _class_alt(s, p, end, SPACE | LETTER | NUM, neg=True)
+    if e >= 0:
+        while e < end and s[e] in "\r\n/":
+            e += 1
+        return e
+    return _spaces(s, p, end, True) if c & SPACE else -1
+
+
 _ASCII_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
@@ -226,6 +280,7 @@ SPLITS: dict[str, Callable[[str, int, int], int]] = {
     "digits3": _digits3,
     "cjk": _cjk,
     "deepseek": _deepseek,
+    "o200k": _o200k,
 }
 """Matchers by name; the C twin numbers them in this order."""
 

@@ -188,6 +188,57 @@ static ptrdiff_t bpe_match_cjk(const uint8_t *s, size_t p, size_t end) {
     return e > p ? (ptrdiff_t)e : BPE_NONE;
 }
 
+#define BPE_UPPER (BPE_LU | BPE_LO | BPE_MARK) /* [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}] */
+#define BPE_LOWER (BPE_LL | BPE_LO | BPE_MARK) /* [\p{Ll}\p{Lm}\p{Lo}\p{M}] */
+
+/* UPPER* LOWER+ (lower_needed) or UPPER+ LOWER* at q, then an optional contraction. */
+static ptrdiff_t bpe_o200k_word(const uint8_t *s, size_t q, size_t end, int lower_needed) {
+    size_t u = q, n, last_lower_end = (size_t)-1, e;
+    int c = 0;
+    while (u < end) {
+        c = bpe_cls(s, u, &n);
+        if (!(c & BPE_UPPER)) break;
+        if (c & BPE_LOWER) last_lower_end = n;
+        u = n;
+    }
+    if (lower_needed) {
+        if (u < end && (c & BPE_LOWER))
+            e = bpe_run(s, n, end, BPE_LOWER, 0);
+        else if (last_lower_end != (size_t)-1) /* backtracking UPPER* hands its last LOWER letter over */
+            e = last_lower_end;
+        else
+            return BPE_NONE;
+    } else if (u == q) {
+        return BPE_NONE;
+    } else {
+        e = bpe_run(s, u, end, BPE_LOWER, 0);
+    }
+    if (e < end && s[e] == '\'') {
+        ptrdiff_t k = bpe_contraction(s, e, end, 1);
+        if (k >= 0) return k;
+    }
+    return (ptrdiff_t)e;
+}
+
+static ptrdiff_t bpe_match_o200k(const uint8_t *s, size_t p, size_t end) {
+    size_t n;
+    int c = bpe_cls(s, p, &n);
+    int prefix = !(c & (BPE_LETTER | BPE_NUM)) && s[p] != '\r' && s[p] != '\n' && n < end;
+    for (int lower_needed = 1; lower_needed >= 0; lower_needed--) {
+        ptrdiff_t e;
+        if (prefix && (e = bpe_o200k_word(s, n, end, lower_needed)) >= 0) return e;
+        if ((e = bpe_o200k_word(s, p, end, lower_needed)) >= 0) return e;
+    }
+    if (c & BPE_NUM) return bpe_match_digits3(s, p, end);
+    ptrdiff_t e = bpe_class_alt(s, p, end, BPE_SPACE | BPE_LETTER | BPE_NUM, 1);
+    if (e >= 0) {
+        size_t k = (size_t)e;
+        while (k < end && (s[k] == '\r' || s[k] == '\n' || s[k] == '/')) k++;
+        return (ptrdiff_t)k;
+    }
+    return (c & BPE_SPACE) ? bpe_spaces(s, p, end, 1) : BPE_NONE;
+}
+
 static inline ptrdiff_t bpe_match(int split, const uint8_t *s, size_t p, size_t end) {
     switch (split) {
     case BPE_SPLIT_GPT2: return bpe_match_gpt2(s, p, end);
@@ -197,6 +248,7 @@ static inline ptrdiff_t bpe_match(int split, const uint8_t *s, size_t p, size_t 
     case BPE_SPLIT_DIGITS3: return bpe_match_digits3(s, p, end);
     case BPE_SPLIT_CJK: return bpe_match_cjk(s, p, end);
     case BPE_SPLIT_DEEPSEEK: return bpe_match_deepseek(s, p, end);
+    case BPE_SPLIT_O200K: return bpe_match_o200k(s, p, end);
     }
     return BPE_NONE;
 }

@@ -21,6 +21,7 @@ FAMILIES = {
     "qwen": ["qwen"],
     "qwen35": ["qwen35"],
     "deepseek": ["digits3", "cjk", "deepseek"],
+    "o200k": ["o200k"],
 }
 _BYTES = {bytes([b]): b for b in range(256)}
 
@@ -87,6 +88,8 @@ def test_matchers_cut_generated_strings_like_the_regexes(impl: KernelImpl, famil
         ("e\u0301e\u0301 x\u0301", "qwen"),
         ("x.café .Hello ,world 12345中文abc", "deepseek"),
         ("👨\u200d👩 \u200dabc", "deepseek"),  # a gap (unmatched ZWJ) becomes its own piece
+        ("HelloWorld HTTPServer ÀÉxyz ǅungla Ab'S 'll x\u0301\u0301Y", "o200k"),
+        ("ab\u02b0C\u02b0D ZZ\u0301 a/b\n/\n 123456", "o200k"),
     ],
 )
 @impls
