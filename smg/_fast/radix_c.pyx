@@ -14,13 +14,16 @@ under the lock names the same tenant afterwards.
 """
 
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
+from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
 cdef extern from "Python.h":
-    const char *PyUnicode_AsUTF8AndSize(object, Py_ssize_t *) except NULL
+    int PyUnicode_READY(object) except -1
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
+    bint PyUnicode_IS_ASCII(object)
+    int PyUnicode_KIND(object)
+    void *PyUnicode_DATA(object)
     bint PyObject_CheckBuffer(object)
     object PySequence_Fast(object, const char *)
     Py_ssize_t PySequence_Fast_GET_SIZE(object)
@@ -28,6 +31,10 @@ cdef extern from "Python.h":
     bint PyLong_CheckExact(object)
     unsigned long PyLong_AsUnsignedLong(object) except? <unsigned long>-1
     object PyNumber_Index(object)
+
+cdef extern from "radix_utf8.h" nogil:
+    size_t rx_utf8_bound(int kind, size_t n)
+    size_t rx_utf8(int kind, const void *data, size_t n, uint8_t *out)
 
 cdef extern from "radix_maint.h" nogil:
     ctypedef struct pthread_rwlock_t:
@@ -77,8 +84,7 @@ cdef struct Key:
     uint64_t full_units   # len(key) in units
     Py_buffer view
     bint has_view
-    uint32_t *owned
-    PyObject *holder      # a bytes object keeping `data` alive, or NULL
+    void *owned           # a buffer of ours holding `data`, or NULL
 
 
 cdef class RadixTree:
@@ -128,22 +134,32 @@ cdef class RadixTree:
         cdef Py_ssize_t n, i, count
         cdef unsigned long v
         cdef PyObject **items
+        cdef uint32_t *ids
+        cdef int kind
+        cdef void *udata
         k.has_view = False
         k.owned = NULL
-        k.holder = NULL
         if self._kind == RX_TEXT:
             if not isinstance(key, str):
                 raise TypeError(f"a text tree takes str keys, not {type(key).__name__}")
-            try:
-                k.data = <const uint8_t *>PyUnicode_AsUTF8AndSize(key, &n)
-            except UnicodeEncodeError:  # lone surrogates: encoded as 3 bytes each
-                raw = (<str>key).encode("utf-8", "surrogatepass")
-                Py_INCREF(raw)
-                k.holder = <PyObject *>raw
-                k.data = <const uint8_t *>PyBytes_AS_STRING(raw)
-                n = PyBytes_GET_SIZE(raw)
-            k.n = <size_t>n
-            k.units = k.full_units = len(<str>key)
+            PyUnicode_READY(key)
+            n = PyUnicode_GET_LENGTH(key)
+            if PyUnicode_IS_ASCII(key):
+                k.data = <const uint8_t *>PyUnicode_DATA(key)
+                k.n = <size_t>n
+            else:  # our own encoder: nothing cached in the str, no GIL needed
+                kind = PyUnicode_KIND(key)
+                udata = PyUnicode_DATA(key)
+                k.owned = malloc(rx_utf8_bound(kind, n) + 1)
+                if k.owned == NULL:
+                    raise MemoryError()
+                if <size_t>n >= _NOGIL_BYTES:
+                    with nogil:
+                        k.n = rx_utf8(kind, udata, n, <uint8_t *>k.owned)
+                else:
+                    k.n = rx_utf8(kind, udata, n, <uint8_t *>k.owned)
+                k.data = <const uint8_t *>k.owned
+            k.units = k.full_units = <uint64_t>n
             if k.n > 0xFFFFFFFF:
                 raise ValueError("key too long (at most 4 GiB)")
             return 0
@@ -168,9 +184,10 @@ cdef class RadixTree:
             seq = PySequence_Fast(key, "token keys must be a sequence of ints or a uint32 buffer")
             count = PySequence_Fast_GET_SIZE(seq)
             items = PySequence_Fast_ITEMS(seq)
-            k.owned = <uint32_t *>malloc(count * 4 + 4)
-            if k.owned == NULL:
+            ids = <uint32_t *>malloc(count * 4 + 4)
+            if ids == NULL:
                 raise MemoryError()
+            k.owned = ids
             for i in range(count):
                 item = <object>items[i]
                 if PyLong_CheckExact(item):
@@ -179,8 +196,8 @@ cdef class RadixTree:
                     v = PyLong_AsUnsignedLong(PyNumber_Index(item))
                 if v > 0xFFFFFFFF:
                     raise OverflowError(f"token id {item} does not fit in uint32")
-                k.owned[i] = <uint32_t>v
-            k.data = <const uint8_t *>k.owned
+                ids[i] = <uint32_t>v
+            k.data = <const uint8_t *>ids
         if count > 0x3FFFFFFF:
             raise ValueError("key too long (at most 2**30 tokens)")
         k.full_units = <uint64_t>count
@@ -189,9 +206,6 @@ cdef class RadixTree:
         return 0
 
     cdef void _close(self, Key *k):
-        if k.holder != NULL:
-            Py_DECREF(<object>k.holder)
-            k.holder = NULL
         if k.has_view:
             PyBuffer_Release(&k.view)
             k.has_view = False

@@ -117,6 +117,20 @@ def test_utf8_splits_are_reported_in_characters(impl):
 
 
 @impls
+def test_utf8_of_every_str_width(impl):
+    """Latin-1, UCS-2 and UCS-4 strs with ASCII runs around the 8/16-char block sizes."""
+    for wide in ("é", "ÿ", "中", "\ud800", "😀"):
+        for run in (1, 7, 8, 9, 15, 16, 17, 40):
+            s = ("a" * run + wide) * 3 + "b" * run
+            t = tree(impl)
+            t.insert(s, "a")
+            assert t.stored_bytes() == len(s.encode("utf-8", "surrogatepass"))
+            for j in range(0, len(s), 3):
+                changed = s[:j] + ("Z" if s[j] != "Z" else "Y") + s[j + 1 :]
+                assert t.match(changed) == (j, "a" if j else None), (wide, run, j)
+
+
+@impls
 def test_text_key_errors(impl):
     t = tree(impl)
     with pytest.raises(TypeError):
