@@ -19,7 +19,8 @@ BLOCK = 256
 OUT = pathlib.Path(__file__).resolve().parent.parent / "smg" / "_fast" / "include" / "bpe_unicode.h"
 
 
-def main() -> None:
+def render() -> str:
+    """The header's text for this Python's unicodedata."""
     values: list[int] = []
     blocks: dict[bytes, int] = {}
     stage1: list[int] = []
@@ -53,8 +54,12 @@ def main() -> None:
             lines.append(f'    "{text[i : i + 128]}"')
     lines.append(";")
     lines.append("#endif")
-    OUT.write_text("\n".join(lines) + "\n")
-    print(f"{OUT}: {len(blocks)} blocks, {len(values)} class values")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    OUT.write_text(render())
+    print(f"{OUT}: written from unicodedata {unicodedata.unidata_version}")
 
 
 if __name__ == "__main__":

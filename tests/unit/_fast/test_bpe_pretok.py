@@ -103,3 +103,20 @@ def test_patterns_are_recognised_by_their_text() -> None:
     assert pattern_split(deepseek.replace(r"\r", "\r").replace(r"\n", "\n")) == "deepseek"  # as in tokenizer.json
     assert pattern_split(BY_NAME["cl100k"] + "|x") is None
     assert pattern_split(r"\p{N}{1,3}") == "digits3"
+
+
+def test_committed_unicode_table_matches_the_generator() -> None:
+    """The C classes come from a committed header; it must be what the generator writes
+    from this Python's unicodedata (else rerun tools/gen_bpe_unicode.py)."""
+    import importlib.util
+    import pathlib
+    import unicodedata
+
+    root = pathlib.Path(__file__).resolve().parents[3]
+    header = (root / "smg" / "_fast" / "include" / "bpe_unicode.h").read_text()
+    if f'BPE_UNICODE_VERSION "{unicodedata.unidata_version}"' not in header:
+        pytest.skip(f"header generated for another Unicode version than {unicodedata.unidata_version}")
+    spec = importlib.util.spec_from_file_location("gen_bpe_unicode", root / "tools" / "gen_bpe_unicode.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert gen.render() == header
