@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import threading
@@ -75,7 +76,6 @@ async def serve(
             date_header=False,
         )
         srv = uvicorn.Server(config)
-        srv.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours decide
 
         async def stop_when_asked() -> None:
             await shutdown.wait()
@@ -91,7 +91,8 @@ async def serve(
         from hypercorn.config import Config
 
         config = Config()
-        config.bind = [f"fd://{sock.fileno()}"]
+        # hypercorn takes ownership of (and closes) the descriptor it is given
+        config.bind = [f"fd://{os.dup(sock.fileno())}"]
         config.graceful_timeout = grace_period
         config.accesslog = None
         config.loglevel = "WARNING" if log_level == "warn" else log_level.upper()
@@ -128,8 +129,14 @@ def run(config: GatewayConfig, *, on_listening: Callable[[str], None] | None = N
         log.info("shutting down: draining in-flight requests")
         shutdown.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, ask_shutdown)
+    if config.server.server == "uvicorn":
+        # uvicorn handles SIGINT/SIGTERM itself while serving (first: drain, second: force)
+        # and raises the signal again once stopped; these no-ops make that re-raise harmless.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, frame: None)
+    else:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, ask_shutdown)
     try:
         loop.run_until_complete(
             serve(
