@@ -126,3 +126,47 @@ class PDWorker:
 
 def start_all(workers: list[PDWorker]) -> list[str]:
     return [w.start() for w in workers]
+
+
+class CrashingWorker:
+    """A worker that dies mid-request: it reads each request, waits until ``until()``
+    holds (say, the partner leg reached its worker), then drops the connection."""
+
+    def __init__(self, until) -> None:
+        import socket
+
+        self.until = until
+        self.requests = 0
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.url = "http://127.0.0.1:%d" % self._sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._main, daemon=True, name="crashing-worker")
+
+    def start(self) -> str:
+        self._thread.start()
+        return self.url
+
+    def _main(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn) -> None:
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            self.requests += 1
+            deadline = time.monotonic() + 10
+            while not self.until() and time.monotonic() < deadline:
+                time.sleep(0.005)
+
+    def stop(self) -> None:
+        self._sock.close()
