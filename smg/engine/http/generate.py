@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from smg.engine.http.context import WorkerContext
 from smg.engine.http.asgi import Endpoint, Receive, Scope, Send, header, parse_json, read_body
+from smg.engine.http.context import WorkerContext
 from smg.engine.http.errors import BadRequest
 from smg.engine.http.openai_routes import REQUEST_ID_HEADER, engine_options
 from smg.engine.http.params import get_bool, get_int, int_list

@@ -9,10 +9,13 @@ token-id lists (a batch: choice ``i * n + j``).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
-from smg.engine.http.context import WorkerContext
+import orjson
+
 from smg.engine.http.asgi import Endpoint, Receive, Scope, Send, header, parse_json, read_body
+from smg.engine.http.context import WorkerContext
 from smg.engine.http.errors import BadRequest, ModelNotFound
 from smg.engine.http.openai_format import ChatFormat, CompletionFormat
 from smg.engine.http.params import get_bool, get_dict, get_int, int_list
@@ -29,6 +32,7 @@ from smg.tokenizer.errors import TokenizerError
 
 __all__ = ["ChatCompletions", "Completions", "check_model", "engine_options"]
 
+PROMPT_CACHE_SIZE = 1024
 FAULT_HEADER = b"x-smg-fault"
 REQUEST_ID_HEADER = b"x-request-id"
 
@@ -64,6 +68,13 @@ class _OpenAIEndpoint(Endpoint):
 
 
 class ChatCompletions(_OpenAIEndpoint):
+    """Chat: the rendered and tokenized prompt of recent message lists is kept (LRU), so
+    a repeated conversation skips the Jinja template and the tokenizer."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        super().__init__(ctx)
+        self.prompts: OrderedDict[bytes, list[int]] = OrderedDict()
+
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = parse_json(await read_body(receive))
         check_model(body, self.model)
@@ -102,19 +113,30 @@ class ChatCompletions(_OpenAIEndpoint):
         if body.get("tool_choice") == "none":
             tools = None
         kwargs = get_dict(body, "chat_template_kwargs") or {}
+        add_generation_prompt = get_bool(body, "add_generation_prompt", True)
+        continue_final = get_bool(body, "continue_final_message")
+        key = orjson.dumps([messages, tools, kwargs, add_generation_prompt, continue_final])
+        ids = self.prompts.get(key)
+        if ids is not None:
+            self.prompts.move_to_end(key)
+            return list(ids)
         try:
             prompt = self.tokenizer.apply_chat_template(
                 messages,
                 tools=tools,
-                add_generation_prompt=get_bool(body, "add_generation_prompt", True),
-                continue_final_message=get_bool(body, "continue_final_message"),
+                add_generation_prompt=add_generation_prompt,
+                continue_final_message=continue_final,
                 **kwargs,
             )
         except TokenizerError as exc:
             raise BadRequest(f"chat template: {exc}", param="messages") from None
         except TypeError as exc:  # e.g. a chat_template_kwargs key that clashes
             raise BadRequest(f"chat template: {exc}", param="chat_template_kwargs") from None
-        return self.tokenizer.encode(prompt, add_special_tokens=False)
+        ids = self.tokenizer.encode(prompt, add_special_tokens=False)
+        self.prompts[key] = ids
+        if len(self.prompts) > PROMPT_CACHE_SIZE:
+            self.prompts.popitem(last=False)
+        return list(ids)
 
 
 class Completions(_OpenAIEndpoint):

@@ -355,3 +355,33 @@ async def _until(pred, timeout: float = 5.0) -> None:
     while not pred():
         assert loop.time() < end, "condition not reached"
         await asyncio.sleep(0.002)
+
+
+async def test_stream_writes_once_per_engine_step(make, tok):
+    """Events of one loop turn share a write; a step that waits gets its own write."""
+    body = {"messages": MSG, "max_tokens": 24, "stream": True, "ignore_eos": True}
+    _, fast = make()
+    r = await call(fast, "POST", CHAT, body)
+    writes = [m for m in r.messages if m["type"] == "http.response.body"]
+    assert len(writes) <= 3  # the first event at once, the rest together
+    _, slow = make(decode_us_per_token=200.0)
+    r2 = await call(slow, "POST", CHAT, body)
+    writes2 = [m for m in r2.messages if m["type"] == "http.response.body"]
+    assert len(writes2) >= 24  # every decoded token is sent when it is made
+
+    def text(reply) -> str:
+        return "".join(e["choices"][0]["delta"].get("content", "") for e in reply.events()[:-1])
+
+    assert text(r) == text(r2) == tok.decode(cycle_ids(tok, 24))
+
+
+async def test_repeated_chat_prompt_is_cached_per_message_list(app, tok):
+    a = (await call(app, "POST", CHAT, {"messages": MSG, "max_tokens": 2})).json()
+    b = (await call(app, "POST", CHAT, {"messages": MSG, "max_tokens": 2})).json()
+    other = [{"role": "user", "content": "Hello there, a longer question this time"}]
+    c = (await call(app, "POST", CHAT, {"messages": other, "max_tokens": 2})).json()
+    d = (await call(app, "POST", CHAT, {"messages": MSG, "max_tokens": 2, "add_generation_prompt": False})).json()
+    assert a["usage"]["prompt_tokens"] == b["usage"]["prompt_tokens"]
+    assert c["usage"]["prompt_tokens"] == len(tok.encode(tok.apply_chat_template(other), add_special_tokens=False))
+    no_gen = tok.apply_chat_template(MSG, add_generation_prompt=False)
+    assert d["usage"]["prompt_tokens"] == len(tok.encode(no_gen, add_special_tokens=False))
