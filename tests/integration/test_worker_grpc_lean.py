@@ -183,4 +183,10 @@ async def test_same_calls_on_both_servers(tokenizer, server) -> None:
                 pass
         assert info.value.code() == grpc.StatusCode.INTERNAL
         assert "error_mid_stream" in info.value.details()
-        assert (await stub.HealthCheck(pb.HealthCheckRequest())).healthy
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            async for _ in stub.Generate(req, metadata=[("x-smg-fault", "disconnect_mid_stream:2")]):
+                pass
+        # lean: the HTTP/2 stream is reset; grpc.aio cannot reset, it ends UNAVAILABLE
+        expected = grpc.StatusCode.INTERNAL if server == "lean" else grpc.StatusCode.UNAVAILABLE
+        assert info.value.code() == expected
+        assert (await stub.HealthCheck(pb.HealthCheckRequest())).healthy  # connection lives

@@ -44,9 +44,13 @@ def status_code(exc: EngineError) -> grpc.StatusCode:
 
 
 async def abort_with(context: grpc.aio.ServicerContext, exc: EngineError) -> None:
-    """End the rpc for ``exc``; an injected disconnect ends it as a lost connection does
-    (UNAVAILABLE), without an error message from the engine."""
+    """End the rpc for ``exc``. An injected disconnect resets the HTTP/2 stream on the
+    lean server (the client sees a stream broken without trailers); grpc.aio cannot, so
+    there it ends as a lost connection reads (UNAVAILABLE)."""
     if isinstance(exc, EngineDisconnect):
+        reset = getattr(context, "reset_stream", None)
+        if reset is not None:
+            await reset()
         await context.abort(grpc.StatusCode.UNAVAILABLE, "Connection reset (injected fault)")
     await context.abort(status_code(exc), exc.message)
 

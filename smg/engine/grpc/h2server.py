@@ -44,6 +44,10 @@ class _Abort(Exception):
         self.code, self.details = code, details
 
 
+class _Reset(Exception):
+    """Reset the stream (RST_STREAM) instead of finishing it with a status."""
+
+
 class _Method:
     __slots__ = ("handler", "request_class", "streaming")
 
@@ -84,6 +88,10 @@ class _Context:
 
     async def abort(self, code: grpc.StatusCode, details: str = "") -> None:
         raise _Abort(code.value[0], details)
+
+    async def reset_stream(self) -> None:
+        """Drop this call as a broken connection would: RST_STREAM, no trailers."""
+        raise _Reset()
 
     async def send_initial_metadata(self, metadata: Any = ()) -> None:
         self._conn._send_headers(self._stream)
@@ -406,6 +414,11 @@ class _Conn(asyncio.Protocol):
         except _Abort as exc:
             if not st.done:
                 self._send_status(st, exc.code, exc.details)
+        except _Reset:
+            if not st.done:  # what was sent goes out first, then the stream breaks
+                self._flush()
+                self._finish(st)
+                self.loop.call_later(0.02, self._write, f.rst_stream(st.sid, f.INTERNAL_ERROR))
         except asyncio.CancelledError:
             pass  # the client reset the stream or went away
         except NotImplementedError:
