@@ -99,7 +99,7 @@ async def prepare(
         try:
             prompt = runtime.tokenizer.apply_chat_template(
                 req.messages or [], tools=req.tools or None, add_generation_prompt=not req.continue_final_message,
-                continue_final_message=req.continue_final_message, **kwargs,
+                continue_final_message=req.continue_final_message, chat_template_kwargs=kwargs,
             )
         except TokenizerError as exc:
             raise BadRequest(f"chat template: {exc}", param="messages") from None
