@@ -18,7 +18,6 @@ with ``invocation_metadata()``, ``abort(code, details)`` and ``send_initial_meta
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import socket
 from typing import Any
@@ -28,6 +27,11 @@ import hpack
 from google.protobuf import message_factory
 
 from smg.engine.grpc import h2frames as f
+from smg.engine.grpc.h2state import Abort as _Abort
+from smg.engine.grpc.h2state import Context as _Context
+from smg.engine.grpc.h2state import Method as _Method
+from smg.engine.grpc.h2state import Reset as _Reset
+from smg.engine.grpc.h2state import Stream as _Stream
 
 __all__ = ["H2GrpcServer"]
 
@@ -36,74 +40,6 @@ log = logging.getLogger(__name__)
 _OUR_STREAM_WINDOW = 1 << 24
 _OUR_CONN_WINDOW = 1 << 30
 _RESPONSE_HEADERS = f.header_block([(":status", "200"), ("content-type", "application/grpc")])
-
-
-class _Abort(Exception):
-    def __init__(self, code: int, details: str) -> None:
-        super().__init__(details)
-        self.code, self.details = code, details
-
-
-class _Reset(Exception):
-    """Reset the stream (RST_STREAM) instead of finishing it with a status."""
-
-
-class _Method:
-    __slots__ = ("handler", "request_class", "streaming")
-
-    def __init__(self, handler: Any, request_class: Any, streaming: bool) -> None:
-        self.handler, self.request_class, self.streaming = handler, request_class, streaming
-
-
-class _Stream:
-    __slots__ = ("sid", "path", "metadata", "body", "window", "recv", "pending", "task",
-                 "headers_sent", "done", "drained")
-
-    def __init__(self, sid: int, window: int) -> None:
-        self.sid = sid
-        self.path = ""
-        self.metadata: tuple[tuple[str, str], ...] = ()
-        self.body = bytearray()
-        self.window = window
-        self.recv = 0
-        self.pending: collections.deque = collections.deque()  # bytes, or ("trailers", block)
-        self.task: asyncio.Task | None = None
-        self.headers_sent = False
-        self.done = False
-        self.drained: asyncio.Event | None = None
-
-
-class _Context:
-    """The slice of ``grpc.aio.ServicerContext`` the servicers use."""
-
-    __slots__ = ("_conn", "_stream", "code", "details")
-
-    def __init__(self, conn: _Conn, stream: _Stream) -> None:
-        self._conn, self._stream = conn, stream
-        self.code: grpc.StatusCode | None = None
-        self.details = ""
-
-    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
-        return self._stream.metadata
-
-    async def abort(self, code: grpc.StatusCode, details: str = "") -> None:
-        raise _Abort(code.value[0], details)
-
-    async def reset_stream(self) -> None:
-        """Drop this call as a broken connection would: RST_STREAM, no trailers."""
-        raise _Reset()
-
-    async def send_initial_metadata(self, metadata: Any = ()) -> None:
-        self._conn._send_headers(self._stream)
-
-    def set_code(self, code: grpc.StatusCode) -> None:
-        self.code = code
-
-    def set_details(self, details: str) -> None:
-        self.details = details
-
-    def cancelled(self) -> bool:
-        return self._stream.done
 
 
 class _Conn(asyncio.Protocol):
