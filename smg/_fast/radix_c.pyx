@@ -14,7 +14,8 @@ under the lock names the same tenant afterwards.
 """
 
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBuffer_Release, PyObject_GetBuffer
-from cpython.ref cimport PyObject
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
@@ -85,6 +86,7 @@ cdef struct Key:
     Py_buffer view
     bint has_view
     void *owned           # a buffer of ours holding `data`, or NULL
+    PyObject *holder      # a bytes object holding `data`, or NULL
 
 
 cdef class RadixTree:
@@ -95,6 +97,9 @@ cdef class RadixTree:
     cdef uint32_t _page
     cdef dict _ids      # live tenant name -> id
     cdef list _names    # id -> name, for every id handed out since the last clear()
+    cdef object _last_key    # the last non-ASCII str encoded, its UTF-8 and size
+    cdef bytes _last_utf8
+    cdef size_t _last_size
 
     def __cinit__(self, kind="text", int page_size=1):
         if kind not in ("text", "tokens"):
@@ -135,10 +140,9 @@ cdef class RadixTree:
         cdef unsigned long v
         cdef PyObject **items
         cdef uint32_t *ids
-        cdef int kind
-        cdef void *udata
         k.has_view = False
         k.owned = NULL
+        k.holder = NULL
         if self._kind == RX_TEXT:
             if not isinstance(key, str):
                 raise TypeError(f"a text tree takes str keys, not {type(key).__name__}")
@@ -147,18 +151,8 @@ cdef class RadixTree:
             if PyUnicode_IS_ASCII(key):
                 k.data = <const uint8_t *>PyUnicode_DATA(key)
                 k.n = <size_t>n
-            else:  # our own encoder: nothing cached in the str, no GIL needed
-                kind = PyUnicode_KIND(key)
-                udata = PyUnicode_DATA(key)
-                k.owned = malloc(rx_utf8_bound(kind, n) + 1)
-                if k.owned == NULL:
-                    raise MemoryError()
-                if <size_t>n >= _NOGIL_BYTES:
-                    with nogil:
-                        k.n = rx_utf8(kind, udata, n, <uint8_t *>k.owned)
-                else:
-                    k.n = rx_utf8(kind, udata, n, <uint8_t *>k.owned)
-                k.data = <const uint8_t *>k.owned
+            else:
+                self._utf8(key, n, k)
             k.units = k.full_units = <uint64_t>n
             if k.n > 0xFFFFFFFF:
                 raise ValueError("key too long (at most 4 GiB)")
@@ -205,7 +199,33 @@ cdef class RadixTree:
         k.n = <size_t>(k.units * 4)
         return 0
 
+    cdef int _utf8(self, object key, Py_ssize_t n, Key *k) except -1:
+        """UTF-8 of a non-ASCII str with our own encoder (nothing cached in the str). The
+        last one is kept: a match followed by an insert of the same str encodes once."""
+        cdef int kind = PyUnicode_KIND(key)
+        cdef void *udata = PyUnicode_DATA(key)
+        cdef bytes buf
+        cdef char *out
+        cdef size_t size
+        if key is not self._last_key:
+            buf = PyBytes_FromStringAndSize(NULL, rx_utf8_bound(kind, n) + 1)
+            out = PyBytes_AS_STRING(buf)
+            if <size_t>n >= _NOGIL_BYTES:
+                with nogil:
+                    size = rx_utf8(kind, udata, n, <uint8_t *>out)
+            else:
+                size = rx_utf8(kind, udata, n, <uint8_t *>out)
+            self._last_key, self._last_utf8, self._last_size = key, buf, size
+        Py_INCREF(self._last_utf8)  # held by k: another thread may replace the cache
+        k.holder = <PyObject *>self._last_utf8
+        k.data = <const uint8_t *>PyBytes_AS_STRING(self._last_utf8)
+        k.n = self._last_size
+        return 0
+
     cdef void _close(self, Key *k):
+        if k.holder != NULL:
+            Py_DECREF(<object>k.holder)
+            k.holder = NULL
         if k.has_view:
             PyBuffer_Release(&k.view)
             k.has_view = False

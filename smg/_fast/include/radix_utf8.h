@@ -48,7 +48,7 @@ static size_t rx_utf8_ucs1(const uint8_t *s, size_t n, uint8_t *out) {
             i += 16;
         }
 #endif
-        if (i < n) o = rx_utf8_put(o, s[i++]);
+        for (size_t end = i + 16 < n ? i + 16 : n; i < end; i++) o = rx_utf8_put(o, s[i]);
     }
     return (size_t)(o - out);
 }
@@ -68,7 +68,7 @@ static size_t rx_utf8_ucs2(const uint16_t *s, size_t n, uint8_t *out) {
             i += 8;
         }
 #endif
-        if (i < n) o = rx_utf8_put(o, s[i++]);
+        for (size_t end = i + 8 < n ? i + 8 : n; i < end; i++) o = rx_utf8_put(o, s[i]);
     }
     return (size_t)(o - out);
 }
@@ -90,7 +90,7 @@ static size_t rx_utf8_ucs4(const uint32_t *s, size_t n, uint8_t *out) {
             i += 8;
         }
 #endif
-        if (i < n) o = rx_utf8_put(o, s[i++]);
+        for (size_t end = i + 8 < n ? i + 8 : n; i < end; i++) o = rx_utf8_put(o, s[i]);
     }
     return (size_t)(o - out);
 }

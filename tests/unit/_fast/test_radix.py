@@ -131,6 +131,21 @@ def test_utf8_of_every_str_width(impl):
 
 
 @impls
+def test_same_str_objects_interleaved(impl):
+    """The compiled tree keeps the last str's UTF-8: reuse and replacement stay right."""
+    t = tree(impl)
+    k1 = "préfixe commun " * 100
+    k2 = k1[:-5] + "autre"
+    assert t.match(k1) == (0, None)
+    t.insert(k1, "a")
+    assert t.match(k2) == (len(k2) - 5, "a")
+    assert t.match(k1) == (len(k1), "a")
+    assert t.match_insert(k2, "b") == {"a": len(k2) - 5}
+    assert t.match(k2) == (len(k2), "b")
+    assert t.match_tenants(k1) == (len(k1), {"a": len(k1), "b": len(k2) - 5})
+
+
+@impls
 def test_text_key_errors(impl):
     t = tree(impl)
     with pytest.raises(TypeError):
