@@ -130,7 +130,7 @@ class Engine:
                 self.cache.insert(inp.input_ids, hashes)
                 self._flush_events()
                 kv_params = await self.pd.after_prefill(inp, cached)
-                async for item in self._decode(inp, req, cached, fault, fault_after, kv_params):
+                async for item in self._decode(inp, req, cached, fault, fault_after, kv_params, hashes):
                     yield item
             finally:
                 self._release(req)
@@ -145,6 +145,7 @@ class Engine:
         fault: str | None,
         fault_after: int,
         kv_params: dict | None,
+        prompt_hashes: list[int],
     ) -> AsyncIterator[TokenChunk | Finished]:
         cfg = self.config
         p = inp.params
@@ -208,7 +209,8 @@ class Engine:
         if reason == "abort":
             self.aborted_rids.append(inp.rid)
         else:
-            self.cache.insert(inp.input_ids + out)
+            seq = inp.input_ids + out
+            self.cache.insert(seq, block_hashes(seq, cfg.kv_block_size, prompt_hashes))
             self._flush_events()
         for i in range(p.n):
             yield Finished(i, reason, matched, prompt_len, len(out), cached, kv_params, out)
@@ -260,7 +262,7 @@ class Engine:
         if p.max_new_tokens is not None and p.max_new_tokens < 0:
             raise EngineError(400, "max_new_tokens must be >= 0")
         vocab = self.vocab_size
-        if vocab and any(t < 0 or t >= vocab for t in inp.input_ids):
+        if vocab and (min(inp.input_ids) < 0 or max(inp.input_ids) >= vocab):
             raise EngineError(400, f"input_ids outside the vocabulary (size {vocab})")
 
     # -- batch admission -----------------------------------------------------------

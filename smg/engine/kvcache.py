@@ -11,9 +11,6 @@ leaves. Every store and removal becomes a ``KvEvent``; the engine batches them i
 
 from __future__ import annotations
 
-import hashlib
-import struct
-from array import array
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -47,19 +44,18 @@ class KvEventBatch:
     events: tuple[KvEvent, ...] = field(default_factory=tuple)
 
 
-def _hash_block(parent: int, tokens: list[int]) -> int:
-    digest = hashlib.blake2b(
-        struct.pack("<q", parent) + array("I", tokens).tobytes(), digest_size=8
-    ).digest()
-    return struct.unpack("<q", digest)[0]
+def block_hashes(token_ids: list[int], block_size: int, known: list[int] = ()) -> list[int]:
+    """Chained hashes of the full blocks of ``token_ids`` (a partial tail is not a block).
 
-
-def block_hashes(token_ids: list[int], block_size: int) -> list[int]:
-    """Chained hashes of the full blocks of ``token_ids`` (a partial tail is not a block)."""
-    out: list[int] = []
-    parent = _ROOT
-    for start in range(0, len(token_ids) - block_size + 1, block_size):
-        parent = _hash_block(parent, token_ids[start : start + block_size])
+    ``known``: hashes of leading blocks already computed (a prompt's, when hashing the
+    prompt + output). A block's hash is Python's hash of (parent hash, *tokens): ints
+    hash the same in every process (no hash randomization), and it is a signed 64-bit
+    value, as the wire's int64 wants.
+    """
+    out = list(known)
+    parent = out[-1] if out else _ROOT
+    for start in range(len(out) * block_size, len(token_ids) - block_size + 1, block_size):
+        parent = hash((parent, *token_ids[start : start + block_size]))
         out.append(parent)
     return out
 
