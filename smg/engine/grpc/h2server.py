@@ -90,10 +90,12 @@ class _Conn(asyncio.Protocol):
             self.transport.close()
 
     def _fail(self, code: int) -> None:
+        """A connection error: GOAWAY, close, read nothing more (connection_lost cleans up)."""
         if self.transport is not None:
             self._write(f.goaway(self.last_sid, code))
             self._flush()
             self.transport.close()
+            self.transport = None
 
     def _write(self, data: bytes) -> None:
         self.out.append(data)
