@@ -47,7 +47,8 @@ typedef struct { uint32_t id; uint32_t flags; } bpe_added;
 /* A word cache entry (128 bytes): words of up to 62 bytes that merge into at most 14 ids. */
 #define BPE_CACHE_KEY 62
 #define BPE_CACHE_IDS 14
-#define BPE_CACHE_SLOTS 16384
+#define BPE_CACHE_SLOTS 16384 /* 2 MB per cache */
+#define BPE_MAX_CACHES 16
 typedef struct {
     uint64_t hash;
     uint8_t len, n;
@@ -77,6 +78,7 @@ typedef struct {
     int ignore_merges;
     pthread_mutex_t pool_lock;
     bpe_cache *pool;
+    int caches_made;
 } bpe_encoder;
 
 typedef struct { uint32_t *v; size_t n, cap; } bpe_vec;

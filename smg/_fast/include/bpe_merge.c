@@ -17,12 +17,18 @@ static int bpe_vec_push(bpe_vec *v, uint32_t x) {
     return 0;
 }
 
+/* A word cache for one call: one per concurrent caller, kept for reuse; past
+ * BPE_MAX_CACHES concurrent callers the extra ones run without (NULL). */
 static bpe_cache *bpe_cache_take(bpe_encoder *e) {
     pthread_mutex_lock(&e->pool_lock);
     bpe_cache *c = e->pool;
-    if (c) e->pool = c->next;
+    if (c) {
+        e->pool = c->next;
+    } else if (e->caches_made < BPE_MAX_CACHES) {
+        c = calloc(1, sizeof(bpe_cache));
+        e->caches_made += c != NULL;
+    }
     pthread_mutex_unlock(&e->pool_lock);
-    if (!c) c = calloc(1, sizeof(bpe_cache)); /* one per concurrent caller, kept for reuse */
     return c;
 }
 

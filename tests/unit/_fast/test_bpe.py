@@ -180,3 +180,28 @@ def test_lone_surrogates_encode_as_replacement_character(
     tk = _qwen_tiktoken(str(qwen_tiktoken_file))
     for text, clean in [("a\ud800b", "a\ufffdb"), ("\udc00x\ud83d", "\ufffdx\ufffd"), ("é\ud83d\ude00", "é\U0001f600")]:
         assert core.encode(text) == core.encode(clean) == tk.encode(text), text
+
+
+@impls
+def test_concurrent_threads_get_the_same_ids(impl: KernelImpl, deepseek_tokenizer_json: pathlib.Path) -> None:
+    """More threads than the C encoder keeps word caches for (16), all at once."""
+    import threading
+
+    core = _core(impl, "deepseek", str(deepseek_tokenizer_json))
+    docs = mixed_corpus(DEEPSEEK_SPECIAL, 40 if impl.tag == "c" else 4, seed=12)
+    expected = [core.encode(d) for d in docs]
+    start = threading.Barrier(20)
+    results: dict[int, list[list[int]]] = {}
+
+    def work(k: int) -> None:
+        start.wait(timeout=30)
+        results[k] = [core.encode(d) for d in docs[k % 3 :]] + core.encode_batch(docs[: k % 3])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(results) == 20
+    for k, got in results.items():
+        assert got == expected[k % 3 :] + expected[: k % 3]
