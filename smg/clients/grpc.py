@@ -21,7 +21,7 @@ from smg._proto import common_pb2, sglang_scheduler_pb2 as sg, sglang_scheduler_
 from smg._proto import vllm_engine_pb2 as vl, vllm_engine_pb2_grpc as vl_grpc
 from smg.clients.grpc_types import Chunk, Complete, GenParams, Logprobs, WorkerCallError
 
-__all__ = ["GrpcWorkerClient", "grpc_target"]
+__all__ = ["GrpcWorkerClient", "grpc_target", "make_client"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,17 @@ def grpc_target(url: str) -> str:
         if url.startswith(prefix):
             return url[len(prefix) :].rstrip("/")
     return url
+
+
+def make_client(url: str, proto: str = "sglang", transport: str = "lean") -> GrpcWorkerClient:
+    """A worker client: ``lean`` (smg's own HTTP/2, ``grpc_lean``) or ``aio`` (grpc.aio)."""
+    if transport == "lean":
+        from smg.clients.grpc_lean import LeanGrpcWorkerClient
+
+        return LeanGrpcWorkerClient(url, proto)
+    if transport == "aio":
+        return GrpcWorkerClient(url, proto)
+    raise ValueError(f"unknown gRPC client transport {transport!r} (lean or aio)")
 
 
 def _logprobs(msg) -> Logprobs | None:
@@ -158,6 +169,23 @@ class GrpcWorkerClient:
             req.kv_transfer_params_json = p.kv_transfer_params_json
         return req
 
+    def _item(self, resp) -> Chunk | Complete | None:
+        """One ``GenerateResponse`` as the gateway's ``Chunk`` or ``Complete`` (None: neither)."""
+        kind = resp.WhichOneof("response")
+        if kind == "chunk":
+            c = resp.chunk
+            return Chunk(c.index, list(c.token_ids), c.prompt_tokens, c.completion_tokens,
+                         c.cached_tokens, _logprobs(c.output_logprobs) if c.HasField("output_logprobs") else None)
+        if kind != "complete":
+            return None
+        c = resp.complete
+        which = c.WhichOneof("matched_stop")
+        matched = getattr(c, which) if which else None
+        kv = c.kv_transfer_params_json if self.proto == "vllm" and c.HasField("kv_transfer_params_json") else None
+        return Complete(c.index, c.finish_reason or "stop", matched, c.prompt_tokens,
+                        c.completion_tokens, c.cached_tokens, list(c.output_ids),
+                        _logprobs(c.output_logprobs) if c.HasField("output_logprobs") else None, kv)
+
     async def generate(self, params: GenParams) -> AsyncIterator[Chunk | Complete]:
         """Stream one request. Stopping iteration early aborts it on the worker."""
         call = self._stub.Generate(self.build_request(params))
@@ -165,21 +193,10 @@ class GrpcWorkerClient:
         got_any = False
         try:
             async for resp in call:
-                kind = resp.WhichOneof("response")
-                if kind == "chunk":
-                    c = resp.chunk
+                item = self._item(resp)
+                if item is not None:
                     got_any = True
-                    yield Chunk(c.index, list(c.token_ids), c.prompt_tokens, c.completion_tokens,
-                                c.cached_tokens, _logprobs(c.output_logprobs) if c.HasField("output_logprobs") else None)
-                elif kind == "complete":
-                    c = resp.complete
-                    got_any = True
-                    which = c.WhichOneof("matched_stop")
-                    matched = getattr(c, which) if which else None
-                    kv = c.kv_transfer_params_json if self.proto == "vllm" and c.HasField("kv_transfer_params_json") else None
-                    yield Complete(c.index, c.finish_reason or "stop", matched, c.prompt_tokens,
-                                   c.completion_tokens, c.cached_tokens, list(c.output_ids),
-                                   _logprobs(c.output_logprobs) if c.HasField("output_logprobs") else None, kv)
+                    yield item
             done = True
         except grpc.aio.AioRpcError as exc:
             done = True

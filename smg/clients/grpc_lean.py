@@ -1,0 +1,256 @@
+"""A lean gRPC worker client: the ``GrpcWorkerClient`` API over smg's own HTTP/2.
+
+grpc.aio spends ~205 µs of CPU per unary call and ~25 µs per streamed message; this
+client keeps one HTTP/2 connection per worker (``h2conn.H2Connection``), writes each
+call as one precomputed HEADERS block and one DATA frame, and parses responses with
+the upb-backed protobuf classes. Wire-compatible with any gRPC server (h2c, prior
+knowledge, uncompressed messages).
+
+    client = LeanGrpcWorkerClient("grpc://127.0.0.1:30001", "sglang")
+    async for item in client.generate(params):   # Chunk ... Complete
+        ...
+
+Errors are what ``GrpcWorkerClient`` raises: ``WorkerCallError`` from ``generate``
+(``retryable`` when a retryable status came before the first message) and
+``grpc.aio.AioRpcError`` from the unary admin calls (``health`` answers False).
+Leaving ``generate`` early resets the stream (RST_STREAM CANCEL) and sends Abort.
+A lost connection fails its calls with UNAVAILABLE; the next call reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from google.protobuf import message_factory
+
+from smg._proto import common_pb2, sglang_scheduler_pb2 as sg, vllm_engine_pb2 as vl
+from smg.clients.grpc import _RETRYABLE, GrpcWorkerClient, grpc_target
+from smg.clients.grpc_types import Chunk, Complete, GenParams, WorkerCallError
+from smg.clients.h2conn import OK, Call, H2Connection
+from smg.h2 import frames as f
+
+__all__ = ["LeanGrpcWorkerClient"]
+
+_SERVICES = {"sglang": sg.DESCRIPTOR.services_by_name["SglangScheduler"],
+             "vllm": vl.DESCRIPTOR.services_by_name["VllmEngine"]}
+_CODES = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def _code(status: int) -> grpc.StatusCode:
+    return _CODES.get(status, grpc.StatusCode.UNKNOWN)
+
+
+def _rpc_error(call: Call) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(_code(call.status or 0), grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                call.details)
+
+
+class _Stub:
+    """``client._stub.Method(request, timeout=...)`` for every unary rpc of the service,
+    as a grpc stub offers them (the gateway's backend probes services this way)."""
+
+    def __init__(self, client: LeanGrpcWorkerClient) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str):
+        method = self._client._service.methods_by_name.get(name)
+        if method is None or method.server_streaming:
+            raise AttributeError(name)
+        response_class = message_factory.GetMessageClass(method.output_type)
+
+        def call(request, timeout: float | None = None):
+            return self._client._unary(name, request, response_class, timeout)
+
+        return call
+
+
+class LeanGrpcWorkerClient(GrpcWorkerClient):
+    def __init__(self, url: str, proto: str = "sglang", *, window: int = 1 << 24,
+                 conn_window: int = 1 << 30, max_frame: int = 1 << 20) -> None:
+        # not GrpcWorkerClient.__init__: no grpc channel; build_request and _item are shared
+        if proto not in _SERVICES:
+            raise ValueError(f"unknown gRPC worker protocol {proto!r}")
+        self.url = url
+        self.proto = proto
+        self._pb = sg if proto == "sglang" else vl
+        self._service = _SERVICES[proto]
+        target = grpc_target(url)
+        host, _, port = target.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"gRPC worker URL needs host:port, got {url!r}")
+        self._host, self._port = host.strip("[]"), int(port)
+        self._authority = target
+        self._h2_options = {"window": window, "conn_window": conn_window, "max_frame": max_frame}
+        self._conn: H2Connection | None = None
+        self._connecting: asyncio.Future | None = None
+        self._headers: dict[tuple[str, int], bytes] = {}
+        self._stub = _Stub(self)
+        self._parse_generate = self._pb.GenerateResponse.FromString
+        self._gen_block = self._header_block("Generate", None)
+        self._tasks: set[asyncio.Task] = set()
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(conn.lost), 1.0)
+
+    # -- transport ---------------------------------------------------------------------
+    def _header_block(self, method: str, timeout: float | None) -> bytes:
+        key = (method, -1 if timeout is None else max(1, int(timeout * 1000)))
+        block = self._headers.get(key)
+        if block is None:
+            fields = [(":method", "POST"), (":scheme", "http"),
+                      (":path", f"/{self._service.full_name}/{method}"),
+                      (":authority", self._authority), ("content-type", "application/grpc"),
+                      ("te", "trailers"), ("user-agent", "smg-lean-grpc")]
+            if key[1] >= 0:
+                fields.append(("grpc-timeout", f"{min(key[1], 99_999_999)}m"))
+            block = self._headers[key] = f.header_block(fields)
+        return block
+
+    async def _connection(self) -> H2Connection:
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            if conn.has_slot():
+                return conn
+            await conn.wait_slot()
+            return await self._connection()
+        if self._connecting is None:
+            self._connecting = asyncio.get_running_loop().create_future()
+            try:
+                loop = asyncio.get_running_loop()
+                _, conn = await loop.create_connection(
+                    lambda: H2Connection(**self._h2_options), self._host, self._port)
+                self._conn = conn
+                self._connecting.set_result(conn)
+            except OSError as exc:
+                self._connecting.set_exception(exc)
+                self._connecting.exception()  # retrieved: waiters get it by awaiting
+                raise
+            finally:
+                self._connecting = None
+            return conn
+        return await asyncio.shield(self._connecting)
+
+    async def _start(self, block: bytes, request: Any) -> tuple[H2Connection, Call]:
+        conn = await self._connection()
+        return conn, conn.open(block, f.grpc_message(request.SerializeToString()))
+
+    async def _finished(self, conn: H2Connection, call: Call, timeout: float | None) -> None:
+        """Wait for ``call``'s status; past ``timeout`` reset it as DEADLINE_EXCEEDED."""
+        try:
+            if timeout is None:
+                while call.status is None:
+                    await conn.wait(call)
+            else:
+                async with asyncio.timeout(timeout):
+                    while call.status is None:
+                        await conn.wait(call)
+        except TimeoutError:
+            conn.reset(call)
+            call.status, call.details = grpc.StatusCode.DEADLINE_EXCEEDED.value[0], "Deadline Exceeded"
+        except BaseException:
+            conn.reset(call)
+            raise
+
+    async def _unary(self, method: str, request: Any, response_class: Any, timeout: float | None):
+        try:
+            conn, call = await self._start(self._header_block(method, timeout), request)
+        except OSError as exc:
+            raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(),
+                                       grpc.aio.Metadata(), f"failed to connect: {exc}") from None
+        await self._finished(conn, call, timeout)
+        if call.status != OK:
+            raise _rpc_error(call)
+        if len(call.messages) != 1:
+            raise grpc.aio.AioRpcError(grpc.StatusCode.INTERNAL, grpc.aio.Metadata(),
+                                       grpc.aio.Metadata(),
+                                       f"expected one response message, got {len(call.messages)}")
+        return response_class.FromString(call.messages[0])
+
+    # -- admin -------------------------------------------------------------------------
+    async def health(self, timeout: float = 5.0) -> bool:
+        try:
+            resp = await self._stub.HealthCheck(self._pb.HealthCheckRequest(), timeout=timeout)
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(resp.healthy)
+
+    async def abort(self, request_id: str) -> None:
+        if self.proto == "sglang":
+            req = sg.AbortRequest(request_id=request_id, reason="client disconnected")
+        else:
+            req = vl.AbortRequest(request_ids=[request_id])
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await self._stub.Abort(req, timeout=5.0)
+
+    async def get_tokenizer_zip(self, timeout: float = 60.0) -> tuple[bytes, str]:
+        """The worker's tokenizer files as a zip, and the sha256 it announced."""
+        try:
+            conn, call = await self._start(self._header_block("GetTokenizer", timeout),
+                                           common_pb2.GetTokenizerRequest())
+        except OSError as exc:
+            raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(),
+                                       grpc.aio.Metadata(), f"failed to connect: {exc}") from None
+        await self._finished(conn, call, timeout)
+        if call.status != OK:
+            raise _rpc_error(call)
+        buf = io.BytesIO()
+        sha = ""
+        for raw in call.messages:
+            chunk = common_pb2.GetTokenizerChunk.FromString(raw)
+            buf.write(chunk.data)
+            if chunk.sha256:
+                sha = chunk.sha256
+        return buf.getvalue(), sha
+
+    # -- generate ----------------------------------------------------------------------
+    async def generate(self, params: GenParams) -> AsyncIterator[Chunk | Complete]:
+        """Stream one request. Stopping iteration early aborts it on the worker."""
+        try:
+            conn, call = await self._start(self._gen_block, self.build_request(params))
+        except OSError as exc:
+            raise WorkerCallError(f"worker {self.url}: UNAVAILABLE: failed to connect: {exc}",
+                                  status=502, retryable=True) from None
+        parse, item_of, messages = self._parse_generate, self._item, call.messages
+        got_any = False
+        done = False
+        try:
+            while True:
+                if messages:
+                    raw = messages.popleft()
+                    try:
+                        item = item_of(parse(raw))
+                    except Exception:  # protobuf's DecodeError
+                        raise WorkerCallError(f"worker {self.url}: INTERNAL: unparsable response",
+                                              retryable=not got_any) from None
+                    if item is not None:
+                        got_any = True
+                        yield item
+                elif call.status is None:
+                    await conn.wait(call)
+                else:
+                    break
+            done = True
+            if call.status != OK:
+                code = _code(call.status)
+                status = 504 if code == grpc.StatusCode.DEADLINE_EXCEEDED else (
+                    400 if code == grpc.StatusCode.INVALID_ARGUMENT else 502)
+                raise WorkerCallError(f"worker {self.url}: {code.name}: {call.details}",
+                                      status=status, retryable=not got_any and code in _RETRYABLE)
+        finally:
+            if not done:
+                finished = call.status == OK  # nothing left to abort on the worker
+                conn.reset(call)
+                if not finished:
+                    task = asyncio.get_running_loop().create_task(self.abort(params.request_id))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+
