@@ -8,7 +8,6 @@ valid UTF-8. ``step`` keeps the GIL (releasing it costs more than the work);
 ``detokenize_batch`` converts all ids first, then runs every request without the GIL.
 """
 
-from cpython.long cimport PyLong_AsLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_ITEMS
@@ -222,7 +221,7 @@ cdef class Detokenizer:
         cdef int64_t tid
         try:
             for i in range(n):
-                tid = PyLong_AsLongLong(<object>items[i])
+                tid = <int64_t>(<object>items[i])
                 plen = 0
                 p = smg_dt_piece(&self.table.t, &self.s, tid, &plen)
                 if p == NULL or plen == 0:
@@ -312,7 +311,7 @@ def detokenize_batch(detokenizers, token_ids_per_request):
             reqs[r].out_at = cap
             reqs[r].out_len = 0
             for j in range(reqs[r].n_ids):
-                ids[k] = PyLong_AsLongLong(<object>items[j])
+                ids[k] = <int64_t>(<object>items[j])
                 if reqs[r].table != NULL:
                     cap += 3 * smg_dt_piece_len(reqs[r].table, ids[k])
                 k += 1

@@ -10,6 +10,12 @@ cdef extern from "stops_core.h":
         const uint32_t *off
         const uint16_t *fail
         uint8_t first[32]
+        uint16_t *dfa
+
+    int SMG_DFA_MAX_BYTES
+    void smg_stop_kmp_build(smg_stopset *ss, uint16_t *fail) noexcept nogil
+    int smg_stop_dfa_build(smg_stopset *ss) noexcept nogil
+    void smg_stop_dfa_free(smg_stopset *ss) noexcept nogil
 
     ptrdiff_t smg_stop_scan(const smg_stopset *ss, uint16_t *st, uint32_t *active,
                             const uint8_t *p, size_t n, int act, int *which) noexcept nogil
@@ -18,6 +24,7 @@ cdef extern from "stops_core.h":
 
 cdef enum:
     MAX_STOPS_C = 64
+    MAX_STOP_BYTES_C = 1024
     INLINE_HELD = 64
     INLINE_IDS = 8
 

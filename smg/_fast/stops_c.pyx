@@ -10,7 +10,6 @@ every request of an engine step without the GIL.
 """
 
 cimport cython
-from cpython.long cimport PyLong_AsLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_ITEMS
@@ -29,7 +28,7 @@ cdef enum:
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object o, Py_ssize_t *size) except NULL
 
-assert MAX_STOPS <= MAX_STOPS_C
+assert MAX_STOPS <= MAX_STOPS_C and MAX_STOP_BYTES <= MAX_STOP_BYTES_C
 
 _sets = {}
 
@@ -40,7 +39,7 @@ cdef class StopSet:
     def __cinit__(self, tuple stops):
         self.stops = stops
         encoded = [s.encode("utf-8") for s in stops]
-        cdef uint32_t n = len(encoded), j, q, k, total = 0
+        cdef uint32_t n = len(encoded), j, total = 0
         for e in encoded:
             total += len(e)
         self._pat = <uint8_t *>PyMem_Malloc(total + 1)
@@ -48,28 +47,13 @@ cdef class StopSet:
         self._fail = <uint16_t *>PyMem_Malloc((total + n + 1) * sizeof(uint16_t))
         if self._pat == NULL or self._off == NULL or self._fail == NULL:
             raise MemoryError()
-        memset(self.ss.first, 0, 32)
         cdef uint32_t pos = 0
         cdef bytes b
-        cdef const uint8_t *p
-        cdef uint16_t *fail
         self.max_len = 0
         for j in range(n):
             b = encoded[j]
             self._off[j] = pos
             memcpy(self._pat + pos, <char *>b, len(b))
-            p = self._pat + pos
-            fail = self._fail + pos + j
-            fail[0] = 0
-            fail[1] = 0
-            k = 0
-            for q in range(1, len(b)):
-                while k and p[q] != p[k]:
-                    k = fail[k]
-                if p[q] == p[k]:
-                    k += 1
-                fail[q + 1] = <uint16_t>k
-            self.ss.first[p[0] >> 3] |= <uint8_t>(1 << (p[0] & 7))
             pos += len(b)
             self.max_len = max(self.max_len, <uint32_t>len(b))
         self._off[n] = pos
@@ -77,8 +61,13 @@ cdef class StopSet:
         self.ss.pat = self._pat
         self.ss.off = self._off
         self.ss.fail = self._fail
+        smg_stop_kmp_build(&self.ss, self._fail)
+        self.ss.dfa = NULL
+        if total <= SMG_DFA_MAX_BYTES and smg_stop_dfa_build(&self.ss) != 0:
+            raise MemoryError()
 
     def __dealloc__(self):
+        smg_stop_dfa_free(&self.ss)
         PyMem_Free(self._pat)
         PyMem_Free(self._off)
         PyMem_Free(self._fail)
@@ -100,7 +89,8 @@ cdef StopSet _stop_set(stops):
     return s
 
 
-@cython.freelist(64)
+@cython.no_gc
+@cython.freelist(256)
 cdef class StepResult:
     """What one call produced: ``(text, finished, matched)``; unpacks like a tuple."""
 
@@ -116,9 +106,6 @@ cdef class StepResult:
     def __iter__(self):
         return iter((self.text, self.finished, self.matched))
 
-    def __len__(self):
-        return 3
-
     def __getitem__(self, i):
         return (self.text, self.finished, self.matched)[i]
 
@@ -127,9 +114,6 @@ cdef class StepResult:
             return tuple(self) == tuple(other)
         except TypeError:
             return NotImplemented
-
-    def __hash__(self):
-        return hash(tuple(self))
 
     def __repr__(self):
         return f"StepResult(text={self.text!r}, finished={self.finished}, matched={self.matched!r})"
@@ -363,7 +347,7 @@ cdef class StreamDecoder:
                 if ids == NULL:
                     raise MemoryError()
             for i in range(n):
-                ids[i] = PyLong_AsLongLong(<object>items[i])
+                ids[i] = <int64_t>(<object>items[i])
                 cap += 3 * smg_dt_piece_len(self.c.table, ids[i])
             if cap > STACK_OUT:
                 out = <uint8_t *>PyMem_Malloc(cap)
@@ -383,21 +367,12 @@ cdef class StreamDecoder:
             return self._py.flush()
         if self.c.status:
             return _result("", True, self.matched)
-        cdef uint8_t out[INLINE_HELD + 8]
-        cdef uint8_t *buf = out
-        if self.c.nheld + 4 > INLINE_HELD + 8:
-            buf = <uint8_t *>PyMem_Malloc(self.c.nheld + 4)
-            if buf == NULL:
-                raise MemoryError()
-        memcpy(buf, self.c.held, self.c.nheld)
-        cdef size_t o = self.c.nheld + smg_dt_flush(self.c.ds, buf + self.c.nheld)
+        cdef uint8_t out[MAX_STOP_BYTES_C + 8]  # held text is shorter than the longest stop
+        memcpy(out, self.c.held, self.c.nheld)
+        cdef size_t o = self.c.nheld + smg_dt_flush(self.c.ds, out + self.c.nheld)
         self.c.nheld = 0
         self.c.status = 3
-        try:
-            return _result(smg_text(buf, o), True, None)
-        finally:
-            if buf != out:
-                PyMem_Free(buf)
+        return _result(smg_text(out, o), True, None)
 
 
 cdef struct _Req:
@@ -452,7 +427,7 @@ def stream_batch(decoders, token_ids_per_request):
             reqs[r].out_at = cap
             reqs[r].out_len = 0
             for j in range(reqs[r].n_ids):
-                ids[k] = PyLong_AsLongLong(<object>items[j])
+                ids[k] = <int64_t>(<object>items[j])
                 if reqs[r].c != NULL:
                     cap += 3 * smg_dt_piece_len(d.c.table, ids[k])
                 k += 1
@@ -470,10 +445,9 @@ def stream_batch(decoders, token_ids_per_request):
             d = <StreamDecoder>decs[r]
             if d._py is not None:
                 result.append(d._py.step_many(id_lists[r]))
-            elif d.c.status:
-                result.append(_result(smg_text(out + reqs[r].out_at, reqs[r].out_len), True, d.matched))
             else:
-                result.append(_result(smg_text(out + reqs[r].out_at, reqs[r].out_len), False, None))
+                result.append(_result(smg_text(out + reqs[r].out_at, reqs[r].out_len), d.c.status != 0,
+                                      d.matched if d.c.status else None))
         return result
     finally:
         PyMem_Free(reqs)

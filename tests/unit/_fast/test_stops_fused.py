@@ -67,8 +67,11 @@ def run(detok, stops_mod, spec, ids, groups, kw, batch=False):
 @st.composite
 def cases(draw):
     ids = draw(st.lists(st.integers(-1, len(PIECES)), max_size=30))
+    stops = draw(st.lists(STOP_TEXTS, max_size=4))
+    if stops and draw(st.booleans()):
+        stops.append("q" * 600)  # too long for the compiled DFA: KMP per stop
     kw = dict(
-        stops=draw(st.lists(STOP_TEXTS, max_size=4)),
+        stops=stops,
         stop_token_ids=draw(st.lists(st.integers(0, len(PIECES) - 1), max_size=2)),
         include_stop=draw(st.booleans()),
         min_tokens=draw(st.integers(0, 6)),
