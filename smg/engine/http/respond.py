@@ -20,13 +20,7 @@ import logging
 from typing import Protocol
 
 from smg.engine.http.asgi import DisconnectWatch, Receive, Send, send_body, start_stream
-from smg.engine.http.errors import (
-    BadRequest,
-    EngineFailed,
-    HTTPError,
-    NotFound,
-    Unavailable,
-)
+from smg.engine.http.errors import EngineFailed, HTTPError
 from smg.engine.http.runner import Choice, Run
 from smg.engine.types import EngineDisconnect, EngineError
 
@@ -51,11 +45,21 @@ class Format(Protocol):
     def body(self) -> bytes: ...  # the whole non-streamed response
 
 
+_ENGINE_ERROR_TYPES = {
+    400: "invalid_request_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    429: "rate_limit_error",
+    503: "service_unavailable",
+    504: "timeout_error",
+}
+
+
 def engine_error(exc: EngineError) -> HTTPError:
-    cls = {400: BadRequest, 404: NotFound, 503: Unavailable}.get(exc.status_code, EngineFailed)
-    err = cls(exc.message)
-    if cls is EngineFailed and exc.status_code != 500:
-        err.status = exc.status_code  # type: ignore[misc]
+    """The HTTP error for an engine failure: its status, the matching OpenAI type."""
+    err = HTTPError(exc.message)
+    err.status = exc.status_code  # type: ignore[misc]
+    err.error_type = _ENGINE_ERROR_TYPES.get(exc.status_code, "internal_server_error")  # type: ignore[misc]
     return err
 
 

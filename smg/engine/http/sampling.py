@@ -15,7 +15,7 @@ engine gets stop token ids and the rest.
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +38,7 @@ MAX_N = 128
 
 
 def new_rid() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # a uuid4's randomness without building a UUID
 
 
 @dataclass(frozen=True, slots=True)
