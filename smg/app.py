@@ -18,7 +18,7 @@ from starlette.routing import Route
 from smg.config import GatewayConfig
 from smg.errors import SmgError, error_handler
 from smg.http import admin, health
-from smg.http.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from smg.http.middleware import BodyLimitMiddleware, FastRoutes, RequestIdMiddleware
 from smg.http.proxy import ProxyEndpoint
 from smg.http.state import AppState
 from smg.protocol import PARSERS
@@ -38,12 +38,14 @@ def create_app(config: GatewayConfig | None = None) -> Starlette:
         finally:
             await state.close()
 
-    proxy_routes = [Route(path, ProxyEndpoint(path), methods=["POST"]) for path in PARSERS]
+    proxies = {path: ProxyEndpoint(path) for path in PARSERS}
+    proxy_routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in proxies.items()]
     return Starlette(
         routes=[*proxy_routes, *health.routes, *admin.routes],
         middleware=[
             Middleware(RequestIdMiddleware, header_names=config.server.request_id_headers),
             Middleware(BodyLimitMiddleware, max_bytes=config.server.max_payload_size),
+            Middleware(FastRoutes, endpoints=proxies),
         ],
         exception_handlers={SmgError: error_handler, HTTPException: error_handler, Exception: error_handler},
         lifespan=lifespan,

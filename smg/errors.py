@@ -25,6 +25,7 @@ from typing import ClassVar
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Send
 
 __all__ = [
     "BadRequest",
@@ -39,6 +40,7 @@ __all__ = [
     "error_body",
     "error_handler",
     "error_response",
+    "send_error",
 ]
 
 
@@ -105,6 +107,14 @@ def error_body(status: int, message: str, error_type: str, param: str | None = N
 def error_response(exc: SmgError, headers: dict[str, str] | None = None) -> Response:
     body = error_body(exc.status_code, exc.message, exc.error_type, exc.param)
     return Response(body, exc.status_code, headers=headers, media_type="application/json")
+
+
+async def send_error(send: Send, exc: SmgError) -> None:
+    """Answer with ``exc`` over raw ASGI (for endpoints outside Starlette's handlers)."""
+    body = error_body(exc.status_code, exc.message, exc.error_type, exc.param)
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def error_handler(request: Request, exc: Exception) -> Response:

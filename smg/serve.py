@@ -38,7 +38,8 @@ ServerName = Literal["uvicorn", "hypercorn"]
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket (``port`` 0: one the OS picks)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP (not 0): uvloop sets TCP_NODELAY on accepted connections only then
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
@@ -71,6 +72,7 @@ async def serve(
             lifespan="on",
             log_level="warning" if log_level == "warn" else log_level,
             access_log=False,
+            proxy_headers=False,  # no X-Forwarded-* rewriting on the hot path
             timeout_graceful_shutdown=grace_period,
             server_header=False,
             date_header=False,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smg.errors import PayloadTooLarge, error_body
 
-__all__ = ["BodyLimitMiddleware", "RequestIdMiddleware", "request_id_prefix"]
+__all__ = ["BodyLimitMiddleware", "FastRoutes", "RequestIdMiddleware", "request_id_prefix"]
 
 _PREFIXES = {
     "/v1/chat/completions": "chatcmpl-",
@@ -19,6 +20,23 @@ _PREFIXES = {
 
 def request_id_prefix(path: str) -> str:
     return _PREFIXES.get(path, "req-")
+
+
+class FastRoutes:
+    """Send ``POST`` requests for ``endpoints``' paths straight to them, past Starlette's
+    routing and exception middleware (the endpoints render their own errors)."""
+
+    def __init__(self, app: ASGIApp, endpoints: Mapping[str, ASGIApp]) -> None:
+        self.app = app
+        self.endpoints = dict(endpoints)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self.endpoints.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class RequestIdMiddleware:

@@ -33,7 +33,14 @@ from starlette.types import Send
 
 from smg.clients.http import UpstreamClient, response_headers
 from smg.errors import NoHealthyWorker, SmgError, UpstreamError, UpstreamTimeout
-from smg.http.pd_body import batch_size, kv_params_of, sglang_body, vllm_decode_body, vllm_prefill_body
+from smg.http.pd_body import (
+    batch_size,
+    kv_params_of,
+    merge_input_logprobs,
+    sglang_body,
+    vllm_decode_body,
+    vllm_prefill_body,
+)
 from smg.http.pd_metrics import PDMetrics
 from smg.http.sse import error_event, is_event_stream
 from smg.router import RETRYABLE_STATUS, RequestInfo, RetryConfig, Worker
@@ -80,7 +87,7 @@ def _outcome(status: int) -> bool | None:
 class _Legs:
     """The two legs of one attempt: each worker's ``begin``/``end`` exactly once."""
 
-    __slots__ = ("pair", "info", "pd", "open", "ok", "prefill")
+    __slots__ = ("pair", "info", "pd", "open", "ok", "prefill", "merge_logprobs")
 
     def __init__(self, pd: PDRouter, pair: PDPair, info: RequestInfo) -> None:
         self.pd = pd
@@ -89,6 +96,7 @@ class _Legs:
         self.open = {"prefill": False, "decode": False}
         self.ok = {"prefill": True, "decode": True}
         self.prefill: asyncio.Future | None = None  # the prefill leg's task
+        self.merge_logprobs = False  # put the prefill's prompt logprobs into the answer
 
     def begin(self, leg: str) -> None:
         getattr(self.pair, leg).begin()
@@ -189,6 +197,7 @@ class PDHttpExecutor:
         n = batch_size(ex.path, data)
         rooms = new_rooms(n) if n is not None else new_room()
         body = sglang_body(data, pair.bootstrap_host, pair.bootstrap_port, rooms)
+        legs.merge_logprobs = ex.path == "/generate" and data.get("return_logprob") is True
         started = time.perf_counter()
         legs.begin("prefill")
         legs.begin("decode")
@@ -338,6 +347,11 @@ class PDHttpExecutor:
         resp.release()
         self.metrics.first_token("decode", time.perf_counter() - started)
         legs.end("decode", True)
+        if legs.merge_logprobs and resp.status == 200 and legs.prefill is not None:
+            await asyncio.wait((legs.prefill,), timeout=self.prefill_grace)
+            prefill = legs.prefill
+            if prefill.done() and not prefill.cancelled() and prefill.exception() is None:
+                data = merge_input_logprobs(data, prefill.result()[2])
         ex.finished = True
         await _send_whole(ex.send, resp.status, response_headers(resp.raw_headers), data)
         return resp.status

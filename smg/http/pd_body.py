@@ -21,6 +21,7 @@ __all__ = [
     "PD_PATHS",
     "batch_size",
     "kv_params_of",
+    "merge_input_logprobs",
     "sglang_body",
     "vllm_decode_body",
     "vllm_prefill_body",
@@ -122,3 +123,28 @@ def kv_params_of(path: str, raw: bytes) -> dict[str, Any] | None:
     else:
         kv = data.get("kv_transfer_params") if isinstance(data, dict) else None
     return kv if isinstance(kv, dict) else None
+
+
+def merge_input_logprobs(decode: bytes, prefill: bytes) -> bytes:
+    """A whole ``/generate`` decode answer with the prompt logprobs the prefill computed.
+
+    SGLang's decode worker never sees the prompt run, so ``meta_info.input_token_logprobs``
+    (and ``input_top_logprobs``) come from the prefill answer, element by element for a
+    batch. Answers that do not parse, or lack the fields, are returned unchanged.
+    """
+    try:
+        d, p = orjson.loads(decode), orjson.loads(prefill)
+    except orjson.JSONDecodeError:
+        return decode
+    d_items, p_items = (d, p) if isinstance(d, list) and isinstance(p, list) else ([d], [p])
+    changed = False
+    for d_item, p_item in zip(d_items, p_items):
+        p_meta = p_item.get("meta_info") if isinstance(p_item, dict) else None
+        d_meta = d_item.get("meta_info") if isinstance(d_item, dict) else None
+        if not isinstance(p_meta, dict) or not isinstance(d_meta, dict):
+            continue
+        for key in ("input_token_logprobs", "input_top_logprobs"):
+            if p_meta.get(key) is not None:
+                d_meta[key] = p_meta[key]
+                changed = True
+    return orjson.dumps(d) if changed else decode

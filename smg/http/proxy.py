@@ -23,7 +23,7 @@ import aiohttp
 from starlette.types import Receive, Scope, Send
 
 from smg.clients.http import forward_headers, response_headers
-from smg.errors import ModelNotFound, NoHealthyWorker, SmgError, UpstreamError, UpstreamTimeout
+from smg.errors import ModelNotFound, NoHealthyWorker, SmgError, UpstreamError, UpstreamTimeout, send_error
 from smg.http.sse import error_event, is_event_stream
 from smg.http.state import AppState
 from smg.protocol.routing import PARSERS, RoutingFields
@@ -50,26 +50,36 @@ class _Answer:
 class _Exchange:
     """One client request in flight: what every attempt needs."""
 
-    __slots__ = ("state", "path", "send", "info", "body", "headers", "finished", "disconnected")
+    __slots__ = ("state", "path", "send", "info", "body", "headers", "finished", "disconnected",
+                 "responded", "watcher")
 
-    def __init__(self, state: AppState, path: str, send: Send, info: RequestInfo, body: bytes,
-                 headers: dict[str, str]) -> None:
+    def __init__(self, state: AppState, path: str, send: Send) -> None:
         self.state = state
         self.path = path
         self.send = send
-        self.info = info
-        self.body = body
-        self.headers = headers
-        self.finished = False
-        self.disconnected = False
+        self.info: RequestInfo = _NO_INFO
+        self.body = b""
+        self.headers: dict[str, str] = {}
+        self.finished = False  # no more client messages matter
+        self.disconnected = False  # the client went away before the answer was complete
+        self.responded = False  # http.response.start was sent
+        self.watcher: asyncio.Task | None = None
 
     def done(self, worker: Worker, success: bool | None) -> None:
         worker.end(success)
         self.state.router.on_complete(worker, self.info, success is not False)
 
 
+_NO_INFO = RequestInfo()
+
+# A request still in flight after this long gets a task watching for the client to go
+# away; quicker ones never pay for it.
+WATCH_AFTER_SECS = 0.05
+
+
 class ProxyEndpoint:
-    """ASGI endpoint proxying ``path`` (one of :data:`smg.protocol.PARSERS`)."""
+    """ASGI endpoint proxying ``path`` (one of :data:`smg.protocol.PARSERS`). It renders
+    its own errors, so it can run outside Starlette's routing and exception middleware."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -79,16 +89,20 @@ class ProxyEndpoint:
         state: AppState = scope["app"].state.smg
         started = time.perf_counter()
         state.metrics.request(self.path)
+        ex = _Exchange(state, self.path, send)
         status = 499
         try:
-            status = await self._handle(state, scope, receive, send)
+            status = await self._handle(ex, scope, receive)
         except SmgError as exc:
             status = exc.status_code
-            raise
+            if ex.responded:
+                raise
+            ex.responded = True
+            await send_error(send, exc)
         finally:
             state.metrics.response(self.path, status, time.perf_counter() - started)
 
-    async def _handle(self, state: AppState, scope: Scope, receive: Receive, send: Send) -> int:
+    async def _handle(self, ex: _Exchange, scope: Scope, receive: Receive) -> int:
         try:
             body = await _read_body(receive)
         except _ClientGone:
@@ -98,12 +112,19 @@ class ProxyEndpoint:
         rid = scope.get("smg.request_id")
         if rid is not None and "x-request-id" not in headers:
             headers["x-request-id"] = rid
-        _check_model(state, fields)
-        info = RequestInfo(fields.text, fields.token_ids, headers, fields.model, fields.user)
-        ex = _Exchange(state, self.path, send, info, body, headers)
+        _check_model(ex.state, fields)
+        ex.info = RequestInfo(fields.text, fields.token_ids, headers, fields.model, fields.user)
+        ex.body = body
+        ex.headers = headers
         task = asyncio.current_task()
         assert task is not None
-        watcher = asyncio.get_running_loop().create_task(_watch_disconnect(receive, task, ex))
+        loop = asyncio.get_running_loop()
+
+        def watch() -> None:
+            if not ex.finished:
+                ex.watcher = loop.create_task(_watch_disconnect(receive, task, ex))
+
+        timer = loop.call_later(WATCH_AFTER_SECS, watch)
         try:
             return await _route(ex)
         except asyncio.CancelledError:
@@ -113,7 +134,9 @@ class ProxyEndpoint:
             return 499
         finally:
             ex.finished = True
-            watcher.cancel()
+            timer.cancel()
+            if ex.watcher is not None:
+                ex.watcher.cancel()
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -179,8 +202,7 @@ async def _route(ex: _Exchange) -> int:
     if len(tried) == state.retry.attempts:
         state.metrics.exhausted()
     if answer is not None:
-        ex.finished = True
-        await _send_whole(ex.send, answer.status, answer.headers, answer.body)
+        await _send_whole(ex, answer.status, answer.headers, answer.body)
         return answer.status
     assert failure is not None
     raise failure
@@ -240,12 +262,13 @@ async def _relay_whole(ex: _Exchange, worker: Worker, resp: aiohttp.ClientRespon
         ex.done(worker, False)
         return _Answer(status, headers, data)
     ex.done(worker, _outcome(status))
-    ex.finished = True
-    await _send_whole(ex.send, status, headers, data)
+    await _send_whole(ex, status, headers, data)
     return status
 
 
-async def _send_whole(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+async def _send_whole(ex: _Exchange, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    send = ex.send
+    ex.finished = ex.responded = True
     headers.append((b"content-length", b"%d" % len(body)))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -257,6 +280,7 @@ async def _relay_stream(ex: _Exchange, worker: Worker, resp: aiohttp.ClientRespo
     status = resp.status
     success: bool | None = _outcome(status)
     complete = False
+    ex.responded = True
     await send({"type": "http.response.start", "status": status, "headers": response_headers(resp.raw_headers)})
     try:
         async for chunk in resp.content.iter_any():
