@@ -19,10 +19,9 @@ __all__ = [
     "get_int",
     "get_str",
     "int_list",
+    "optional_int_list",
     "stop_strings",
 ]
-
-_MISSING = object()
 
 
 def _type_error(key: str, want: str, value: Any) -> BadRequest:
@@ -128,12 +127,3 @@ def optional_int_list(body: Mapping[str, Any], key: str) -> tuple[int, ...]:
         return ()
     return tuple(int_list(value, key))
 
-
-def lookup(body: Mapping[str, Any], *keys: str) -> Any:
-    """The value of the first of ``keys`` present and not null (aliases such as
-    ``max_completion_tokens`` / ``max_tokens``), with the key it came from."""
-    for key in keys:
-        value = body.get(key, _MISSING)
-        if value is not _MISSING and value is not None:
-            return key
-    return keys[0]

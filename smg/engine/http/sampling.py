@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from smg.engine.http.errors import BadRequest
@@ -32,7 +32,17 @@ from smg.engine.http.params import (
 )
 from smg.engine.types import GenerateInput, SamplingParams
 
-__all__ = ["Bootstrap", "TextOptions", "build_units", "new_rid", "openai_sampling", "sglang_sampling"]
+__all__ = [
+    "Bootstrap",
+    "EngineOptions",
+    "TextOptions",
+    "Unit",
+    "build_units",
+    "new_rid",
+    "openai_sampling",
+    "request_rid",
+    "sglang_sampling",
+]
 
 MAX_N = 128
 
@@ -167,7 +177,7 @@ def build_units(
         )
     units: list[Unit] = []
     if per_choice:
-        one = _replace_n(params, 1)
+        one = replace(params, n=1)
         for p, ids in enumerate(prompts):
             for j in range(n):
                 k = p * n + j
@@ -179,12 +189,6 @@ def build_units(
         sub_rid = opts.rids[p] if opts.rids else (rid if len(prompts) == 1 else f"{rid}-{p}")
         units.append(Unit(_input(sub_rid, ids, params, opts, host, port, room), p * n, p))
     return units
-
-
-def _replace_n(params: SamplingParams, n: int) -> SamplingParams:
-    from dataclasses import replace
-
-    return replace(params, n=n)
 
 
 def _input(rid: str, ids: list[int], params: SamplingParams, opts: EngineOptions, host: Any, port: Any, room: Any) -> GenerateInput:

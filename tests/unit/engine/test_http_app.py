@@ -385,3 +385,11 @@ async def test_repeated_chat_prompt_is_cached_per_message_list(app, tok):
     assert c["usage"]["prompt_tokens"] == len(tok.encode(tok.apply_chat_template(other), add_special_tokens=False))
     no_gen = tok.apply_chat_template(MSG, add_generation_prompt=False)
     assert d["usage"]["prompt_tokens"] == len(tok.encode(no_gen, add_special_tokens=False))
+
+
+async def test_worker_wide_faults_need_no_header(make):
+    _, failing = make(fault="error_before_first")
+    assert_error(await call(failing, "POST", CHAT, {"messages": MSG, "stream": True}), 500)
+    _, midway = make(fault="error_mid_stream", fault_after_tokens=2)
+    events = (await call(midway, "POST", CHAT, {"messages": MSG, "max_tokens": 9, "stream": True})).events()
+    assert events[-2]["error"]["message"] == "injected fault: error_mid_stream"
