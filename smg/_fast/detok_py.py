@@ -156,7 +156,10 @@ class Detokenizer:
         """Feed one generated token; returns the text it completes."""
         if self._fallback is not None:
             return self._fallback.step_many((token_id,))
-        return self._push(self._visible(int(token_id)))
+        piece = self._visible(int(token_id))
+        if piece and not self._pending and not self._strip and piece[-1] < 0x80:
+            return piece.decode("utf-8", "replace")  # ends in ASCII: nothing to hold back
+        return self._push(piece)
 
     def step_many(self, token_ids: Sequence[int]) -> str:
         """Feed several tokens; returns their text as one str."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smg._fast import NO_EXTENSIONS
@@ -48,7 +48,7 @@ def _run(module, spec: TableSpec, ids: list[int], groups: list[int], skip: bool,
 
 
 @impls
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_stream_equals_lossy_decode_of_all_bytes(impl, data):
     spec = data.draw(tables())
@@ -62,7 +62,7 @@ def test_stream_equals_lossy_decode_of_all_bytes(impl, data):
 
 
 @impls
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_deltas_are_complete_prefixes(impl, data):
     """Each delta only ever extends the text: after step k the output is the decodable prefix."""
@@ -79,7 +79,7 @@ def test_deltas_are_complete_prefixes(impl, data):
 
 @pytest.mark.c_extension
 @pytest.mark.skipif(NO_EXTENSIONS, reason="SMG_NO_EXTENSIONS=1: pure-Python run")
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_c_equals_python(data):
     py = importlib.import_module("smg._fast.detok_py")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import kernel_impls
@@ -29,7 +29,7 @@ def holdback(text: str, stops: list[str]) -> int:
 
 
 @impls
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stops=stop_lists, text=st.text(ALPHABET, max_size=24), cuts=st.lists(st.integers(1, 5), min_size=1),
        include=st.booleans(), acts=st.lists(st.booleans(), min_size=1), large=st.booleans())
 def test_scanner_matches_reference_for_any_split(impl, stops, text, cuts, include, acts, large):

@@ -6,7 +6,7 @@ import functools
 import importlib
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
@@ -90,7 +90,7 @@ def check_against_reference(results, ids, kw):
 
 
 @impls
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases(), batch=st.booleans())
 def test_stream_decoder_matches_reference_for_any_grouping(impl, case, batch):
     ids, kw, groups = case
@@ -101,7 +101,7 @@ def test_stream_decoder_matches_reference_for_any_grouping(impl, case, batch):
 
 @pytest.mark.c_extension
 @pytest.mark.skipif(NO_EXTENSIONS, reason="SMG_NO_EXTENSIONS=1: pure-Python run")
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases())
 def test_c_equals_python_call_by_call(case):
     ids, kw, groups = case
