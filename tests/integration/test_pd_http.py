@@ -95,10 +95,14 @@ def test_generate_and_completions(pd, stream: bool) -> None:
     assert status == 200
     last = json.loads(body.split(b"data: ")[-2]) if stream else json.loads(body)
     assert last["text"] == _expected(5) and last["meta_info"]["completion_tokens"] == 5
+    if not stream:  # prompt logprobs asked for: the answer is still decode's, with its logprobs
+        status, body = _post(pd.url + "/generate", {"text": "PD lp", "return_logprob": True,
+                                                     "sampling_params": {"max_new_tokens": 2}})
+        assert status == 200 and len(json.loads(body)["meta_info"]["output_token_logprobs"]) == 2
     comp = pd.client.completions.create(model=MODEL, prompt="PD completion", max_tokens=4, stream=stream)
     text = "".join(c.choices[0].text for c in comp) if stream else comp.choices[0].text
     assert text == _expected(4)
-    _check_legs(pd, *_legs(pd, np, nd), count=2)
+    _check_legs(pd, *_legs(pd, np, nd), count=2 if stream else 3)
 
 
 def test_batches_get_a_room_per_element(pd) -> None:
