@@ -246,3 +246,22 @@ def test_vllm_worker_through_the_rust_gateway(model_dir) -> None:
         text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
         print(f"\nRust gateway, vLLM worker: {text!r}")
         assert text == DEFAULT_CYCLE_TEXT
+
+
+def test_vllm_pd_through_the_rust_gateway(model_dir) -> None:
+    """vLLM-style PD: the gateway sees kv_connector=NixlConnector in GetServerInfo, sends
+    the prefill leg first, relays its kv_transfer_params_json to the decode leg (which
+    refuses to run without them)."""
+    common = ("--tokenizer", str(model_dir), "--model", MODEL, "--grpc-proto", "vllm",
+              "--pd-style", "vllm")
+    with workers((*common, "--role", "prefill", "--bootstrap-port", str(free_port())),
+                 (*common, "--role", "decode", "--pd-timeout-s", "5")) as (p_port, d_port), \
+            rust_gateway(model_dir, "--pd-disaggregation",
+                         "--prefill", f"grpc://127.0.0.1:{p_port}",
+                         "--decode", f"grpc://127.0.0.1:{d_port}") as (base, _):
+        resp = _client(base).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "vllm pd"}], max_tokens=12
+        )
+        ids = deepseek_tokenizer().encode(DEFAULT_CYCLE_TEXT)
+        print(f"\nRust gateway, vLLM PD: {resp.choices[0].message.content!r}")
+        assert resp.choices[0].message.content == deepseek_tokenizer().decode(ids[:12])
