@@ -208,6 +208,11 @@ class GrpcWorkerClient:
                 retryable=not got_any and code in _RETRYABLE,
             ) from None
         finally:
-            if not done:
-                call.cancel()
-                asyncio.get_running_loop().create_task(self.abort(params.request_id))
+            if not done:  # abort first: a cancelled handler may drop the request unaborted
+                asyncio.get_running_loop().create_task(self._abort_then_cancel(call, params.request_id))
+
+    async def _abort_then_cancel(self, call, request_id: str) -> None:
+        try:
+            await self.abort(request_id)
+        finally:
+            call.cancel()

@@ -246,11 +246,17 @@ class LeanGrpcWorkerClient(GrpcWorkerClient):
                 raise WorkerCallError(f"worker {self.url}: {code.name}: {call.details}",
                                       status=status, retryable=not got_any and code in _RETRYABLE)
         finally:
-            if not done:
-                finished = call.status == OK  # nothing left to abort on the worker
-                conn.reset(call)
-                if not finished:
-                    task = asyncio.get_running_loop().create_task(self.abort(params.request_id))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+            if not done and call.status is None:
+                # Abort first, then reset: a worker whose handler is cancelled by the reset
+                # may drop the request without seeing it as aborted.
+                conn.discard(call)
+                task = asyncio.get_running_loop().create_task(
+                    self._abort_then_reset(conn, call, params.request_id))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
+    async def _abort_then_reset(self, conn: H2Connection, call: Call, request_id: str) -> None:
+        try:
+            await self.abort(request_id)
+        finally:
+            conn.reset(call)

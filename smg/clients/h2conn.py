@@ -40,7 +40,7 @@ class Call:
     """One stream: received messages (``bytes``) in order, then ``status``/``details``."""
 
     __slots__ = ("sid", "messages", "waiter", "status", "details", "headers_seen", "buf",
-                 "need", "recv", "window", "out", "out_end")
+                 "need", "recv", "window", "out", "out_end", "discard")
 
     def __init__(self, sid: int, window: int) -> None:
         self.sid = sid
@@ -55,6 +55,7 @@ class Call:
         self.window = window  # what the peer lets us send
         self.out = b""  # request bytes flow control held back
         self.out_end = False
+        self.discard = False  # nobody reads it any more: drop its messages
 
 
 class H2Connection(asyncio.Protocol):
@@ -180,6 +181,12 @@ class H2Connection(asyncio.Protocol):
         fut = self.loop.create_future()
         call.waiter = fut
         await fut
+
+    def discard(self, call: Call) -> None:
+        """Nobody reads ``call`` any more: drop what it received and will receive."""
+        call.discard = True
+        call.messages.clear()
+        call.buf = bytearray()
 
     def reset(self, call: Call, code: int = f.CANCEL) -> None:
         """RST_STREAM a running call (the consumer left); it ends CANCELLED."""
@@ -409,7 +416,7 @@ class H2Connection(asyncio.Protocol):
             if call.recv >= self.window >> 1:
                 self._write(f.window_update(sid, call.recv))
                 call.recv = 0
-        if payload:
+        if payload and not call.discard:
             self._messages(call, payload)
         if flags & f.END_STREAM and call.status is None:
             self._finish(call, INTERNAL, "stream ended without trailers")
