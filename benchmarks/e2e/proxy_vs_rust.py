@@ -7,7 +7,9 @@ Starts one fast worker (a raw ASGI app on uvicorn answering a canned chat comple
 worker directly, then each gateway — with a small asyncio/aiohttp load generator at
 concurrency 1 and 64, a bounded number of requests each. Reports requests/s, latency
 p50/p99, the latency each gateway adds over the direct path, and the ratios smg/Rust
-(req/s: higher is better; added latency: lower is better), all from this one run.
+(req/s: higher is better; added latency: lower is better), all from this one run, plus
+each process's CPU time per request (robust when the machine is shared: the wall-clock
+numbers are only as steady as the machine).
 """
 
 from __future__ import annotations
@@ -95,6 +97,12 @@ def start(cmd: list[str]) -> subprocess.Popen:
 
 # -- the load generator -----------------------------------------------------------------------
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Result:
     target: str
@@ -103,6 +111,7 @@ class Result:
     seconds: float
     latencies: list[float]
     errors: int
+    cpu_us_per_request: float = 0.0
 
     @property
     def rps(self) -> float:
@@ -173,12 +182,14 @@ def main() -> int:
                             "--port", str(smg_port), "--policy", "round_robin", "--log-level", "warn",
                             "--disable-load-monitoring", "--server", args.server]))
         targets = {"direct": worker_url, "smg": f"http://127.0.0.1:{smg_port}"}
+        pids = {"direct": procs[0].pid, "smg": procs[1].pid}
         if os.path.exists(args.rust):
             procs.append(start([args.rust, "launch", "--worker-urls", worker_url, "--host", "127.0.0.1",
                                 "--port", str(rust_port), "--policy", "round_robin", "--log-level", "warn",
                                 "--prometheus-port", str(prom_port), "--disable-tokenizer-autoload",
                                 "--disable-load-monitoring"]))
             targets["rust"] = f"http://127.0.0.1:{rust_port}"
+            pids["rust"] = procs[2].pid
         else:
             print(f"note: {args.rust} not found; comparing smg with the direct path only")
         for url in targets.values():
@@ -188,10 +199,14 @@ def main() -> int:
         results: dict[tuple[str, int], Result] = {}
         for concurrency, total in ((1, args.requests_c1), (64, args.requests)):
             for name, url in targets.items():
+                cpu_before = cpu_seconds(pids[name])
                 r = run_load(name, url + "/v1/chat/completions", concurrency, total)
+                # (includes the warm-up requests: 4 per connection)
+                r.cpu_us_per_request = (cpu_seconds(pids[name]) - cpu_before) / (total + 4 * concurrency) * 1e6
                 results[(name, concurrency)] = r
                 print(f"{name:>6} c={concurrency:<3} {r.rps:8.0f} req/s  p50 {r.pct(0.5):7.3f} ms  "
-                      f"p99 {r.pct(0.99):7.3f} ms  errors {r.errors}", flush=True)
+                      f"p99 {r.pct(0.99):7.3f} ms  cpu {r.cpu_us_per_request:5.0f} us/req  errors {r.errors}",
+                      flush=True)
         report(results, "rust" in targets)
     finally:
         for p in reversed(procs):
@@ -231,7 +246,7 @@ def report(results: dict[tuple[str, int], Result], have_rust: bool) -> None:
         print(line)
     if not have_rust:
         return
-    print("\nratios smg / rust (req/s: >1 smg faster; added latency: <1 smg adds less)")
+    print("\nratios smg / rust (req/s: >1 smg faster; added latency and CPU per request: <1 smg spends less)")
     for c in (1, 64):
         d, s, r = results[("direct", c)], results[("smg", c)], results[("rust", c)]
 
@@ -240,7 +255,8 @@ def report(results: dict[tuple[str, int], Result], have_rust: bool) -> None:
 
         print(f"c={c:<3} req/s {ratio(s.rps, r.rps)}   added p50 "
               f"{ratio(s.pct(0.5) - d.pct(0.5), r.pct(0.5) - d.pct(0.5))}   added p99 "
-              f"{ratio(s.pct(0.99) - d.pct(0.99), r.pct(0.99) - d.pct(0.99))}")
+              f"{ratio(s.pct(0.99) - d.pct(0.99), r.pct(0.99) - d.pct(0.99))}   CPU/req "
+              f"{ratio(s.cpu_us_per_request, r.cpu_us_per_request)}")
 
 
 if __name__ == "__main__":

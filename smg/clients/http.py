@@ -128,7 +128,12 @@ def forward_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
 
 def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """Worker response headers to pass to the client (raw ASGI form, names lower-case)."""
-    return [(n.lower(), v) for n, v in raw if n.lower() not in _HOP_BY_HOP_BYTES]
+    out = []
+    for name, value in raw:
+        name = name.lower()
+        if name not in _HOP_BY_HOP_BYTES:
+            out.append((name, value))
+    return out
 
 
 def parse_load_report(data: Any) -> dict[str, float] | None:
