@@ -2,9 +2,10 @@
 """Stop strings and stop token ids over streamed text (compiled).
 
 Same API and semantics as :mod:`smg._fast.stops_py` (the specification; read its
-docstring). Matching runs on UTF-8 bytes, one KMP automaton per stop string
-(``include/stops_core.h``); compiled stop sets are cached by the stop tuple, so per-request
-setup is a dict lookup and a few zeroed fields. ``StreamDecoder`` scans the bytes the
+docstring). Matching runs on UTF-8 bytes (``include/stops_core.h``): a dense byte DFA
+(Aho-Corasick) for stop sets of up to 512 bytes, else one KMP automaton per stop string.
+Compiled stop sets are cached by the stop tuple, so per-request setup is a dict lookup
+and a few zeroed fields. ``StreamDecoder`` scans the bytes the
 detokenizer core writes in the same call (no intermediate str); ``stream_batch`` runs
 every request of an engine step without the GIL.
 """
@@ -34,7 +35,7 @@ _sets = {}
 
 
 cdef class StopSet:
-    """Stop strings compiled to KMP tables over their UTF-8 bytes (shared, immutable)."""
+    """Stop strings compiled over their UTF-8 bytes: KMP tables, and a DFA when small (shared, immutable)."""
 
     def __cinit__(self, tuple stops):
         self.stops = stops
