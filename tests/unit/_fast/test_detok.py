@@ -263,3 +263,28 @@ def test_chooser_uses_the_compiled_kernel_unless_told_not_to():
     want = "python" if NO_EXTENSIONS else "cython"
     assert detok.IMPLEMENTATION == stops.IMPLEMENTATION == want
     assert implementation()["detok"] == implementation()["stops"] == want
+
+
+@impls
+def test_batches_from_two_threads(impl, deepseek_tokenizer_json):
+    import threading
+
+    tok, spec = deepseek(str(deepseek_tokenizer_json))
+    table = impl.module.DetokTable(spec)
+    ids = [tok.encode(t * 3).ids for t in TEXTS]
+    results: dict[int, list[str]] = {}
+
+    def work(n: int) -> None:
+        dets = [impl.module.Detokenizer(table) for _ in ids]
+        outs = ["" for _ in ids]
+        for k in range(0, max(map(len, ids)), 16):
+            for i, text in enumerate(impl.module.detokenize_batch(dets, [x[k : k + 16] for x in ids])):
+                outs[i] += text
+        results[n] = [o + d.flush() for o, d in zip(outs, dets)]
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert results[0] == results[1] == [t * 3 for t in TEXTS]
