@@ -3,8 +3,7 @@
 Only what ``h2server`` needs: frame headers, SETTINGS, WINDOW_UPDATE, PING ACK,
 RST_STREAM, GOAWAY, and header blocks written as HPACK "literal without indexing,
 new name" fields, which keep no encoder state, so every block is self-contained.
-Header blocks from clients are decoded with the ``hpack`` package (a dependency of h2,
-which hypercorn requires).
+Header blocks from clients are decoded by ``hpackdec``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ grpc.aio spends hundreds of µs of CPU per call and tens per streamed message; a
 that must never be what limits a gateway benchmark needs less. This server implements
 the part of HTTP/2 (RFC 9113) that gRPC over cleartext uses: the connection preface,
 SETTINGS, PING, WINDOW_UPDATE flow control both ways, HEADERS/CONTINUATION (decoded
-with ``hpack``), DATA, RST_STREAM (a cancelled call cancels its handler) and GOAWAY.
+by ``hpackdec``), DATA, RST_STREAM (a cancelled call cancels its handler) and GOAWAY.
 Responses are one HEADERS frame, DATA frames with length-prefixed messages and a
 trailers HEADERS frame (``grpc-status``, ``grpc-message``); an error before any message
 is a trailers-only response. Writes issued in one event-loop iteration go out in one
@@ -23,10 +23,10 @@ import socket
 from typing import Any
 
 import grpc
-import hpack
 from google.protobuf import message_factory
 
 from smg.engine.grpc import h2frames as f
+from smg.engine.grpc.hpackdec import HpackDecoder, HpackError
 from smg.engine.grpc.h2state import Abort as _Abort
 from smg.engine.grpc.h2state import Context as _Context
 from smg.engine.grpc.h2state import Method as _Method
@@ -50,7 +50,7 @@ class _Conn(asyncio.Protocol):
         self.buf = bytearray()
         self.preface = False
         self.streams: dict[int, _Stream] = {}
-        self.decoder = hpack.Decoder()
+        self.decoder = HpackDecoder()
         self.send_window = 65535
         self.peer_initial_window = 65535
         self.max_frame = 16384
@@ -206,7 +206,7 @@ class _Conn(asyncio.Protocol):
     def _on_headers(self, sid: int, flags: int, block: bytes) -> None:
         try:
             headers = self.decoder.decode(block)
-        except Exception:  # hpack's errors: a broken block breaks the connection state
+        except HpackError:  # a broken block breaks the connection's decoding state
             self._fail(f.COMPRESSION_ERROR)
             return
         st = self.streams.get(sid)
