@@ -23,6 +23,7 @@ cdef extern from "bpe_encode.c":
     int bpe_vocab_put(bpe_encoder *e, const uint8_t *s, size_t n, uint32_t id)
     int bpe_pairs_from_vocab(bpe_encoder *e)
     int bpe_added_put(bpe_encoder *e, const uint8_t *s, size_t n, uint32_t id, uint32_t flags)
+    void bpe_fill_list(list out, tuple ints, const uint32_t *v, size_t n)
     int bpe_encode_text(bpe_encoder *e, const void *data, int kind, size_t n, int allow_special, int pieces,
                         bpe_vec *out) nogil
 

@@ -7,12 +7,9 @@ into UTF-8 and runs the whole of added-token splitting, pre-tokenization and mer
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.list cimport PyList_New, PyList_SET_ITEM
-from cpython.long cimport PyLong_FromUnsignedLong
-from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.unicode cimport PyUnicode_AsUTF8String
 from libc.stdint cimport uint8_t, uint32_t
+from cpython.list cimport PyList_New
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from libc.stdlib cimport free
 
@@ -117,16 +114,7 @@ cdef class BpeCore:
 
     cdef list _to_list(self, bpe_vec *v):
         cdef list out = PyList_New(v.n)
-        cdef tuple ints = self.ints
-        cdef size_t i, top = len(ints)
-        cdef object x
-        for i in range(v.n):
-            if v.v[i] < top:
-                x = <object>PyTuple_GET_ITEM(ints, v.v[i])
-            else:
-                x = PyLong_FromUnsignedLong(v.v[i])
-            Py_INCREF(x)
-            PyList_SET_ITEM(out, i, x)
+        bpe_fill_list(out, self.ints, v.v, v.n)
         return out
 
     def encode_batch(self, list texts, bint allow_special=True):

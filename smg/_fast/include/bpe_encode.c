@@ -14,6 +14,26 @@ typedef struct {
     int pieces; /* record each word's byte span in out instead of encoding it */
 } bpe_job;
 
+/* The first position from p where the Split's regex can start a match: the digit and CJK
+ * Splits skip text that cannot start one without calling the matcher at each byte. */
+static inline size_t bpe_skip(int split, const uint8_t *s, size_t p, size_t end) {
+    if (split == BPE_SPLIT_DIGITS3) {
+        while (p < end) {
+            if (s[p] < 0x80) {
+                if ((unsigned)(s[p] - '0') < 10u) break;
+                p++;
+                continue;
+            }
+            size_t n;
+            if (bpe_cls(s, p, &n) & BPE_NUM) break;
+            p = n;
+        }
+    } else if (split == BPE_SPLIT_CJK) {
+        while (p < end && (s[p] < 0xE3 || s[p] > 0xE9)) p++; /* lead bytes of U+3040..U+9FFF */
+    }
+    return p;
+}
+
 static int bpe_pretokenize(const bpe_job *j, size_t start, size_t end, int level) {
     if (level == j->e->nsplits) {
         if (j->pieces) return bpe_vec_push(j->out, (uint32_t)start) || bpe_vec_push(j->out, (uint32_t)end);
@@ -22,6 +42,8 @@ static int bpe_pretokenize(const bpe_job *j, size_t start, size_t end, int level
     int split = j->e->splits[level];
     size_t gap = start, p = start;
     while (p < end) {
+        p = bpe_skip(split, j->s, p, end);
+        if (p == end) break;
         ptrdiff_t m = bpe_match(split, j->s, p, end);
         if (m < 0) {
             p += bpe_char_len(j->s[p]);
@@ -64,6 +86,18 @@ static int bpe_added_pass(const bpe_job *j, size_t start, size_t end, int pass) 
     }
     if (gap < end) return bpe_added_pass(j, gap, end, pass + 1);
     return 0;
+}
+
+/* Fill the new list `list` with the ids: the int objects come from the tuple `ints` (one per
+ * id; prefetched a few ahead since each refcount touch is a cache miss otherwise). */
+static void bpe_fill_list(PyObject *list, PyObject *ints, const uint32_t *v, size_t n) {
+    size_t top = (size_t)PyTuple_GET_SIZE(ints);
+    for (size_t i = 0; i < n; i++) {
+        if (i + 8 < n && v[i + 8] < top) __builtin_prefetch(PyTuple_GET_ITEM(ints, v[i + 8]), 1);
+        PyObject *x = v[i] < top ? PyTuple_GET_ITEM(ints, v[i]) : PyLong_FromUnsignedLong(v[i]);
+        if (v[i] < top) Py_INCREF(x);
+        PyList_SET_ITEM(list, (Py_ssize_t)i, x);
+    }
 }
 
 /* Encode s[0..n) into out (appending), or with `pieces` write the byte spans of the words

@@ -138,27 +138,41 @@ static size_t bpe_merge_large(const bpe_encoder *e, uint32_t *ids, size_t n) {
     return k;
 }
 
+/* The cache is 2-way set associative: a word may sit in either slot of its set; a new word
+ * goes into the first slot and moves the previous occupant to the second. */
+static bpe_cache_entry *bpe_cache_find(bpe_cache *cache, uint64_t h, const uint8_t *s, size_t n) {
+    bpe_cache_entry *set = &cache->slots[h & (BPE_CACHE_SLOTS - 2)];
+    for (int k = 0; k < 2; k++)
+        if (set[k].hash == h && set[k].len == n && memcmp(set[k].key, s, n) == 0) return &set[k];
+    return NULL;
+}
+
+static void bpe_cache_put(bpe_cache *cache, uint64_t h, const uint8_t *s, size_t n, const uint32_t *ids, size_t k) {
+    bpe_cache_entry *set = &cache->slots[h & (BPE_CACHE_SLOTS - 2)];
+    if (set[0].hash) set[1] = set[0];
+    set[0].hash = h, set[0].len = (uint8_t)n, set[0].n = (uint8_t)k;
+    memcpy(set[0].key, s, n);
+    memcpy(set[0].ids, ids, k * sizeof(uint32_t));
+}
+
 /* Append the ids of the word s[0..n) to out. */
 static int bpe_word(const bpe_encoder *e, bpe_cache *cache, const uint8_t *s, size_t n, bpe_vec *out) {
     if (n == 1) return bpe_vec_push(out, e->byte_ids[s[0]]);
-    bpe_cache_entry *slot = NULL;
+    int cached = cache && n <= BPE_CACHE_KEY;
     uint64_t h = 0;
-    if (cache && n <= BPE_CACHE_KEY) {
+    if (cached) {
         h = bpe_hash_bytes(s, n);
-        slot = &cache->slots[h & (BPE_CACHE_SLOTS - 1)];
-        if (slot->hash == h && slot->len == n && memcmp(slot->key, s, n) == 0) {
-            for (int i = 0; i < slot->n; i++)
-                if (bpe_vec_push(out, slot->ids[i])) return -1;
+        const bpe_cache_entry *hit = bpe_cache_find(cache, h, s, n);
+        if (hit) {
+            for (int i = 0; i < hit->n; i++)
+                if (bpe_vec_push(out, hit->ids[i])) return -1;
             return 0;
         }
     }
     if (e->ignore_merges) {
         uint32_t id = bpe_vocab_get(e, s, n);
         if (id != UINT32_MAX) {
-            if (slot) {
-                slot->hash = h, slot->len = (uint8_t)n, slot->n = 1, slot->ids[0] = id;
-                memcpy(slot->key, s, n);
-            }
+            if (cached) bpe_cache_put(cache, h, s, n, &id, 1);
             return bpe_vec_push(out, id);
         }
     }
@@ -168,10 +182,6 @@ static int bpe_word(const bpe_encoder *e, bpe_cache *cache, const uint8_t *s, si
     size_t k = n <= BPE_SMALL ? bpe_merge_small(e, out->v + start, n) : bpe_merge_large(e, out->v + start, n);
     if (k == (size_t)-1) return -1;
     out->n = start + k;
-    if (slot && k <= BPE_CACHE_IDS) {
-        slot->hash = h, slot->len = (uint8_t)n, slot->n = (uint8_t)k;
-        memcpy(slot->key, s, n);
-        memcpy(slot->ids, out->v + start, k * sizeof(uint32_t));
-    }
+    if (cached && k <= BPE_CACHE_IDS) bpe_cache_put(cache, h, s, n, out->v + start, k);
     return 0;
 }
