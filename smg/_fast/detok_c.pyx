@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3
 """Incremental detokenizer over a per-tokenizer byte table (compiled).
 
 Same API and semantics as :mod:`smg._fast.detok_py` (the specification; read its
@@ -8,7 +8,7 @@ valid UTF-8. ``step`` keeps the GIL (releasing it costs more than the work);
 ``detokenize_batch`` converts all ids first, then runs every request without the GIL.
 """
 
-from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_ITEMS
 from cpython.unicode cimport PyUnicode_DecodeUTF8

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3
 """Stop strings and stop token ids over streamed text (compiled).
 
 Same API and semantics as :mod:`smg._fast.stops_py` (the specification; read its
