@@ -265,3 +265,15 @@ def test_vllm_pd_through_the_rust_gateway(model_dir) -> None:
         ids = deepseek_tokenizer().encode(DEFAULT_CYCLE_TEXT)
         print(f"\nRust gateway, vLLM PD: {resp.choices[0].message.content!r}")
         assert resp.choices[0].message.content == deepseek_tokenizer().decode(ids[:12])
+
+
+def test_logprobs_through_the_rust_gateway(gateway) -> None:
+    base, _, _ = gateway
+    resp = _client(base).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "lp"}], max_tokens=4,
+        logprobs=True, top_logprobs=2,
+    )
+    content = resp.choices[0].logprobs.content
+    assert len(content) == 4
+    assert all(entry.logprob <= 0 and len(entry.top_logprobs) == 2 for entry in content)
+    assert "".join(entry.token for entry in content) == resp.choices[0].message.content

@@ -68,6 +68,10 @@ async def test_generate_non_streaming_n2_and_logprobs(tokenizer) -> None:
             assert list(c.output_logprobs.token_ids) == list(c.output_ids)
             assert len(c.output_logprobs.token_logprobs) == 5
             assert [len(t.values) for t in c.output_logprobs.top_logprobs] == [3] * 5
+            inp = c.input_logprobs  # prompt logprobs: unset for the first token
+            assert list(inp.token_ids) == list(req.tokenized.input_ids)
+            assert not inp.token_logprobs[0].HasField("value")
+            assert all(t.HasField("value") for t in inp.token_logprobs[1:])
 
 
 async def test_generate_stop_ids_min_tokens_and_ignore_eos(tokenizer) -> None:

@@ -44,6 +44,15 @@ def _logprobs_pb(lps: list[float], ids: list[int], top) -> pb.OutputLogProbs:
     return out
 
 
+def _input_logprobs_pb(input_ids: list[int]) -> pb.InputLogProbs:
+    """Prompt logprobs as SGLang sends them: none for the first token, then one each."""
+    out = pb.InputLogProbs(token_ids=input_ids)
+    out.token_logprobs.append(pb.InputTokenLogProb())
+    for i in range(1, len(input_ids)):
+        out.token_logprobs.append(pb.InputTokenLogProb(value=-((i % 5) + 1) / 4.0))
+    return out
+
+
 class SglangServicer(sglang_scheduler_pb2_grpc.SglangSchedulerServicer):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -120,6 +129,8 @@ class SglangServicer(sglang_scheduler_pb2_grpc.SglangSchedulerServicer):
                                 chunk.output_logprobs.CopyFrom(
                                     _logprobs_pb(item.logprobs, item.token_ids, item.top_logprobs)
                                 )
+                                if item.index not in last:  # input logprobs once, first chunk
+                                    chunk.input_logprobs.CopyFrom(_input_logprobs_pb(inp.input_ids))
                             last[item.index] = item.token_ids
                             yield pb.GenerateResponse(request_id=rid, chunk=chunk)
                         elif item.logprobs is not None:
@@ -143,6 +154,8 @@ class SglangServicer(sglang_scheduler_pb2_grpc.SglangSchedulerServicer):
                     if item.index in logprobs:
                         lp, top = logprobs[item.index]
                         complete.output_logprobs.CopyFrom(_logprobs_pb(lp, ids, top))
+                    if inp.return_logprob:
+                        complete.input_logprobs.CopyFrom(_input_logprobs_pb(inp.input_ids))
                     yield pb.GenerateResponse(request_id=rid, complete=complete)
         except EngineError as exc:
             await abort_with(context, exc)
