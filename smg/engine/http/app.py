@@ -58,6 +58,25 @@ def _server_error(request: Request, exc: Exception) -> Response:
     return Response(err.body(), status_code=500, media_type="application/json")
 
 
+class WorkerApp(Starlette):
+    """Starlette with a dict lookup in front: a known path and method goes straight to
+    its endpoint (the endpoints render their own errors), skipping the middleware stack
+    and the route scan (~17 µs a request here); everything else (404, 405, HEAD, other
+    scopes) takes Starlette's path."""
+
+    def __init__(self, fast: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fast = fast
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            endpoint = self._fast.get(scope["path"])
+            if endpoint is not None and scope["method"] in endpoint.methods:
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(engine: Any) -> Starlette:
     """The worker's HTTP app over ``engine`` (``smg.engine.core.Engine`` or alike)."""
     ctx = WorkerContext.for_engine(engine)
@@ -78,7 +97,8 @@ def create_app(engine: Any) -> Starlette:
         ("/smg/aborted_rids", admin.AbortedRids(engine)),
     ]
     routes = [Route(path, ep, methods=list(ep.methods)) for path, ep in endpoints]
-    app = Starlette(
+    app = WorkerApp(
+        dict(endpoints),
         routes=routes,
         exception_handlers={HTTPException: _http_exception, Exception: _server_error},
     )

@@ -9,6 +9,7 @@ module constants; only ``content-length`` is made per response).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -32,6 +33,8 @@ __all__ = [
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+log = logging.getLogger("smg.engine.http")
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
@@ -145,8 +148,10 @@ class DisconnectWatch:
 class Endpoint:
     """Base of the worker's endpoints: an ASGI app that maps ``HTTPError`` to its body.
 
-    Subclasses implement :meth:`handle`; an ``HTTPError`` raised before the response
-    started is answered with its status and OpenAI error body.
+    Subclasses implement :meth:`handle`, raising only before the response started
+    (generation answers its own errors once streaming, see ``respond``): an
+    ``HTTPError`` is answered with its status and OpenAI error body, anything else with
+    a 500 of the same shape (logged here, never sent as a traceback).
     """
 
     methods: ClassVar[tuple[str, ...]] = ("POST",)
@@ -156,6 +161,10 @@ class Endpoint:
             await self.handle(scope, receive, send)
         except HTTPError as exc:
             await send_body(send, exc.status, exc.body())
+        except Exception as exc:
+            log.exception("%s %s failed", scope["method"], scope["path"], exc_info=exc)
+            err = HTTPError(f"internal error: {type(exc).__name__}")
+            await send_body(send, err.status, err.body())
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         raise NotImplementedError

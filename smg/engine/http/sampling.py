@@ -60,22 +60,34 @@ class TextOptions:
     skip_special_tokens: bool = True
 
 
+# Sampling fields copied onto SamplingParams when present: (reader, keyword bounds).
+# Only the keys a request carries are read, so a typical body costs a few lookups.
+_FIELDS: dict[str, tuple[Any, dict[str, Any]]] = {
+    "stop_token_ids": (lambda body, key: optional_int_list(body, key), {}),
+    "ignore_eos": (get_bool, {}),
+    "skip_special_tokens": (get_bool, {"default": True}),
+    "temperature": (get_float, {"default": 1.0, "lo": 0.0}),
+    "top_p": (get_float, {"default": 1.0, "lo": 0.0, "hi": 1.0}),
+    "top_k": (get_int, {"default": -1, "lo": -1}),
+    "min_p": (get_float, {"default": 0.0, "lo": 0.0, "hi": 1.0}),
+    "frequency_penalty": (get_float, {"default": 0.0, "lo": -2.0, "hi": 2.0}),
+    "presence_penalty": (get_float, {"default": 0.0, "lo": -2.0, "hi": 2.0}),
+    "repetition_penalty": (get_float, {"default": 1.0, "lo": 0.0}),
+    "seed": (get_int, {}),
+}
+
+
 def _common(body: Mapping[str, Any], max_new_tokens: int | None, n: int) -> SamplingParams:
-    return SamplingParams(
-        max_new_tokens=max_new_tokens,
-        stop_token_ids=optional_int_list(body, "stop_token_ids"),
-        ignore_eos=get_bool(body, "ignore_eos"),
-        n=n,
-        skip_special_tokens=get_bool(body, "skip_special_tokens", True),
-        temperature=get_float(body, "temperature", 1.0, lo=0.0),
-        top_p=get_float(body, "top_p", 1.0, lo=0.0, hi=1.0),
-        top_k=get_int(body, "top_k", -1, lo=-1),
-        min_p=get_float(body, "min_p", 0.0, lo=0.0, hi=1.0),
-        frequency_penalty=get_float(body, "frequency_penalty", 0.0, lo=-2.0, hi=2.0),
-        presence_penalty=get_float(body, "presence_penalty", 0.0, lo=-2.0, hi=2.0),
-        repetition_penalty=get_float(body, "repetition_penalty", 1.0, lo=0.0),
-        seed=get_int(body, "seed"),
-    )
+    params = SamplingParams(max_new_tokens=max_new_tokens, n=n)
+    fields = _FIELDS
+    for key in body:
+        spec = fields.get(key)
+        if spec is not None:
+            read, kw = spec
+            value = read(body, key, **kw)
+            if value is not None:
+                setattr(params, key, value)
+    return params
 
 
 def openai_sampling(body: Mapping[str, Any]) -> tuple[SamplingParams, TextOptions]:

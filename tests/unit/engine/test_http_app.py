@@ -393,3 +393,14 @@ async def test_worker_wide_faults_need_no_header(make):
     _, midway = make(fault="error_mid_stream", fault_after_tokens=2)
     events = (await call(midway, "POST", CHAT, {"messages": MSG, "max_tokens": 9, "stream": True})).events()
     assert events[-2]["error"]["message"] == "injected fault: error_mid_stream"
+
+
+async def test_unexpected_errors_are_json_500s(make, monkeypatch):
+    engine, app = make()
+    monkeypatch.setattr(engine, "loads", lambda: 1 / 0)
+    err = assert_error(await call(app, "GET", "/v1/loads"), 500)
+    assert "ZeroDivisionError" in err["message"]
+    monkeypatch.setattr(engine.program, "base", lambda ids: 1 / 0)
+    for stream in (True, False):
+        err = assert_error(await call(app, "POST", CHAT, {"messages": MSG, "stream": stream}), 500)
+        assert "ZeroDivisionError" in err["message"]
