@@ -255,8 +255,11 @@ cdef class RadixTree:
         cdef list names
         cdef bint release
         cdef uint32_t tenant = 0
-        self._open(key, &k)
+        k.has_view = False
+        k.owned = NULL
+        k.holder = NULL
         try:
+            self._open(key, &k)
             if flags & RX_INSERT:
                 tenant = self._intern(tenant_name)
             names = self._names

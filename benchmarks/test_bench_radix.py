@@ -1,0 +1,319 @@
+"""radix kernel: the compiled tree beside its Python twin, same run, same workload.
+
+Workload (kernels.md D2): prompts of 1 KB or 8 KB of mixed text (50% English prose, 20%
+code, 10% zh, 5% ja, 10% ru, 5% emoji); each starts with one of 32 shared system prompts
+(25% of its length); 40% continue an earlier conversation (its first 85% plus new text).
+Routing as SMG: match, then the matched worker if matched/len > 0.5, else the least
+loaded one; then insert for that worker. The tree is warmed with WARM requests, then
+each round routes BATCH new ones.
+
+Run (the table in benchmarks/README.md came from this command)::
+
+    python -m pytest benchmarks/test_bench_radix.py -q -s --benchmark-disable-gc \
+        --benchmark-timer=time.process_time --benchmark-columns=median,rounds
+
+(process time, not wall time: the shared 2-core machine is loaded by other jobs; the
+two-thread test measures wall time itself.)
+
+``SMG_BENCH_RADIX_WARM`` (default 10000) sets the warm-up size. Ratios are printed at
+the end of the module ("radix ratios"), and attached to each benchmark's extra_info.
+"""
+
+from __future__ import annotations
+
+import gc
+import gettext
+import glob
+import itertools
+import os
+import random
+import threading
+import time
+import tracemalloc
+from array import array
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from smg._fast import NO_EXTENSIONS, radix_py
+
+pytest.importorskip("pytest_benchmark")
+if NO_EXTENSIONS:
+    pytest.skip("SMG_NO_EXTENSIONS=1: nothing compiled to compare", allow_module_level=True)
+from smg._fast import radix_c  # noqa: E402
+
+WARM = int(os.environ.get("SMG_BENCH_RADIX_WARM", "10000"))
+BATCH = 500
+ROUNDS = 7
+IMPLS = {"c": radix_c, "py": radix_py}
+RESULTS: dict[tuple[str, ...], float] = {}
+
+
+# ---- workload ------------------------------------------------------------------------
+
+
+def _corpus() -> dict[str, str]:
+    import pydoc_data.topics
+
+    out = {"en": " ".join(pydoc_data.topics.topics.values())}
+    code_dir = Path(os.__file__).parent
+    out["code"] = "".join(p.read_text("utf-8", "replace") for p in sorted(code_dir.glob("[a-m]*.py"))[:40])
+    for lang, pattern in (("zh", "zh_CN"), ("ja", "ja"), ("ru", "ru")):
+        texts: list[str] = []
+        for mo in sorted(glob.glob(f"/usr/share/locale/{pattern}/LC_MESSAGES/*.mo"))[:30]:
+            try:
+                with open(mo, "rb") as f:
+                    cat = gettext.GNUTranslations(f)._catalog  # type: ignore[attr-defined]
+            except Exception:
+                continue
+            texts.extend(v for v in cat.values() if isinstance(v, str))
+        out[lang] = " ".join(texts) or "".join(chr(0x4E00 + i % 2000) for i in range(50000))
+    rnd = random.Random(7)
+    emoji = ["😀", "👍🏽", "👨‍👩‍👧", "🇯🇵", "é", "ñ", "中", "∑"]
+    out["emoji"] = "".join(rnd.choice(emoji) + rnd.choice(" ab") for _ in range(20000))
+    return out
+
+
+_MIX = [("en", 0.5), ("code", 0.2), ("zh", 0.1), ("ja", 0.05), ("ru", 0.1), ("emoji", 0.05)]
+
+
+def _text(rnd: random.Random, corpus: dict[str, str], n: int) -> str:
+    parts, size = [], 0
+    while size < n:
+        lang = rnd.choices([m[0] for m in _MIX], [m[1] for m in _MIX])[0]
+        src = corpus[lang]
+        take = min(n - size, rnd.randint(64, 512))
+        start = rnd.randrange(0, len(src) - take)
+        parts.append(src[start : start + take])
+        size += take
+    return "".join(parts)
+
+
+def _prompts(size: int, count: int, seed: int = 1, ascii_only: bool = False) -> list[str]:
+    rnd = random.Random(seed)
+    corpus = _corpus()
+    if ascii_only:  # English prose and code only, non-ASCII characters dropped
+        corpus = {k: v.encode("ascii", "ignore").decode() for k, v in corpus.items() if k in ("en", "code")}
+        corpus.update({k: corpus["en"] for k in ("zh", "ja", "ru", "emoji")})
+    systems = [_text(rnd, corpus, size // 4) for _ in range(32)]
+    out: list[str] = []
+    for _ in range(count):
+        if out and rnd.random() < 0.4:
+            prev = rnd.choice(out)
+            keep = prev[: int(len(prev) * 0.85)]
+            out.append(keep + _text(rnd, corpus, size - len(keep)))
+        else:
+            sys_prompt = rnd.choice(systems)
+            out.append(sys_prompt + _text(rnd, corpus, size - len(sys_prompt)))
+    return out
+
+
+class _Router:
+    """SMG cache_aware without the imbalance check: the matched worker if matched/len >
+    0.5, else the least loaded one (round robin: every request weighs the same here)."""
+
+    def __init__(self, tree: object, workers: int) -> None:
+        self.tree = tree
+        self.names = [f"http://worker-{i}:8000" for i in range(workers)]
+        self._next = itertools.cycle(self.names).__next__
+
+    def route(self, key: str) -> str:  # match + insert (two descents, D2's operation)
+        matched, tenant = self.tree.match(key)  # type: ignore[attr-defined]
+        name = tenant if tenant is not None and matched / len(key) > 0.5 else self._next()
+        self.tree.insert(key, name)  # type: ignore[attr-defined]
+        return name
+
+    def route_all(self, key: str) -> str:  # score every worker in one descent, then insert
+        _, lens = self.tree.match_tenants(key)  # type: ignore[attr-defined]
+        best = max(lens, key=lens.__getitem__) if lens else None
+        name = best if best is not None and lens[best] / len(key) > 0.5 else self._next()
+        self.tree.insert(key, name)  # type: ignore[attr-defined]
+        return name
+
+
+_CACHE: dict[tuple[int, str], list] = {}
+
+
+def _workload(size: int, variant: str = "mixed") -> list:
+    """Prompts: "mixed" text, "ascii" text, or "tokens" (array('I') of every 3rd
+    character's code point of the mixed prompts: ~size/3 ids, same prefix structure)."""
+    if (size, variant) not in _CACHE:
+        count = WARM + BATCH * (ROUNDS + 2)
+        if variant == "tokens":
+            _CACHE[(size, variant)] = [array("I", p[::3].encode("utf-32-le")) for p in _workload(size)]
+        else:
+            _CACHE[(size, variant)] = _prompts(size, count, ascii_only=variant == "ascii")
+    return _CACHE[(size, variant)]
+
+
+def _warm(impl: str, size: int, workers: int, variant: str = "mixed") -> tuple[_Router, Iterator[list]]:
+    prompts = _workload(size, variant)
+    tree = IMPLS[impl].RadixTree("tokens", 16) if variant == "tokens" else IMPLS[impl].RadixTree("text")
+    router = _Router(tree, workers)
+    for p in prompts[:WARM]:
+        router.route(p)
+    rest = prompts[WARM:]
+    batches = itertools.cycle([rest[i : i + BATCH] for i in range(0, len(rest) - BATCH + 1, BATCH)])
+    return router, batches
+
+
+def _fresh(batches: Iterator[list]) -> Callable[[], tuple[tuple[list], dict]]:
+    def setup() -> tuple[tuple[list], dict]:
+        # new objects, as a gateway gets them (a str has no UTF-8 cached inside yet)
+        gc.collect()
+        batch = next(batches)
+        if batch and isinstance(batch[0], str):
+            return ([(p + " ")[:-1] for p in batch],), {}
+        return ([array("I", p) for p in batch],), {}
+
+    return setup
+
+
+def _record(benchmark: object, key: tuple[str, ...], per: int) -> None:
+    stats = benchmark.stats.stats  # type: ignore[attr-defined]
+    RESULTS[key] = stats.median / per
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report(pytestconfig: pytest.Config) -> Iterator[None]:
+    yield
+    tr = pytestconfig.pluginmanager.getplugin("terminalreporter")
+    write: Callable[[str], None] = tr.write_line if tr else print  # type: ignore[union-attr]
+    write("")
+    write("radix ratios (median per request; py/c = speed-up of the compiled tree)")
+    for (op, impl, size, workers), c in sorted(RESULTS.items()):
+        py = RESULTS.get((op, "py", size, workers))
+        if impl == "c" and py and op not in ("memory", "threads", "evict"):
+            write(f"  {op:14s} {int(size) // 1024} KB / {workers:>2s} workers: c {c * 1e6:7.2f} us  py {py * 1e6:7.2f} us  py/c {py / c:5.2f}")
+    for op in ("route", "route_all"):
+        for size in ("1024", "8192"):
+            c8, c64 = RESULTS.get((op, "c", size, "8")), RESULTS.get((op, "c", size, "64"))
+            if c8 and c64:
+                write(f"  {op:14s} {int(size) // 1024} KB: c 64 workers / 8 workers = {c64 / c8:5.3f}")
+    for key, value in sorted(RESULTS.items()):
+        if key[0] in ("memory", "threads", "evict"):
+            write(f"  {' '.join(key)}: {value:.3f}")
+
+
+# ---- benchmarks ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [8, 64])
+@pytest.mark.parametrize("size", [1024, 8192])
+@pytest.mark.parametrize("impl", ["c", "py"])
+@pytest.mark.parametrize("op", ["route", "route_all"])
+def test_route(benchmark: object, op: str, impl: str, size: int, workers: int) -> None:
+    router, batches = _warm(impl, size, workers)
+    fn = getattr(router, op)
+
+    def run(batch: list[str]) -> None:
+        for p in batch:
+            fn(p)
+
+    benchmark.pedantic(run, setup=_fresh(batches), rounds=ROUNDS, iterations=1)  # type: ignore[attr-defined]
+    _record(benchmark, (op, impl, str(size), str(workers)), BATCH)
+    router.tree.check()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("size", [1024, 8192])
+def test_memory(benchmark: object, size: int) -> None:
+    """Bytes per stored byte and per node: C (its own count) and the twin (tracemalloc)."""
+    router, _ = _warm("c", size, 8)
+    tree = router.tree
+    mem, stored, nodes = tree.memory_bytes(), tree.stored_bytes(), tree.node_count()  # type: ignore[attr-defined]
+    RESULTS[("memory", "c", str(size), "bytes/stored byte")] = mem / stored
+    RESULTS[("memory", "c", str(size), "bytes over stored/node")] = (mem - stored) / nodes
+    RESULTS[("memory", "c", str(size), "bytes over 1.2*stored/node")] = (mem - 1.2 * stored) / nodes
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    py_router, _ = _warm("py", size, 8)
+    py_mem = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    RESULTS[("memory", "py", str(size), "bytes/stored byte")] = py_mem / py_router.tree.stored_bytes()  # type: ignore[attr-defined]
+    benchmark.extra_info.update({"c_bytes_per_stored": mem / stored, "nodes": nodes})  # type: ignore[attr-defined]
+    benchmark(tree.node_count)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("impl", ["c", "py"])
+@pytest.mark.parametrize("variant", ["ascii", "tokens"])
+def test_route_variant(benchmark: object, variant: str, impl: str) -> None:
+    """match + insert, 8 workers: ASCII-only 8 KB prompts (no UTF-8 conversion), and
+    token ids (array('I'), ~2,700 per request, page_size 16 as SMG's token tree)."""
+    router, batches = _warm(impl, 8192, 8, variant)
+
+    def run(batch: list) -> None:
+        for p in batch:
+            router.route(p)
+
+    benchmark.pedantic(run, setup=_fresh(batches), rounds=ROUNDS, iterations=1)  # type: ignore[attr-defined]
+    _record(benchmark, (f"route {variant}", impl, "8192", "8"), BATCH)
+
+
+def _match_loop(tree: object, keys: list[str], threads: int, reps: int) -> float:
+    """Wall seconds for `threads` threads to each run reps matches over their own copy
+    of keys (distinct str objects, nothing shared between the threads)."""
+    start = threading.Barrier(threads + 1)
+    copies = [[(k + " ")[:-1] for k in keys] for _ in range(threads)]
+
+    def work(mine: list[str]) -> None:
+        start.wait()
+        for _ in range(reps):
+            for k in mine:
+                tree.match(k)  # type: ignore[attr-defined]
+
+    ts = [threading.Thread(target=work, args=(copies[i],)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in ts:
+        t.join()
+    return time.perf_counter() - t0
+
+
+@pytest.mark.parametrize("size", [8192])
+def test_two_threads(benchmark: object, size: int) -> None:
+    """Match throughput of 2 threads vs 1 on the compiled tree (wall clock, 2 cores)."""
+    router, _ = _warm("c", size, 8)
+    keys = _workload(size)[WARM : WARM + 200]
+    one, two = [], []
+    for _ in range(7):
+        one.append(_match_loop(router.tree, keys, 1, 5) / 5)
+        two.append(_match_loop(router.tree, keys, 2, 5) / 10)
+    one.sort()
+    two.sort()
+    RESULTS[("threads", "c", str(size), "2-thread/1-thread match throughput")] = one[3] / two[3]
+    benchmark.extra_info["two_thread_speedup"] = one[3] / two[3]  # type: ignore[attr-defined]
+    benchmark(router.tree.match, keys[0])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("size", [1024, 8192])
+@pytest.mark.parametrize("impl", ["c", "py"])
+@pytest.mark.parametrize("op", ["match", "match_tenants"])
+def test_match(benchmark: object, op: str, impl: str, size: int) -> None:
+    """Match alone and scoring every worker (8 workers), fresh str objects."""
+    router, batches = _warm(impl, size, 8)
+    fn = getattr(router.tree, op)
+
+    def run(batch: list[str]) -> None:
+        for p in batch:
+            fn(p)
+
+    benchmark.pedantic(run, setup=_fresh(batches), rounds=ROUNDS, iterations=1)  # type: ignore[attr-defined]
+    _record(benchmark, (op, impl, str(size), "8"), BATCH)
+
+
+@pytest.mark.parametrize("impl", ["c", "py"])
+def test_evict(benchmark: object, impl: str) -> None:
+    """Evict every tenant to half its size (1 KB prompts, 8 workers)."""
+    router, _ = _warm(impl, 1024, 8)
+    tree = router.tree
+    budget = sum(tree.tenant_sizes().values()) // 16  # type: ignore[attr-defined]
+    nodes = tree.node_count()  # type: ignore[attr-defined]
+    t0 = time.perf_counter()
+    tree.evict(budget)  # type: ignore[attr-defined]
+    RESULTS[("evict", impl, "1024", "ms per 10k nodes evicted")] = (
+        (time.perf_counter() - t0) * 1e3 / max(1, nodes - tree.node_count()) * 1e4  # type: ignore[attr-defined]
+    )
+    benchmark(tree.evict, budget)  # type: ignore[attr-defined]
