@@ -3,7 +3,8 @@
 ``BpeEncoder.from_tokenizer_json`` reads a HF tokenizer.json and decides whether the
 kernel can reproduce it exactly: a BPE model over ByteLevel bytes, an identity or NFC
 normalizer, and a pre-tokenizer made of ``Split`` regexes this module knows (compared
-as strings against the GPT-2, cl100k/Llama-3, Qwen2/3, Qwen3.5 and DeepSeek V3 patterns).
+as strings against the GPT-2, cl100k/Llama-3, o200k, Qwen2/3, Qwen3.5 and DeepSeek V3
+patterns).
 Anything else is encoded by ``tokenizers`` itself; that is logged once on the
 ``smg.bpe`` logger and reported by ``smg._fast.implementation()["bpe"]``.
 ``BpeEncoder.from_tiktoken`` does the same for a tiktoken vocabulary, falling back to
@@ -65,7 +66,8 @@ def pattern_split(pattern: str) -> str | None:
     same as its escape (DeepSeek's tokenizer.json spells them literally)."""
     return KNOWN_PATTERNS.get(pattern.replace("\r", "\\r").replace("\n", "\\n"))
 
-_INLINE_BYTES = 2048  # encode_async runs shorter texts inline: a thread hop costs more
+
+_INLINE_CHARS = 2048  # encode_async runs shorter texts inline: a thread hop costs more
 
 
 def byte_level_alphabet() -> dict[str, int]:
@@ -199,7 +201,7 @@ class BpeEncoder:
             _report_fallback("tokenizers", str(why))
             return cls(None, fallback)
         _note("bpe", IMPLEMENTATION)
-        return cls(BpeCore(*args), fallback, nfc)
+        return cls(BpeCore(*args), fallback if nfc else None, nfc)  # non-NFC text goes to tokenizers
 
     @classmethod
     def from_tiktoken(cls, path: str | os.PathLike[str], pattern: str, special_tokens: dict[str, int]) -> BpeEncoder:
@@ -240,10 +242,10 @@ class BpeEncoder:
     ) -> list[int]:
         """``encode`` in a worker thread, so the event loop keeps serving meanwhile.
 
-        Short texts (under 2 KiB) are encoded inline: that takes a few microseconds, less
-        than the hop to a thread and back.
+        Short texts (under 2048 characters) are encoded inline: that takes a few
+        microseconds, less than the hop to a thread and back.
         """
-        if len(text) < _INLINE_BYTES and self._core is not None:
+        if len(text) < _INLINE_CHARS and self._core is not None:
             return self.encode(text, allow_special)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, self.encode, text, allow_special)
