@@ -277,3 +277,47 @@ def test_logprobs_through_the_rust_gateway(gateway) -> None:
     assert len(content) == 4
     assert all(entry.logprob <= 0 and len(entry.top_logprobs) == 2 for entry in content)
     assert "".join(entry.token for entry in content) == resp.choices[0].message.content
+
+
+SCRIPT = [
+    {
+        "match": "weather",
+        "output": (
+            "<think>The user wants the weather; call the tool.</think>"
+            "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n"
+            '```json\n{"city": "Paris"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>'
+        ),
+    },
+    {"match": "think", "output": "<think>Short thought.</think>Plain answer."},
+]
+
+
+def test_script_mode_feeds_the_gateways_parsers(model_dir) -> None:
+    """Scripted raw model text (reasoning, then a DeepSeek-V3 tool call), tokenized by the
+    worker with the real tokenizer, comes back parsed by the gateway's own parsers."""
+    script = model_dir.parent / "script.json"
+    script.write_text(json.dumps(SCRIPT, ensure_ascii=False), encoding="utf-8")
+    args = ("--tokenizer", str(model_dir), "--model", MODEL, "--mode", "script", "--script", str(script))
+    with workers(args) as (port,), rust_gateway(
+        model_dir, "--worker-urls", f"grpc://127.0.0.1:{port}",
+        "--reasoning-parser", "deepseek_r1", "--tool-call-parser", "deepseek",
+    ) as (base, _):
+        client = _client(base)
+        plain = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "think first"}]
+        ).choices[0]
+        assert plain.message.content == "Plain answer."
+        assert plain.message.reasoning_content == "Short thought."
+        tools = [{"type": "function", "function": {
+            "name": "get_weather", "description": "weather of a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        }}]
+        choice = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "weather in Paris?"}], tools=tools
+        ).choices[0]
+        print(f"\nRust gateway, scripted tool call: {choice.model_dump_json()[:400]}")
+        assert choice.message.reasoning_content == "The user wants the weather; call the tool."
+        (call,) = choice.message.tool_calls
+        assert call.function.name == "get_weather"
+        assert json.loads(call.function.arguments) == {"city": "Paris"}
+        assert choice.finish_reason == "tool_calls"
