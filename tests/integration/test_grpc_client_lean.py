@@ -181,13 +181,14 @@ async def test_large_messages_cross_flow_control_windows(tokenizer, combo) -> No
             url, client = client.url, LeanGrpcWorkerClient(client.url, proto, window=65535,
                                                             conn_window=65535, max_frame=16384)
         try:
-            prompt = [1000 + (i * 7919) % 90000 for i in range(60_000)]  # ~180 KB request
+            prompt = [1000 + (i * 7919) % 90000 for i in range(30_000)]  # ~90 KB request
             items = await collect(client, GenParams("big", prompt, stream=False,
                                                     max_new_tokens=len(prompt) - 1))
             (done,) = items
-            assert done.output_ids == prompt[: len(prompt) - 1]  # ~180 KB response
-            data, sha = await client.get_tokenizer_zip()
-            assert hashlib.sha256(data).hexdigest() == sha
+            assert done.output_ids == prompt[: len(prompt) - 1]  # ~90 KB response
+            if transport == "lean":  # ~1.9 MB through 64 KiB windows
+                data, sha = await client.get_tokenizer_zip()
+                assert hashlib.sha256(data).hexdigest() == sha
         finally:
             if transport == "lean":
                 await client.close()
