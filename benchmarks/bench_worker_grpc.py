@@ -2,8 +2,8 @@
 
     python benchmarks/bench_worker_grpc.py [--calls 600] [--tokens 32] [--concurrency 8]
 
-Starts ``smg worker`` (gRPC, SGLang protocol) as a subprocess and, as the baseline of
-the same run, a bare grpc.aio server whose Generate streams prebuilt messages and does
+Starts ``smg worker`` (gRPC, SGLang protocol; its lean HTTP/2 server, then grpc.aio) as
+a subprocess and, as the baseline of the same run, a bare grpc.aio server whose Generate streams prebuilt messages and does
 nothing else (the floor any grpc.aio worker pays). A grpc.aio client in this process
 drives streamed Generate calls of 1 and of ``--tokens`` tokens; the worker's CPU time
 comes from /proc/<pid>/stat (utime + stime) around each run, so the client's own cost
@@ -128,13 +128,17 @@ def main() -> int:
         return 0
     t0 = time.perf_counter()
     worker = measure([sys.executable, "-m", "smg", "worker", "--port", "0"], args)
+    on_aio = measure([sys.executable, "-m", "smg", "worker", "--port", "0",
+                      "--grpc-server", "aio"], args)
     bare = measure([sys.executable, __file__, "--serve-bare"], args)
     n = args.tokens
     print(f"calls={args.calls} tokens/call={n} concurrency={args.concurrency} "
           f"({time.perf_counter() - t0:.1f}s)")
-    print(f"{'server':<22}{'CPU/call (µs)':>16}{'CPU/token (µs)':>16}")
-    for name, (call, tok) in (("smg worker", worker), ("bare grpc.aio", bare)):
-        print(f"{name:<22}{call * 1e6:>16.1f}{tok * 1e6:>16.1f}")
+    print(f"{'server':<34}{'CPU/call (µs)':>16}{'CPU/token (µs)':>16}")
+    rows = (("smg worker (lean HTTP/2 server)", worker), ("smg worker --grpc-server aio", on_aio),
+            ("bare grpc.aio (no engine)", bare))
+    for name, (call, tok) in rows:
+        print(f"{name:<34}{call * 1e6:>16.1f}{tok * 1e6:>16.1f}")
     print(f"ratio worker/bare: per call {worker[0] / bare[0]:.2f}x, "
           f"per token {worker[1] / bare[1]:.2f}x")
     print(f"vs the Rust gateway's quoted 225 µs/call, 3.5 µs/token: per call "
