@@ -42,3 +42,19 @@ def test_decodes_what_hpack_encodes(seed: int) -> None:
 def test_broken_blocks_raise(block: bytes) -> None:
     with pytest.raises(HpackError):
         HpackDecoder().decode(block)
+
+
+def test_server_header_blocks_decode_back() -> None:
+    """What the lean server sends (stateless literals, long values) is valid HPACK."""
+    from smg.engine.grpc.h2frames import header_block, percent_encode
+
+    message = "no matching prefill for bootstrap room 7 — 100% " + "x" * 300
+    block = header_block([(":status", "200"), ("content-type", "application/grpc"),
+                          ("grpc-status", "4"), ("grpc-message", percent_encode(message))])
+    decoded = dict(hpack.Decoder().decode(block))
+    assert decoded[":status"] == "200" and decoded["grpc-status"] == "4"
+    from urllib.parse import unquote
+
+    assert unquote(decoded["grpc-message"]) == message
+    assert percent_encode("plain text") == "plain text"
+    assert percent_encode("50%") == "50%25"
