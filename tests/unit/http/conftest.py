@@ -155,5 +155,3 @@ def make_stub(servers: Servers):
 def make_gateway(servers: Servers):
     return servers.gateway
 
-
-CHAT = {"model": "stub-model", "messages": [{"role": "user", "content": "hello"}]}

@@ -7,7 +7,9 @@ import asyncio
 import aiohttp
 import orjson
 import pytest
-from conftest import CHAT
+
+CHAT = {"model": "stub-model", "messages": [{"role": "user", "content": "hello"}]}
+
 
 
 async def call(method: str, url: str, payload: dict | None = None, **kw):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import aiohttp
 import orjson
 import pytest
-from conftest import CHAT
+
+CHAT = {"model": "stub-model", "messages": [{"role": "user", "content": "hello"}]}
+
 
 
 async def call(url: str, path: str, data: bytes | None = None, method: str = "POST", **kw):

@@ -7,7 +7,9 @@ import asyncio
 import aiohttp
 import orjson
 import pytest
-from conftest import CHAT
+
+CHAT = {"model": "stub-model", "messages": [{"role": "user", "content": "hello"}]}
+
 
 
 async def post(url: str, path: str, payload: dict | bytes, **kw) -> tuple[int, dict, dict]:
