@@ -105,14 +105,22 @@ class ChatFormat(_Base):
         return b"".join(self._prefix + b"%d" % c.index + role for c in self.run.choices)
 
     def delta(self, choice: Choice, text: str) -> bytes:
-        lp = self._new_logprobs(choice)
+        if choice.logprobs is None:
+            return (
+                self._prefix
+                + b"%d" % choice.index
+                + b',"delta":{"content":'
+                + _dumps(text)
+                + b'},"logprobs":null,"finish_reason":null}]}\n\n'
+            )
+        lp = _dumps(self._chat_logprobs(self._new_logprobs(choice)))
         return (
             self._prefix
             + b"%d" % choice.index
             + b',"delta":{"content":'
             + _dumps(text)
             + b'},"logprobs":'
-            + (b"null" if lp is None else _dumps(self._chat_logprobs(lp)))
+            + lp
             + b',"finish_reason":null}]}\n\n'
         )
 

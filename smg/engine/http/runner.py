@@ -100,11 +100,13 @@ class Run:
         for unit in self.units:
             self.engine.abort(unit.inp.rid)
 
-    async def events(self) -> AsyncIterator[tuple[Choice, str]]:
+    def events(self) -> AsyncIterator[tuple[Choice, str]]:
+        """``(choice, new_text)`` as the engine produces tokens (see the module doc)."""
         if len(self.units) == 1:
-            async for event in self._unit_events(0):
-                yield event
-            return
+            return self._unit_events(0)  # no extra generator layer per token
+        return self._merged()
+
+    async def _merged(self) -> AsyncIterator[tuple[Choice, str]]:
         queue: asyncio.Queue[Any] = asyncio.Queue()
         tasks = [
             asyncio.ensure_future(self._pump(u, queue)) for u in range(len(self.units))
@@ -170,8 +172,6 @@ class Run:
                     choice.kv_transfer_params = item.kv_transfer_params
                     choice.finish_reason = item.finish_reason
                     choice.matched_stop = item.matched_stop
-                    if choice.text.stopped:  # the engine matched the same stop string
-                        choice.matched_stop = choice.text.matched
                     self._open[u] -= 1
                     yield choice, delta
         finally:
