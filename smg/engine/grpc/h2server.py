@@ -25,7 +25,7 @@ from typing import Any
 import grpc
 from google.protobuf import message_factory
 
-from smg.engine.grpc import h2frames as f
+from smg.h2 import frames as f
 from smg.engine.grpc.hpackdec import HpackDecoder, HpackError
 from smg.engine.grpc.h2state import Abort as _Abort
 from smg.engine.grpc.h2state import Context as _Context

@@ -46,7 +46,7 @@ def test_broken_blocks_raise(block: bytes) -> None:
 
 def test_server_header_blocks_decode_back() -> None:
     """What the lean server sends (stateless literals, long values) is valid HPACK."""
-    from smg.engine.grpc.h2frames import header_block, percent_encode
+    from smg.h2.frames import header_block, percent_encode
 
     message = "no matching prefill for bootstrap room 7 — 100% " + "x" * 300
     block = header_block([(":status", "200"), ("content-type", "application/grpc"),
