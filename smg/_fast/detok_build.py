@@ -123,7 +123,11 @@ def _sentencepiece_plan(steps: list[dict]) -> tuple[str, bool, bool, bool] | str
 
 
 def spec_from_hf(tokenizer: Any) -> TableSpec:
-    """Build the table for a HF ``tokenizers.Tokenizer`` (a fallback spec if unsupported)."""
+    """Build the table for a HF ``tokenizers.Tokenizer`` (a fallback spec if unsupported).
+
+    A ``transformers`` fast tokenizer is accepted too (its ``backend_tokenizer`` is used).
+    """
+    tokenizer = getattr(tokenizer, "backend_tokenizer", tokenizer)
     config = json.loads(tokenizer.to_str())
     decoder = config.get("decoder")
     steps = [] if decoder is None else decoder.get("decoders", [decoder]) if decoder["type"] == "Sequence" else [decoder]
