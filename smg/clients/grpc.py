@@ -55,6 +55,15 @@ def make_client(url: str, proto: str = "sglang", transport: str = "lean") -> Grp
     raise ValueError(f"unknown gRPC client transport {transport!r} (lean or aio)")
 
 
+def _fill_tokenized(tokenized, p: GenParams) -> None:
+    # in place: a TokenizedInput built apart and passed as a field would be copied
+    # (the prompt's ids converted twice, ~40 ns per id each time)
+    tokenized.SetInParent()
+    if p.original_text:
+        tokenized.original_text = p.original_text
+    tokenized.input_ids.extend(p.input_ids)
+
+
 def _logprobs(msg) -> Logprobs | None:
     if msg is None or not msg.token_ids:
         return None
@@ -132,11 +141,10 @@ class GrpcWorkerClient:
             elif p.regex is not None:
                 sp.regex = p.regex
             req = sg.GenerateRequest(
-                request_id=p.request_id,
-                tokenized=sg.TokenizedInput(original_text=p.original_text, input_ids=p.input_ids),
-                sampling_params=sp, return_logprob=p.return_logprob, logprob_start_len=-1,
-                top_logprobs_num=p.top_logprobs, stream=p.stream,
+                request_id=p.request_id, sampling_params=sp, return_logprob=p.return_logprob,
+                logprob_start_len=-1, top_logprobs_num=p.top_logprobs, stream=p.stream,
             )
+            _fill_tokenized(req.tokenized, p)
             if p.bootstrap_room is not None:
                 req.disaggregated_params.CopyFrom(sg.DisaggregatedParams(
                     bootstrap_host=p.bootstrap_host or "", bootstrap_port=p.bootstrap_port or 0,
@@ -160,11 +168,8 @@ class GrpcWorkerClient:
             sp.json_schema = p.json_schema
         elif p.regex is not None:
             sp.regex = p.regex
-        req = vl.GenerateRequest(
-            request_id=p.request_id,
-            tokenized=vl.TokenizedInput(original_text=p.original_text, input_ids=p.input_ids),
-            sampling_params=sp, stream=p.stream,
-        )
+        req = vl.GenerateRequest(request_id=p.request_id, sampling_params=sp, stream=p.stream)
+        _fill_tokenized(req.tokenized, p)
         if p.kv_transfer_params_json is not None:
             req.kv_transfer_params_json = p.kv_transfer_params_json
         return req
