@@ -4,8 +4,10 @@ Workload (kernels.md D2): prompts of 1 KB or 8 KB of mixed text (50% English pro
 code, 10% zh, 5% ja, 10% ru, 5% emoji); each starts with one of 32 shared system prompts
 (25% of its length); 40% continue an earlier conversation (its first 85% plus new text).
 Routing as SMG: match, then the matched worker if matched/len > 0.5, else the least
-loaded one; then insert for that worker. The tree is warmed with WARM requests, then
-each round routes BATCH new ones.
+loaded one; then insert for that worker. The trees are warmed with WARM requests; then
+in each of ROUNDS rounds every variant (C and twin, 8 and 64 workers) routes the same
+BATCH new requests, in a rotating order so that the machine's load falls on all alike;
+the figure is CPU time per request in the fastest round.
 
 Run (the table in benchmarks/README.md came from this command)::
 
@@ -44,8 +46,8 @@ if NO_EXTENSIONS:
 from smg._fast import radix_c  # noqa: E402
 
 WARM = int(os.environ.get("SMG_BENCH_RADIX_WARM", "10000"))
-BATCH = 500
-ROUNDS = 7
+BATCH = 250
+ROUNDS = 9
 IMPLS = {"c": radix_c, "py": radix_py}
 RESULTS: dict[tuple[str, ...], float] = {}
 
@@ -139,7 +141,7 @@ def _workload(size: int, variant: str = "mixed") -> list:
     """Prompts: "mixed" text, "ascii" text, or "tokens" (array('I') of every 3rd
     character's code point of the mixed prompts: ~size/3 ids, same prefix structure)."""
     if (size, variant) not in _CACHE:
-        count = WARM + BATCH * (ROUNDS + 2)
+        count = WARM + BATCH * (ROUNDS + 4)
         if variant == "tokens":
             _CACHE[(size, variant)] = [array("I", p[::3].encode("utf-32-le")) for p in _workload(size)]
         else:
@@ -147,32 +149,52 @@ def _workload(size: int, variant: str = "mixed") -> list:
     return _CACHE[(size, variant)]
 
 
-def _warm(impl: str, size: int, workers: int, variant: str = "mixed") -> tuple[_Router, Iterator[list]]:
+def _warm(impl: str, size: int, workers: int, variant: str = "mixed") -> _Router:
     prompts = _workload(size, variant)
     tree = IMPLS[impl].RadixTree("tokens", 16) if variant == "tokens" else IMPLS[impl].RadixTree("text")
     router = _Router(tree, workers)
     for p in prompts[:WARM]:
         router.route(p)
-    rest = prompts[WARM:]
-    batches = itertools.cycle([rest[i : i + BATCH] for i in range(0, len(rest) - BATCH + 1, BATCH)])
-    return router, batches
+    return router
 
 
-def _fresh(batches: Iterator[list]) -> Callable[[], tuple[tuple[list], dict]]:
-    def setup() -> tuple[tuple[list], dict]:
-        # new objects, as a gateway gets them (a str has no UTF-8 cached inside yet)
-        gc.collect()
+def _copies(batch: list) -> list:
+    """New objects, as a gateway gets them (a str has no UTF-8 cached inside yet)."""
+    if batch and isinstance(batch[0], str):
+        return [(p + " ")[:-1] for p in batch]
+    return [array("I", p) for p in batch]
+
+
+def _interleaved(variants: dict[str, Callable[[list], object]], batches: Iterator[list]) -> dict[str, float]:
+    """Seconds per request of each variant, fastest of ROUNDS rounds. Every round hands
+    each variant the same new batch, in a rotating order, so the machine's load falls on
+    all of them alike (stateful variants see the same sequence of requests)."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for r in range(ROUNDS):
         batch = next(batches)
-        if batch and isinstance(batch[0], str):
-            return ([(p + " ")[:-1] for p in batch],), {}
-        return ([array("I", p) for p in batch],), {}
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            keys = _copies(batch)
+            gc.collect()
+            t0 = time.process_time()
+            variants[name](keys)
+            times[name].append((time.process_time() - t0) / len(batch))
+    return {name: min(t) for name, t in times.items()}
 
-    return setup
+
+def _loop(fn: Callable[[object], object]) -> Callable[[list], None]:
+    def run(keys: list) -> None:
+        for k in keys:
+            fn(k)
+
+    return run
 
 
-def _record(benchmark: object, key: tuple[str, ...], per: int) -> None:
-    stats = benchmark.stats.stats  # type: ignore[attr-defined]
-    RESULTS[key] = stats.median / per
+def _table(benchmark: object, fn: Callable[[object], object], batches: Iterator[list]) -> None:
+    """A few more rounds of one variant through pytest-benchmark, for its table."""
+    benchmark.pedantic(  # type: ignore[attr-defined]
+        _loop(fn), setup=lambda: ((_copies(next(batches)),), {}), rounds=3, iterations=1
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -181,11 +203,12 @@ def _report(pytestconfig: pytest.Config) -> Iterator[None]:
     tr = pytestconfig.pluginmanager.getplugin("terminalreporter")
     write: Callable[[str], None] = tr.write_line if tr else print  # type: ignore[union-attr]
     write("")
-    write("radix ratios (median per request; py/c = speed-up of the compiled tree)")
+    write("radix ratios (CPU time per request, fastest round; py/c = speed-up of the compiled tree)")
     for (op, impl, size, workers), c in sorted(RESULTS.items()):
         py = RESULTS.get((op, "py", size, workers))
         if impl == "c" and py and op not in ("memory", "threads", "evict"):
-            write(f"  {op:14s} {int(size) // 1024} KB / {workers:>2s} workers: c {c * 1e6:7.2f} us  py {py * 1e6:7.2f} us  py/c {py / c:5.2f}")
+            write(f"  {op:14s} {int(size) // 1024} KB / {workers:>2s} workers: "
+                  f"c {c * 1e6:7.2f} us  py {py * 1e6:7.2f} us  py/c {py / c:5.2f}")
     for op in ("route", "route_all"):
         for size in ("1024", "8192"):
             c8, c64 = RESULTS.get((op, "c", size, "8")), RESULTS.get((op, "c", size, "64"))
@@ -194,32 +217,58 @@ def _report(pytestconfig: pytest.Config) -> Iterator[None]:
     for key, value in sorted(RESULTS.items()):
         if key[0] in ("memory", "threads", "evict"):
             write(f"  {' '.join(key)}: {value:.3f}")
+    write(f"  load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 # ---- benchmarks ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("workers", [8, 64])
 @pytest.mark.parametrize("size", [1024, 8192])
-@pytest.mark.parametrize("impl", ["c", "py"])
 @pytest.mark.parametrize("op", ["route", "route_all"])
-def test_route(benchmark: object, op: str, impl: str, size: int, workers: int) -> None:
-    router, batches = _warm(impl, size, workers)
-    fn = getattr(router, op)
+def test_route(benchmark: object, op: str, size: int) -> None:
+    """match + insert (or score every worker + insert): C and twin, 8 and 64 workers."""
+    routers = {(impl, w): _warm(impl, size, w) for impl in ("c", "py") for w in (8, 64)}
+    batches = _warm_batches(size)
+    variants = {f"{impl} {w}": _loop(getattr(r, op)) for (impl, w), r in routers.items()}
+    for name, t in _interleaved(variants, batches).items():
+        impl, w = name.split()
+        RESULTS[(op, impl, str(size), w)] = t
+    for r in routers.values():
+        r.tree.check()  # type: ignore[attr-defined]
+    _table(benchmark, getattr(routers[("c", 8)], op), batches)
 
-    def run(batch: list[str]) -> None:
-        for p in batch:
-            fn(p)
 
-    benchmark.pedantic(run, setup=_fresh(batches), rounds=ROUNDS, iterations=1)  # type: ignore[attr-defined]
-    _record(benchmark, (op, impl, str(size), str(workers)), BATCH)
-    router.tree.check()  # type: ignore[attr-defined]
+@pytest.mark.parametrize("size", [1024, 8192])
+def test_match(benchmark: object, size: int) -> None:
+    """match alone and scoring every worker in one descent (8 workers)."""
+    trees = {impl: _warm(impl, size, 8).tree for impl in ("c", "py")}
+    variants = {f"{op} {impl}": _loop(getattr(t, op)) for impl, t in trees.items() for op in ("match", "match_tenants")}
+    for name, t in _interleaved(variants, _warm_batches(size)).items():
+        op, impl = name.split()
+        RESULTS[(op, impl, str(size), "8")] = t
+    _table(benchmark, trees["c"].match, _warm_batches(size))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("variant", ["ascii", "tokens"])
+def test_route_variant(benchmark: object, variant: str) -> None:
+    """match + insert, 8 workers: ASCII-only 8 KB prompts (no UTF-8 conversion), and
+    token ids (array('I'), ~2,700 per request, page_size 16 as SMG's token tree)."""
+    routers = {impl: _warm(impl, 8192, 8, variant) for impl in ("c", "py")}
+    batches = _warm_batches(8192, variant)
+    for impl, t in _interleaved({i: _loop(r.route) for i, r in routers.items()}, batches).items():
+        RESULTS[(f"route {variant}", impl, "8192", "8")] = t
+    _table(benchmark, routers["c"].route, batches)
+
+
+def _warm_batches(size: int, variant: str = "mixed") -> Iterator[list]:
+    rest = _workload(size, variant)[WARM:]
+    return iter([rest[i : i + BATCH] for i in range(0, len(rest) - BATCH + 1, BATCH)])
 
 
 @pytest.mark.parametrize("size", [1024, 8192])
 def test_memory(benchmark: object, size: int) -> None:
     """Bytes per stored byte and per node: C (its own count) and the twin (tracemalloc)."""
-    router, _ = _warm("c", size, 8)
+    router = _warm("c", size, 8)
     tree = router.tree
     mem, stored, nodes = tree.memory_bytes(), tree.stored_bytes(), tree.node_count()  # type: ignore[attr-defined]
     RESULTS[("memory", "c", str(size), "bytes/stored byte")] = mem / stored
@@ -227,27 +276,12 @@ def test_memory(benchmark: object, size: int) -> None:
     RESULTS[("memory", "c", str(size), "bytes over 1.2*stored/node")] = (mem - 1.2 * stored) / nodes
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    py_router, _ = _warm("py", size, 8)
+    py_router = _warm("py", size, 8)
     py_mem = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     RESULTS[("memory", "py", str(size), "bytes/stored byte")] = py_mem / py_router.tree.stored_bytes()  # type: ignore[attr-defined]
     benchmark.extra_info.update({"c_bytes_per_stored": mem / stored, "nodes": nodes})  # type: ignore[attr-defined]
     benchmark(tree.node_count)  # type: ignore[attr-defined]
-
-
-@pytest.mark.parametrize("impl", ["c", "py"])
-@pytest.mark.parametrize("variant", ["ascii", "tokens"])
-def test_route_variant(benchmark: object, variant: str, impl: str) -> None:
-    """match + insert, 8 workers: ASCII-only 8 KB prompts (no UTF-8 conversion), and
-    token ids (array('I'), ~2,700 per request, page_size 16 as SMG's token tree)."""
-    router, batches = _warm(impl, 8192, 8, variant)
-
-    def run(batch: list) -> None:
-        for p in batch:
-            router.route(p)
-
-    benchmark.pedantic(run, setup=_fresh(batches), rounds=ROUNDS, iterations=1)  # type: ignore[attr-defined]
-    _record(benchmark, (f"route {variant}", impl, "8192", "8"), BATCH)
 
 
 def _match_loop(tree: object, keys: list[str], threads: int, reps: int) -> float:
@@ -275,7 +309,7 @@ def _match_loop(tree: object, keys: list[str], threads: int, reps: int) -> float
 @pytest.mark.parametrize("size", [8192])
 def test_two_threads(benchmark: object, size: int) -> None:
     """Match throughput of 2 threads vs 1 on the compiled tree (wall clock, 2 cores)."""
-    router, _ = _warm("c", size, 8)
+    router = _warm("c", size, 8)
     keys = _workload(size)[WARM : WARM + 200]
     one, two = [], []
     for _ in range(7):
@@ -288,32 +322,16 @@ def test_two_threads(benchmark: object, size: int) -> None:
     benchmark(router.tree.match, keys[0])  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("size", [1024, 8192])
-@pytest.mark.parametrize("impl", ["c", "py"])
-@pytest.mark.parametrize("op", ["match", "match_tenants"])
-def test_match(benchmark: object, op: str, impl: str, size: int) -> None:
-    """Match alone and scoring every worker (8 workers), fresh str objects."""
-    router, batches = _warm(impl, size, 8)
-    fn = getattr(router.tree, op)
-
-    def run(batch: list[str]) -> None:
-        for p in batch:
-            fn(p)
-
-    benchmark.pedantic(run, setup=_fresh(batches), rounds=ROUNDS, iterations=1)  # type: ignore[attr-defined]
-    _record(benchmark, (op, impl, str(size), "8"), BATCH)
-
-
 @pytest.mark.parametrize("impl", ["c", "py"])
 def test_evict(benchmark: object, impl: str) -> None:
     """Evict every tenant to half its size (1 KB prompts, 8 workers)."""
-    router, _ = _warm(impl, 1024, 8)
+    router = _warm(impl, 1024, 8)
     tree = router.tree
     budget = sum(tree.tenant_sizes().values()) // 16  # type: ignore[attr-defined]
     nodes = tree.node_count()  # type: ignore[attr-defined]
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     tree.evict(budget)  # type: ignore[attr-defined]
     RESULTS[("evict", impl, "1024", "ms per 10k nodes evicted")] = (
-        (time.perf_counter() - t0) * 1e3 / max(1, nodes - tree.node_count()) * 1e4  # type: ignore[attr-defined]
+        (time.process_time() - t0) * 1e3 / max(1, nodes - tree.node_count()) * 1e4  # type: ignore[attr-defined]
     )
     benchmark(tree.evict, budget)  # type: ignore[attr-defined]
