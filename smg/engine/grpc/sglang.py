@@ -11,19 +11,16 @@ Errors are gRPC status codes. A per-request fault comes from the metadata key
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import time
-from collections.abc import AsyncIterator
 
 import grpc
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from smg import __version__
 from smg._proto import common_pb2, sglang_scheduler_pb2 as pb, sglang_scheduler_pb2_grpc
-from smg.engine.core import Engine, EngineError, Finished, GenerateInput, SamplingParams
+from smg.engine.core import Engine, EngineError, GenerateInput, SamplingParams
 from smg.engine.grpc.common import (
-    abort_with,
     core_load_fields,
     event_batch_pb,
     json_safe,
@@ -31,29 +28,14 @@ from smg.engine.grpc.common import (
     metadata_fault,
     tokenizer_chunks,
 )
+from smg.engine.grpc.generate import GenerateMixin
 
 __all__ = ["SglangServicer", "add_to_server"]
 
 
-def _logprobs_pb(lps: list[float], ids: list[int], top) -> pb.OutputLogProbs:
-    out = pb.OutputLogProbs(token_logprobs=lps, token_ids=ids)
-    for alts in top or ():
-        out.top_logprobs.append(
-            pb.TopLogProbs(values=[v for _, v in alts], token_ids=[t for t, _ in alts])
-        )
-    return out
+class SglangServicer(GenerateMixin, sglang_scheduler_pb2_grpc.SglangSchedulerServicer):
+    _pb = pb
 
-
-def _input_logprobs_pb(input_ids: list[int]) -> pb.InputLogProbs:
-    """Prompt logprobs as SGLang sends them: none for the first token, then one each."""
-    out = pb.InputLogProbs(token_ids=input_ids)
-    out.token_logprobs.append(pb.InputTokenLogProb())
-    for i in range(1, len(input_ids)):
-        out.token_logprobs.append(pb.InputTokenLogProb(value=-((i % 5) + 1) / 4.0))
-    return out
-
-
-class SglangServicer(sglang_scheduler_pb2_grpc.SglangSchedulerServicer):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._loras: dict[str, pb.LoadedLoRAAdapter] = {}
@@ -104,61 +86,6 @@ class SglangServicer(sglang_scheduler_pb2_grpc.SglangSchedulerServicer):
             inp.bootstrap_port = dp.bootstrap_port or None
             inp.bootstrap_room = dp.bootstrap_room
         return inp
-
-    async def Generate(self, request, context) -> AsyncIterator[pb.GenerateResponse]:  # noqa: N802
-        try:
-            inp = self._input(request, context)
-        except EngineError as exc:
-            await abort_with(context, exc)
-        rid = inp.rid
-        last: dict[int, list[int]] = {}
-        logprobs: dict[int, tuple[list[float], list]] = {}
-        try:
-            async with contextlib.aclosing(self.engine.generate(inp)) as stream:
-                async for item in stream:
-                    if type(item) is not Finished:
-                        if inp.stream:
-                            chunk = pb.GenerateStreamChunk(
-                                token_ids=item.token_ids,
-                                prompt_tokens=item.prompt_tokens,
-                                completion_tokens=item.completion_tokens,
-                                cached_tokens=item.cached_tokens,
-                                index=item.index,
-                            )
-                            if item.logprobs is not None:
-                                chunk.output_logprobs.CopyFrom(
-                                    _logprobs_pb(item.logprobs, item.token_ids, item.top_logprobs)
-                                )
-                                if item.index not in last:  # input logprobs once, first chunk
-                                    chunk.input_logprobs.CopyFrom(_input_logprobs_pb(inp.input_ids))
-                            last[item.index] = item.token_ids
-                            yield pb.GenerateResponse(request_id=rid, chunk=chunk)
-                        elif item.logprobs is not None:
-                            lp, top = logprobs.setdefault(item.index, ([], []))
-                            lp.extend(item.logprobs)
-                            top.extend(item.top_logprobs or ())
-                        continue
-                    ids = last.get(item.index, []) if inp.stream else item.output_ids
-                    complete = pb.GenerateComplete(
-                        output_ids=ids,
-                        finish_reason=item.finish_reason,
-                        prompt_tokens=item.prompt_tokens,
-                        completion_tokens=item.completion_tokens,
-                        cached_tokens=item.cached_tokens,
-                        index=item.index,
-                    )
-                    if isinstance(item.matched_stop, int):
-                        complete.matched_token_id = item.matched_stop
-                    elif isinstance(item.matched_stop, str):
-                        complete.matched_stop_str = item.matched_stop
-                    if item.index in logprobs:
-                        lp, top = logprobs[item.index]
-                        complete.output_logprobs.CopyFrom(_logprobs_pb(lp, ids, top))
-                    if inp.return_logprob:
-                        complete.input_logprobs.CopyFrom(_input_logprobs_pb(inp.input_ids))
-                    yield pb.GenerateResponse(request_id=rid, complete=complete)
-        except EngineError as exc:
-            await abort_with(context, exc)
 
     # -- control -------------------------------------------------------------------------
     async def Abort(self, request, context) -> pb.AbortResponse:  # noqa: N802

@@ -9,36 +9,30 @@ metadata key ``x-smg-fault``.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator
 
 import grpc
 
 from smg._proto import vllm_engine_pb2 as pb, vllm_engine_pb2_grpc
-from smg.engine.core import Engine, EngineError, Finished, GenerateInput, SamplingParams
+from smg.engine.core import Engine, EngineError, GenerateInput, SamplingParams
 from smg.engine.grpc.common import (
-    abort_with,
     core_load_fields,
     event_batch_pb,
     loads_header,
     metadata_fault,
     tokenizer_chunks,
 )
+from smg.engine.grpc.generate import GenerateMixin
 
 __all__ = ["VllmServicer", "add_to_server"]
 
 
-def _logprobs_pb(lps: list[float], ids: list[int], top) -> pb.OutputLogProbs:
-    out = pb.OutputLogProbs(token_logprobs=lps, token_ids=ids)
-    for alts in top or ():
-        out.top_logprobs.append(
-            pb.TopLogProbs(values=[v for _, v in alts], token_ids=[t for t, _ in alts])
-        )
-    return out
+class VllmServicer(GenerateMixin, vllm_engine_pb2_grpc.VllmEngineServicer):
+    _pb = pb
+    _REQUEST_ID = False  # vLLM's GenerateResponse has no request id
+    _INPUT_LOGPROBS = False  # prompt logprobs are a separate vLLM parameter
+    _KV_JSON = True
 
-
-class VllmServicer(vllm_engine_pb2_grpc.VllmEngineServicer):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
@@ -91,58 +85,6 @@ class VllmServicer(vllm_engine_pb2_grpc.VllmEngineServicer):
             return_logprob=logprobs is not None,
             top_logprobs=max(logprobs or 0, 0),
         )
-
-    async def Generate(self, request, context) -> AsyncIterator[pb.GenerateResponse]:  # noqa: N802
-        try:
-            inp = self._input(request, context)
-        except EngineError as exc:
-            await abort_with(context, exc)
-        last: dict[int, list[int]] = {}
-        logprobs: dict[int, tuple[list[float], list]] = {}
-        try:
-            async with contextlib.aclosing(self.engine.generate(inp)) as stream:
-                async for item in stream:
-                    if type(item) is not Finished:
-                        if inp.stream:
-                            chunk = pb.GenerateStreamChunk(
-                                token_ids=item.token_ids,
-                                prompt_tokens=item.prompt_tokens,
-                                completion_tokens=item.completion_tokens,
-                                cached_tokens=item.cached_tokens,
-                                index=item.index,
-                            )
-                            if item.logprobs is not None:
-                                chunk.output_logprobs.CopyFrom(
-                                    _logprobs_pb(item.logprobs, item.token_ids, item.top_logprobs)
-                                )
-                            last[item.index] = item.token_ids
-                            yield pb.GenerateResponse(chunk=chunk)
-                        elif item.logprobs is not None:
-                            lp, top = logprobs.setdefault(item.index, ([], []))
-                            lp.extend(item.logprobs)
-                            top.extend(item.top_logprobs or ())
-                        continue
-                    ids = last.get(item.index, []) if inp.stream else item.output_ids
-                    complete = pb.GenerateComplete(
-                        output_ids=ids,
-                        finish_reason=item.finish_reason,
-                        prompt_tokens=item.prompt_tokens,
-                        completion_tokens=item.completion_tokens,
-                        cached_tokens=item.cached_tokens,
-                        index=item.index,
-                    )
-                    if isinstance(item.matched_stop, int):
-                        complete.matched_token_id = item.matched_stop
-                    elif isinstance(item.matched_stop, str):
-                        complete.matched_stop_str = item.matched_stop
-                    if item.kv_transfer_params is not None:
-                        complete.kv_transfer_params_json = json.dumps(item.kv_transfer_params)
-                    if item.index in logprobs:
-                        lp, top = logprobs[item.index]
-                        complete.output_logprobs.CopyFrom(_logprobs_pb(lp, ids, top))
-                    yield pb.GenerateResponse(complete=complete)
-        except EngineError as exc:
-            await abort_with(context, exc)
 
     async def Embed(self, request, context) -> pb.EmbedResponse:  # noqa: N802
         import hashlib
