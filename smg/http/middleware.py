@@ -51,20 +51,21 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        names = self.header_names
         rid = None
-        for name in self.header_names:
-            for key, value in scope["headers"]:
-                if key == name:
-                    rid = value
-                    break
-            if rid is not None:
-                break
+        rank = len(names)
+        for key, value in scope["headers"]:  # one pass: the earliest-listed name wins
+            if key in names:
+                i = names.index(key)
+                if i < rank:
+                    rid, rank = value, i
         if rid is None:
             rid = (request_id_prefix(scope["path"]) + os.urandom(12).hex()).encode()
         scope["smg.request_id"] = rid.decode("latin-1")
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
+                # a new list: the app's may be shared (a module-level constant)
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid)]
             await send(message)
 
