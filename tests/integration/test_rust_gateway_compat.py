@@ -65,17 +65,20 @@ def model_dir(tmp_path_factory) -> pathlib.Path:
 
 
 @contextlib.contextmanager
-def rust_gateway(model: pathlib.Path, *worker_args: str):
+def rust_gateway(model: pathlib.Path, *worker_args: str, tokenizer_from_worker: bool = False):
     """``smg launch`` (the Rust gateway) on a free loopback port; yields its base URL and
-    log file. ``worker_args``: ``--worker-urls ...`` or the PD flags."""
+    log file. ``worker_args``: ``--worker-urls ...`` or the PD flags. With
+    ``tokenizer_from_worker`` the gateway gets no model path and must fetch the
+    tokenizer with the GetTokenizer rpc."""
     log = model.parent / f"rust-gateway-{free_port()}.log"
     port = free_port()
+    paths = [] if tokenizer_from_worker else [
+        "--model-path", str(model), "--tokenizer-path", str(model)]
     with open(log, "wb") as out:
         rust = subprocess.Popen(
-            [RUST_SMG, "launch", *worker_args, "--model-path", str(model),
-             "--tokenizer-path", str(model), "--host", "127.0.0.1", "--port", str(port),
+            [RUST_SMG, "launch", *worker_args, *paths, "--host", "127.0.0.1", "--port", str(port),
              "--prometheus-host", "127.0.0.1", "--prometheus-port", str(free_port()),
-             "--log-level", "warn"],
+             "--log-level", "info" if tokenizer_from_worker else "warn"],
             stdout=out, stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
@@ -321,3 +324,16 @@ def test_script_mode_feeds_the_gateways_parsers(model_dir) -> None:
         assert call.function.name == "get_weather"
         assert json.loads(call.function.arguments) == {"city": "Paris"}
         assert choice.finish_reason == "tool_calls"
+
+
+def test_tokenizer_fetched_with_get_tokenizer(model_dir) -> None:
+    """No tokenizer path for the gateway: it fetches the worker's zip bundle (GetTokenizer,
+    64 KiB chunks, sha256 on the last) and serves chats with it."""
+    with workers(("--model", MODEL)) as (port,), rust_gateway(
+        model_dir, "--worker-urls", f"grpc://127.0.0.1:{port}", tokenizer_from_worker=True
+    ) as (base, log):
+        resp = _client(base).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "bundle"}]
+        )
+        assert resp.choices[0].message.content == DEFAULT_CYCLE_TEXT
+        assert "Fetching tokenizer from worker" in pathlib.Path(log).read_text(errors="replace")
