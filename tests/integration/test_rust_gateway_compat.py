@@ -209,6 +209,7 @@ def test_concurrent_streams_through_the_rust_gateway(gateway) -> None:
     assert asyncio.run(run()) == [DEFAULT_CYCLE_TEXT] * 16
 
 
+@pytest.mark.slow  # its own workers and gateway
 def test_sglang_pd_through_the_rust_gateway(model_dir) -> None:
     """--pd-disaggregation: the gateway sends both legs with bootstrap host/port/room; the
     decode worker pairs with the prefill worker through its bootstrap server."""
@@ -234,6 +235,7 @@ def test_sglang_pd_through_the_rust_gateway(model_dir) -> None:
         assert text == DEFAULT_CYCLE_TEXT
 
 
+@pytest.mark.slow  # its own workers and gateway
 def test_vllm_worker_through_the_rust_gateway(model_dir) -> None:
     """The gateway detects the vLLM protocol (HealthCheck on each client) and serves it."""
     with workers(("--tokenizer", str(model_dir), "--model", MODEL, "--grpc-proto", "vllm")) as (port,), \
@@ -251,6 +253,7 @@ def test_vllm_worker_through_the_rust_gateway(model_dir) -> None:
         assert text == DEFAULT_CYCLE_TEXT
 
 
+@pytest.mark.slow  # its own workers and gateway
 def test_vllm_pd_through_the_rust_gateway(model_dir) -> None:
     """vLLM-style PD: the gateway sees kv_connector=NixlConnector in GetServerInfo, sends
     the prefill leg first, relays its kv_transfer_params_json to the decode leg (which
@@ -295,6 +298,7 @@ SCRIPT = [
 ]
 
 
+@pytest.mark.slow  # its own workers and gateway
 def test_script_mode_feeds_the_gateways_parsers(model_dir) -> None:
     """Scripted raw model text (reasoning, then a DeepSeek-V3 tool call), tokenized by the
     worker with the real tokenizer, comes back parsed by the gateway's own parsers."""
@@ -326,6 +330,7 @@ def test_script_mode_feeds_the_gateways_parsers(model_dir) -> None:
         assert choice.finish_reason == "tool_calls"
 
 
+@pytest.mark.slow  # its own workers and gateway
 def test_tokenizer_fetched_with_get_tokenizer(model_dir) -> None:
     """No tokenizer path for the gateway: it fetches the worker's zip bundle (GetTokenizer,
     64 KiB chunks, sha256 on the last) and serves chats with it."""
