@@ -19,20 +19,12 @@ import asyncio
 import collections
 import socket
 
-import hpack
-
+from smg.clients.h2headers import (CANCELLED, INTERNAL, OK, RESOURCE_EXHAUSTED, UNAVAILABLE,
+                                   UNKNOWN, HeaderDecoder, http_error, rst_status, trailer_status)
 from smg.h2 import frames as f
 
 __all__ = ["Call", "H2Connection", "OK", "CANCELLED", "UNKNOWN", "INTERNAL", "UNAVAILABLE"]
 
-# gRPC status codes used here
-OK, CANCELLED, UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED = 0, 1, 2, 4, 12
-RESOURCE_EXHAUSTED, PERMISSION_DENIED, INTERNAL, UNAVAILABLE, UNAUTHENTICATED = 8, 7, 13, 14, 16
-
-_HTTP_TO_GRPC = {400: INTERNAL, 401: UNAUTHENTICATED, 403: PERMISSION_DENIED, 404: UNIMPLEMENTED,
-                 429: UNAVAILABLE, 502: UNAVAILABLE, 503: UNAVAILABLE, 504: UNAVAILABLE}
-_RST_TO_GRPC = {f.REFUSED_STREAM: UNAVAILABLE, f.CANCEL: CANCELLED,
-                f.ENHANCE_YOUR_CALM: RESOURCE_EXHAUSTED, f.INADEQUATE_SECURITY: PERMISSION_DENIED}
 MAX_MESSAGE = 256 * 1024 * 1024
 
 
@@ -75,10 +67,7 @@ class H2Connection(asyncio.Protocol):
         self.peer_max_streams = 1 << 31
         self.send_window = f.DEFAULT_WINDOW
         self.recv_unacked = 0
-        self.decoder = hpack.Decoder()
-        self.decoder.max_header_list_size = 1 << 20
-        self._hcache: dict[bytes, list[tuple[str, str]]] = {}
-        self._hstate: tuple = self._table_state()
+        self.headers = HeaderDecoder()
         self.fragment: tuple[int, int, bytearray] | None = None
         self.rbuf = bytearray()
         self.out: list[bytes] = []
@@ -123,10 +112,12 @@ class H2Connection(asyncio.Protocol):
             self.transport.close()
 
     def _fail(self, code: int, why: str) -> None:
+        self.closed = True
         if self.transport is not None:
             self._write(f.goaway(0, code, why.encode()))
             self._flush()
-            self.transport.abort()
+            self.transport.abort()  # connection_lost fails the calls
+            self.transport = None
 
     def _write(self, data: bytes) -> None:
         self.out.append(data)
@@ -238,6 +229,8 @@ class H2Connection(asyncio.Protocol):
             view = data
         pos, end = 0, len(view)
         limit = self.max_frame
+        calls = self.calls
+        half_window = self.window >> 1
         while end - pos >= 9:
             length = (view[pos] << 16) | (view[pos + 1] << 8) | view[pos + 2]
             if length > limit:
@@ -247,12 +240,30 @@ class H2Connection(asyncio.Protocol):
                 break
             ftype, flags = view[pos + 3], view[pos + 4]
             sid = int.from_bytes(view[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
-            payload = view[pos + 9 : pos + 9 + length]
-            pos += 9 + length
-            if ftype == f.DATA and self.fragment is None:
-                self._on_data(flags, sid, payload)
+            start = pos + 9
+            pos = start + length
+            if ftype == 0 and flags == 0 and self.fragment is None:
+                # the streaming hot path: a DATA frame holding exactly one whole message
+                call = calls.get(sid)
+                if (call is not None and not call.buf and not call.discard and length >= 5
+                        and view[start] == 0
+                        and int.from_bytes(view[start + 1 : start + 5], "big") == length - 5):
+                    call.messages.append(view[start + 5 : pos])
+                    self.recv_unacked += length
+                    call.recv += length
+                    if call.recv >= half_window or self.recv_unacked >= self.conn_window >> 1:
+                        self._credit(call)
+                    w = call.waiter
+                    if w is not None:
+                        call.waiter = None
+                        if not w.done():
+                            w.set_result(None)
+                    continue
+                self._on_data(flags, sid, view[start:pos])
+            elif ftype == 0 and self.fragment is None:
+                self._on_data(flags, sid, view[start:pos])
             else:
-                self._frame(ftype, flags, sid, payload)
+                self._frame(ftype, flags, sid, view[start:pos])
             if self.transport is None:
                 return
         if pos == end:
@@ -304,9 +315,7 @@ class H2Connection(asyncio.Protocol):
         elif ftype == f.RST_STREAM:
             call = self.calls.get(sid)
             if call is not None:
-                code = int.from_bytes(payload[:4], "big")
-                self._finish(call, _RST_TO_GRPC.get(code, INTERNAL),
-                             f"stream reset by the worker (HTTP/2 error code {code})")
+                self._finish(call, *rst_status(int.from_bytes(payload[:4], "big")))
         elif ftype == f.GOAWAY:
             last = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
             code = int.from_bytes(payload[4:8], "big")
@@ -339,50 +348,22 @@ class H2Connection(asyncio.Protocol):
                 self._pump(call)
         self._release_slots()
 
-    def _table_state(self) -> tuple:
-        t = self.decoder.header_table
-        entries = t.dynamic_entries
-        return (len(entries), id(entries[0]) if entries else 0, t._current_size, t.maxsize)
-
-    def _decode(self, block: bytes) -> list[tuple[str, str]] | None:
-        """Decode a header block; blocks that leave the peer's dynamic table as it was
-        are memoized until the table changes (grpc servers index their few headers, so
-        after the first call every block is a few bytes of table references)."""
-        headers = self._hcache.get(block)
-        if headers is not None:
-            return headers
-        try:
-            headers = self.decoder.decode(block)
-        except Exception:  # any hpack error breaks the shared decoder state
-            self._fail(f.COMPRESSION_ERROR, "bad header block")
-            return None
-        state = self._table_state()
-        if state == self._hstate:
-            if len(self._hcache) < 256:
-                self._hcache[bytes(block)] = headers
-        else:
-            self._hstate = state
-            self._hcache.clear()
-        return headers
-
     def _on_headers(self, sid: int, flags: int, block: bytes) -> None:
-        headers = self._decode(block)  # always: the decoder state must see every block
+        try:
+            headers = self.headers.decode(block)  # always: HPACK state must see every block
+        except Exception:  # hpack's errors
+            self._fail(f.COMPRESSION_ERROR, "bad header block")
+            return
         call = self.calls.get(sid)
-        if headers is None or call is None:
+        if call is None:
             return
         end = flags & f.END_STREAM
         if not call.headers_seen:
             call.headers_seen = True
-            status = grpc_status = None
-            for name, value in headers:
-                if name == ":status":
-                    status = value
-                elif name == "grpc-status":
-                    grpc_status = value
-            if status != "200" and grpc_status is None:
-                code = _HTTP_TO_GRPC.get(int(status) if status and status.isdigit() else 0, UNKNOWN)
+            failed = http_error(headers)
+            if failed is not None:
                 self._write(f.rst_stream(sid, f.CANCEL))
-                self._finish(call, code, f"worker answered HTTP status {status}")
+                self._finish(call, *failed)
                 return
             if not end:
                 return
@@ -390,32 +371,28 @@ class H2Connection(asyncio.Protocol):
             self._write(f.rst_stream(sid, f.PROTOCOL_ERROR))
             self._finish(call, INTERNAL, "second header block without END_STREAM")
             return
-        code, details = UNKNOWN, "trailers without grpc-status"
-        for name, value in headers:
-            if name == "grpc-status":
-                code = int(value) if value.isdigit() else UNKNOWN
-                if details == "trailers without grpc-status":
-                    details = ""
-            elif name == "grpc-message":
-                details = f.percent_decode(value)
-        self._finish(call, code, details)
+        self._finish(call, *trailer_status(headers))
+
+    def _credit(self, call: Call | None) -> None:
+        """WINDOW_UPDATEs for what was received, once half a window is used up."""
+        if self.recv_unacked >= self.conn_window >> 1:
+            self._write(f.window_update(0, self.recv_unacked))
+            self.recv_unacked = 0
+        if call is not None and call.recv >= self.window >> 1:
+            self._write(f.window_update(call.sid, call.recv))
+            call.recv = 0
 
     def _on_data(self, flags: int, sid: int, payload: bytes) -> None:
         size = len(payload)
         self.recv_unacked += size
-        if self.recv_unacked >= self.conn_window >> 1:
-            self._write(f.window_update(0, self.recv_unacked))
-            self.recv_unacked = 0
         call = self.calls.get(sid)
+        if call is not None and not flags & f.END_STREAM:
+            call.recv += size
+        self._credit(call)
         if call is None:
             return
         if flags & f.PADDED and payload:
             payload = payload[1 : len(payload) - payload[0]]
-        if not flags & f.END_STREAM:
-            call.recv += size
-            if call.recv >= self.window >> 1:
-                self._write(f.window_update(sid, call.recv))
-                call.recv = 0
         if payload and not call.discard:
             self._messages(call, payload)
         if flags & f.END_STREAM and call.status is None:
