@@ -77,7 +77,7 @@ class GenerateFormat:
 
     def delta(self, choice: Choice, text: str) -> bytes:
         if choice.finish_reason is not None:
-            return b""  # the finish event carries it
+            return b""  # finished meanwhile (a batch's reader lags): its finish event says all
         return b"data: " + orjson.dumps(self._obj(choice, choice.text.text)) + b"\n\n"
 
     def finish(self, choice: Choice) -> bytes:

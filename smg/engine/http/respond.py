@@ -151,13 +151,13 @@ class StreamWriter:
 async def _stream(run: Run, fmt: Format, send: Send, watch: DisconnectWatch) -> None:
     out = StreamWriter(send)
     try:
-        async for choice, text in run.events():
+        async for choice, text, finished in run.events():
             if watch.disconnected:
                 continue  # aborted; the engine winds the request down
             data = b"" if out.used else fmt.head()
             if text:
                 data += fmt.delta(choice, text)
-            if choice.finish_reason is not None:
+            if finished:
                 data += fmt.finish(choice)
             await out.write(data)
         tail = fmt.tail()

@@ -2,8 +2,9 @@
 
 ``Run.events()`` drives every unit's ``engine.generate`` (one directly, several through
 a queue), feeds each choice's tokens through its ``ChoiceText`` and yields
-``(choice, delta)`` whenever visible text appears or a choice finishes
-(``choice.finish_reason`` is then set). A choice that hits a stop string finishes at
+``(choice, delta, finished)`` whenever visible text appears or a choice finishes. With
+several units the reader may lag behind the engine calls, so ``finished`` is the flag
+to go by, not the choice's state at read time. A choice that hits a stop string finishes at
 once; when every choice of a unit has finished that way the unit is aborted in the
 engine (vLLM stops such a sequence; it is not left decoding to ``max_tokens``).
 Engine errors propagate as ``EngineError`` / ``EngineDisconnect``.
@@ -100,13 +101,13 @@ class Run:
         for unit in self.units:
             self.engine.abort(unit.inp.rid)
 
-    def events(self) -> AsyncIterator[tuple[Choice, str]]:
-        """``(choice, new_text)`` as the engine produces tokens (see the module doc)."""
+    def events(self) -> AsyncIterator[tuple[Choice, str, bool]]:
+        """``(choice, new_text, finished)`` as the engine produces tokens (module doc)."""
         if len(self.units) == 1:
             return self._unit_events(0)  # no extra generator layer per token
         return self._merged()
 
-    async def _merged(self) -> AsyncIterator[tuple[Choice, str]]:
+    async def _merged(self) -> AsyncIterator[tuple[Choice, str, bool]]:
         queue: asyncio.Queue[Any] = asyncio.Queue()
         tasks = [
             asyncio.ensure_future(self._pump(u, queue)) for u in range(len(self.units))
@@ -137,7 +138,7 @@ class Run:
         finally:
             queue.put_nowait(_DONE)
 
-    async def _unit_events(self, u: int) -> AsyncIterator[tuple[Choice, str]]:
+    async def _unit_events(self, u: int) -> AsyncIterator[tuple[Choice, str, bool]]:
         unit = self.units[u]
         first = unit.first
         by_index = {c.index: c for c in self.choices if c.unit == u}
@@ -162,8 +163,10 @@ class Run:
                         self._stop_locally(u, choice)
                     else:
                         choice.completion_tokens = item.completion_tokens
-                    if delta or choice.finish_reason is not None:
-                        yield choice, delta
+                    if choice.finish_reason is not None:
+                        yield choice, delta, True
+                    elif delta:
+                        yield choice, delta, False
                 elif type(item) is Finished:
                     delta = choice.text.flush()
                     choice.prompt_tokens = item.prompt_tokens
@@ -173,7 +176,7 @@ class Run:
                     choice.finish_reason = item.finish_reason
                     choice.matched_stop = item.matched_stop
                     self._open[u] -= 1
-                    yield choice, delta
+                    yield choice, delta, True
         finally:
             await agen.aclose()
 

@@ -404,3 +404,18 @@ async def test_unexpected_errors_are_json_500s(make, monkeypatch):
     for stream in (True, False):
         err = assert_error(await call(app, "POST", CHAT, {"messages": MSG, "stream": stream}), 500)
         assert "ZeroDivisionError" in err["message"]
+
+
+async def test_batch_streams_finish_each_choice_once(app, tok):
+    body = {"prompt": ["a", "b"], "n": 2, "stream": True, "stop": ["fox"], "max_tokens": 50}
+    events = (await call(app, "POST", "/v1/completions", body)).events()[:-1]
+    for i in range(4):
+        mine = [e["choices"][0] for e in events if e["choices"][0]["index"] == i]
+        assert [c["finish_reason"] for c in mine if c["finish_reason"]] == ["stop"]
+        assert "".join(c["text"] for c in mine) == "The quick brown "
+    gen = {"text": ["a", "b", "c"], "stream": True, "sampling_params": {"max_new_tokens": 5}}
+    objs = (await call(app, "POST", "/generate", gen)).events()[:-1]
+    for i in range(3):
+        mine = [o for o in objs if o["index"] == i]
+        assert [o["meta_info"]["finish_reason"]["type"] for o in mine if o["meta_info"]["finish_reason"]] == ["length"]
+        assert mine[-1]["text"] == tok.decode(cycle_ids(tok, 5))
