@@ -300,6 +300,42 @@ def test_load_reports_reach_the_gateway(workers, gateway):
     assert orjson.loads(orjson.dumps(report))["token_usage"] >= 0.0
 
 
+def test_worker_faults_reach_the_client_as_openai_errors(workers, gateway):
+    gw = gateway([w.url for w in workers[:2]], policy="round_robin")
+    c = client(gw)
+    before = _metric(gw, "smg_worker_retries_total")
+    # fails on every worker before any byte: retried, then the worker's own answer
+    with pytest.raises(openai.APIStatusError) as failed:
+        c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], max_tokens=4,
+                                  extra_headers={"x-smg-fault": "error_before_first"})
+    assert failed.value.status_code >= 500 and isinstance(failed.value.body, dict)
+    assert _metric(gw, "smg_worker_retries_total") >= before + 1
+    # the worker drops the stream midway: bytes already went out, so the stream ends with
+    # an error event, which the openai client raises
+    stream = c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": unique_prompt()}],
+                                       max_tokens=32, stream=True,
+                                       extra_headers={"x-smg-fault": "disconnect_mid_stream:3"})
+    got = []
+    with pytest.raises(openai.APIError, match="mid-stream"):
+        for chunk in stream:
+            got.extend(ch.delta.content or "" for ch in chunk.choices)
+    assert "".join(got)
+
+
+def test_client_disconnect_aborts_the_request_on_the_worker(workers, gateway):
+    w = workers[1]
+    gw = gateway([w.url])
+    c = client(gw)
+    running = lambda: requests.get(w.url + "/v1/loads").json()["loads"][0]["num_running_reqs"]  # noqa: E731
+    stream = c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": unique_prompt()}],
+                                       max_tokens=64, stream=True, extra_headers={"x-smg-fault": "stall:2"})
+    next(iter(stream))
+    wait_for(lambda: running() == 1)
+    stream.close()  # the client goes away while the worker holds the request
+    wait_for(lambda: running() == 0)
+    assert worker_status(gw)[w.url]["load"] == 0
+
+
 def test_killed_worker_gets_no_traffic_and_requests_are_retried(workers, gateway):
     victim, other = workers[2], workers[0]  # runs last: it kills workers[2]
     urls = [victim.url, other.url]
