@@ -66,6 +66,7 @@ class _Stub:
         def call(request, timeout: float | None = None):
             return self._client._unary(name, request, response_class, timeout)
 
+        setattr(self, name, call)  # found directly from now on
         return call
 
 
@@ -86,6 +87,7 @@ class LeanGrpcWorkerClient(GrpcWorkerClient):
         self._host, self._port = host.strip("[]"), int(port)
         self._authority = target
         self._h2_options = {"window": window, "conn_window": conn_window, "max_frame": max_frame}
+        self.connect_timeout = 10.0
         self._conn: H2Connection | None = None
         self._connecting: asyncio.Future | None = None
         self._headers: dict[tuple[str, int], bytes] = {}
@@ -122,25 +124,33 @@ class LeanGrpcWorkerClient(GrpcWorkerClient):
                 return conn
             await conn.wait_slot()
             return await self._connection()
+        return await self._connect()
+
+    async def _connect(self) -> H2Connection:
+        """One connection attempt at a time; concurrent callers share its outcome."""
         if self._connecting is None:
-            self._connecting = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            pending = self._connecting = loop.create_future()
             try:
-                loop = asyncio.get_running_loop()
-                _, conn = await loop.create_connection(
-                    lambda: H2Connection(**self._h2_options), self._host, self._port)
+                async with asyncio.timeout(self.connect_timeout):  # TimeoutError is an OSError
+                    _, conn = await loop.create_connection(
+                        lambda: H2Connection(**self._h2_options), self._host, self._port)
                 self._conn = conn
-                self._connecting.set_result(conn)
-            except OSError as exc:
-                self._connecting.set_exception(exc)
-                self._connecting.exception()  # retrieved: waiters get it by awaiting
+                pending.set_result(conn)
+                return conn
+            except BaseException as exc:
+                pending.set_exception(exc if isinstance(exc, OSError)
+                                      else ConnectionError("connection attempt cancelled"))
+                pending.exception()  # marked retrieved: waiters get it by awaiting
                 raise
             finally:
                 self._connecting = None
-            return conn
         return await asyncio.shield(self._connecting)
 
     async def _start(self, block: bytes, request: Any) -> tuple[H2Connection, Call]:
-        conn = await self._connection()
+        conn = self._conn
+        if conn is None or conn.closed or not conn.has_slot():
+            conn = await self._connection()
         return conn, conn.open(block, f.grpc_message(request.SerializeToString()))
 
     async def _finished(self, conn: H2Connection, call: Call, timeout: float | None) -> None:
@@ -220,6 +230,7 @@ class LeanGrpcWorkerClient(GrpcWorkerClient):
             raise WorkerCallError(f"worker {self.url}: UNAVAILABLE: failed to connect: {exc}",
                                   status=502, retryable=True) from None
         parse, item_of, messages = self._parse_generate, self._item, call.messages
+        loop = conn.loop
         got_any = False
         done = False
         try:
@@ -235,7 +246,8 @@ class LeanGrpcWorkerClient(GrpcWorkerClient):
                         got_any = True
                         yield item
                 elif call.status is None:
-                    await conn.wait(call)
+                    call.waiter = waiter = loop.create_future()
+                    await waiter
                 else:
                     break
             done = True
