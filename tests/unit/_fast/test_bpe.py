@@ -205,3 +205,22 @@ def test_concurrent_threads_get_the_same_ids(impl: KernelImpl, deepseek_tokenize
     assert len(results) == 20
     for k, got in results.items():
         assert got == expected[k % 3 :] + expected[: k % 3]
+
+
+@pytest.mark.c_extension
+@pytest.mark.skipif(bpe.IMPLEMENTATION != "cython", reason="SMG_NO_EXTENSIONS=1: pure-Python run")
+def test_unicode_sweep_matches_both_libraries(
+    deepseek_tokenizer_json: pathlib.Path, qwen_tiktoken_file: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every 29th assigned code point (this Python's Unicode) between letters, spaces, digits
+    and an apostrophe: the class tables agree with Oniguruma's and Rust regex's."""
+    import unicodedata
+
+    cps = [c for c in range(0, 0x110000, 29) if unicodedata.category(chr(c)) not in ("Cn", "Cs")]
+    docs = [f"a{chr(c)}b {chr(c)}{chr(c)}1'{chr(c)}\n" for c in cps]
+    ds_path, q_path = str(deepseek_tokenizer_json), str(qwen_tiktoken_file)
+    c = KernelImpl("bpe", "c")
+    hf = _deepseek_hf(ds_path)[0]
+    assert _core(c, "deepseek", ds_path).encode_batch(docs) == [e.ids for e in hf.encode_batch(docs, add_special_tokens=False)]
+    assert _core(c, "qwen", q_path).encode_batch(docs) == _qwen_tiktoken(q_path).encode_batch(docs, allowed_special="all")
+    _report(capsys, "unicode sweep vs tokenizers and tiktoken", 2 * len(docs))
