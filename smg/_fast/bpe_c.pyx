@@ -51,7 +51,7 @@ cdef class BpeCore:
     def __cinit__(self, dict vocab, merges, added, splits, bint ignore_merges):
         self.ready = False
         cdef list pairs = None if merges is None else list(merges)
-        cdef unsigned long long hint = len(vocab) * 12 if pairs is None else len(pairs) + 1
+        cdef unsigned long long hint = len(vocab) if pairs is None else len(pairs) + 1  # the pair table grows
         if bpe_encoder_init(&self.enc, len(vocab) + 1, hint):
             raise MemoryError()
         self.ready = True

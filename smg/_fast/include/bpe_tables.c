@@ -77,22 +77,33 @@ static void bpe_encoder_free(bpe_encoder *e) {
     memset(e, 0, sizeof(*e));
 }
 
-static int bpe_pair_put(bpe_encoder *e, uint32_t a, uint32_t b, uint32_t rank, uint32_t id) {
-    if ((e->pair_count + 1) * 2 > e->pair_mask + 1) return -2; /* sized by the caller */
-    uint64_t key = ((uint64_t)a << 32 | b) + 1;
-    for (uint64_t i = bpe_mix(key) & e->pair_mask;; i = (i + 1) & e->pair_mask) {
-        bpe_pair_slot *s = &e->pairs[i];
-        if (s->key == 0) {
-            *s = (bpe_pair_slot){key, rank, id};
-            e->pair_count++;
-            return 0;
+static void bpe_pair_insert(bpe_pair_slot *slots, uint64_t mask, bpe_pair_slot x, uint64_t *count) {
+    for (uint64_t i = bpe_mix(x.key) & mask;; i = (i + 1) & mask) {
+        if (slots[i].key == 0) {
+            slots[i] = x;
+            ++*count;
+            return;
         }
-        if (s->key == key) { /* a later duplicate wins, as in HF's HashMap */
-            s->rank = rank;
-            s->id = id;
-            return 0;
+        if (slots[i].key == x.key) { /* a later duplicate wins, as in HF's HashMap */
+            slots[i] = x;
+            return;
         }
     }
+}
+
+static int bpe_pair_put(bpe_encoder *e, uint32_t a, uint32_t b, uint32_t rank, uint32_t id) {
+    if ((e->pair_count + 1) * 2 > e->pair_mask + 1) { /* keep it at most half full */
+        uint64_t mask = e->pair_mask * 2 + 1, count = 0;
+        bpe_pair_slot *slots = calloc(mask + 1, sizeof(bpe_pair_slot));
+        if (!slots) return -1;
+        for (uint64_t i = 0; i <= e->pair_mask; i++)
+            if (e->pairs[i].key) bpe_pair_insert(slots, mask, e->pairs[i], &count);
+        free(e->pairs);
+        e->pairs = slots;
+        e->pair_mask = mask;
+    }
+    bpe_pair_insert(e->pairs, e->pair_mask, (bpe_pair_slot){((uint64_t)a << 32 | b) + 1, rank, id}, &e->pair_count);
+    return 0;
 }
 
 /* The merge of (a, b): 1 and its rank/id, or 0. */
