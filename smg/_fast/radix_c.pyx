@@ -2,7 +2,7 @@
 """Multi-tenant prefix tree for cache-aware routing: the compiled implementation.
 
 Semantics: :mod:`smg._fast.radix_py` (the specification); the tree itself is C in
-``include/radix_tree.h``, ``radix_walk.h`` and ``radix_maint.h``.
+``include/radix_tree.h``, ``radix_walk.h``, ``radix_maint.h`` and ``radix_utf8.h``.
 
 Locking. The tree has its own pthread rwlock: matches share it, everything else takes it
 alone. The lock is always taken while holding the GIL and, for long keys and for
@@ -86,6 +86,9 @@ cdef struct Key:
     Py_buffer view
     bint has_view
     void *owned           # a buffer of ours holding `data`, or NULL
+    int kind              # a str still to encode into `data` (kind 0: none)
+    const void *chars
+    size_t nchars
     PyObject *holder      # a bytes object holding `data`, or NULL
 
 
@@ -143,6 +146,8 @@ cdef class RadixTree:
         k.has_view = False
         k.owned = NULL
         k.holder = NULL
+        k.kind = 0
+        k.nchars = 0
         if self._kind == RX_TEXT:
             if not isinstance(key, str):
                 raise TypeError(f"a text tree takes str keys, not {type(key).__name__}")
@@ -201,25 +206,26 @@ cdef class RadixTree:
 
     cdef int _utf8(self, object key, Py_ssize_t n, Key *k) except -1:
         """UTF-8 of a non-ASCII str with our own encoder (nothing cached in the str). The
-        last one is kept: a match followed by an insert of the same str encodes once."""
-        cdef int kind = PyUnicode_KIND(key)
-        cdef void *udata = PyUnicode_DATA(key)
+        last one is kept: a match followed by an insert of the same str encodes once. On a
+        miss the buffer is made here and filled by _encode, in the same GIL-free stretch
+        as the walk."""
         cdef bytes buf
-        cdef char *out
-        cdef size_t size
-        if key is not self._last_key:
-            buf = PyBytes_FromStringAndSize(NULL, rx_utf8_bound(kind, n) + 1)
-            out = PyBytes_AS_STRING(buf)
-            if <size_t>n >= _NOGIL_BYTES:
-                with nogil:
-                    size = rx_utf8(kind, udata, n, <uint8_t *>out)
-            else:
-                size = rx_utf8(kind, udata, n, <uint8_t *>out)
-            self._last_key, self._last_utf8, self._last_size = key, buf, size
-        Py_INCREF(self._last_utf8)  # held by k: another thread may replace the cache
-        k.holder = <PyObject *>self._last_utf8
-        k.data = <const uint8_t *>PyBytes_AS_STRING(self._last_utf8)
-        k.n = self._last_size
+        if key is self._last_key:
+            Py_INCREF(self._last_utf8)  # held by k: another thread may replace the cache
+            k.holder = <PyObject *>self._last_utf8
+            k.data = <const uint8_t *>PyBytes_AS_STRING(self._last_utf8)
+            k.n = self._last_size
+            return 0
+        k.kind = PyUnicode_KIND(key)
+        k.chars = PyUnicode_DATA(key)
+        k.nchars = <size_t>n
+        if rx_utf8_bound(k.kind, k.nchars) > 0xFFFFFFFF:
+            raise ValueError("key too long (at most 4 GiB)")
+        buf = PyBytes_FromStringAndSize(NULL, rx_utf8_bound(k.kind, k.nchars) + 1)
+        Py_INCREF(buf)
+        k.holder = <PyObject *>buf
+        k.data = <const uint8_t *>PyBytes_AS_STRING(buf)
+        k.n = 0
         return 0
 
     cdef void _close(self, Key *k):
@@ -258,6 +264,8 @@ cdef class RadixTree:
         k.has_view = False
         k.owned = NULL
         k.holder = NULL
+        k.kind = 0
+        k.nchars = 0
         try:
             self._open(key, &k)
             if flags & RX_INSERT:
@@ -270,21 +278,27 @@ cdef class RadixTree:
                     raise MemoryError()
             if cap <= _SMALL:
                 cap = <uint32_t>_SMALL
-            release = k.n >= _NOGIL_BYTES
+            release = k.n >= _NOGIL_BYTES or k.nchars >= _NOGIL_BYTES
             # the lock is taken with the GIL held: see the module docstring
             if flags & RX_INSERT:
                 pthread_rwlock_wrlock(&self.tree.lock)
             else:
                 pthread_rwlock_rdlock(&self.tree.lock)
-            if release:
+            if release:  # one GIL-free stretch: encode (if needed), walk, unlock
                 with nogil:
+                    if k.kind:
+                        k.n = rx_utf8(k.kind, k.chars, k.nchars, <uint8_t *>k.data)
                     rc = rx_walk(self.tree, k.data, k.n, k.units, flags, tenant, cap,
                                  buf, buf + cap, buf + 2 * cap, &res)
                     pthread_rwlock_unlock(&self.tree.lock)
             else:
+                if k.kind:
+                    k.n = rx_utf8(k.kind, k.chars, k.nchars, <uint8_t *>k.data)
                 rc = rx_walk(self.tree, k.data, k.n, k.units, flags, tenant, cap,
                              buf, buf + cap, buf + 2 * cap, &res)
                 pthread_rwlock_unlock(&self.tree.lock)
+            if k.kind:  # publish the encoding for the next call with the same str
+                self._last_key, self._last_utf8, self._last_size = key, <bytes>k.holder, k.n
             if rc == RX_ENOMEM:
                 raise MemoryError("radix tree: out of memory")
             if rc != 0:
