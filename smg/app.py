@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from smg.config import GatewayConfig
 from smg.errors import SmgError, error_handler
-from smg.http import admin, health
+from smg.http import admin, grpc_endpoints, health
 from smg.http.middleware import BodyLimitMiddleware, FastRoutes, RequestIdMiddleware
 from smg.http.proxy import ProxyEndpoint
 from smg.http.state import AppState
@@ -38,15 +38,21 @@ def create_app(config: GatewayConfig | None = None) -> Starlette:
         finally:
             await state.close()
 
-    proxies = {path: ProxyEndpoint(path) for path in PARSERS}
-    proxy_routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in proxies.items()]
+    middleware = [
+        Middleware(RequestIdMiddleware, header_names=config.server.request_id_headers),
+        Middleware(BodyLimitMiddleware, max_bytes=config.server.max_payload_size),
+    ]
+    if config.grpc_mode():
+        if not all(u.startswith(("grpc://", "grpcs://")) for u in config.routing.worker_urls):
+            raise ValueError("worker URLs mix grpc:// and http:// workers; run one gateway per mode")
+        generate_routes = list(grpc_endpoints.routes)
+    else:
+        proxies = {path: ProxyEndpoint(path) for path in PARSERS}
+        generate_routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in proxies.items()]
+        middleware.append(Middleware(FastRoutes, endpoints=proxies))
     return Starlette(
-        routes=[*proxy_routes, *health.routes, *admin.routes],
-        middleware=[
-            Middleware(RequestIdMiddleware, header_names=config.server.request_id_headers),
-            Middleware(BodyLimitMiddleware, max_bytes=config.server.max_payload_size),
-            Middleware(FastRoutes, endpoints=proxies),
-        ],
+        routes=[*generate_routes, *health.routes, *admin.routes],
+        middleware=middleware,
         exception_handlers={SmgError: error_handler, HTTPException: error_handler, Exception: error_handler},
         lifespan=lifespan,
     )

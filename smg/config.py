@@ -35,6 +35,7 @@ __all__ = [
     "BreakerSettings",
     "GatewayConfig",
     "HealthSettings",
+    "ModelSettings",
     "RetrySettings",
     "RoutingConfig",
     "ServerConfig",
@@ -162,6 +163,21 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class ModelSettings:
+    """gRPC mode: how the gateway tokenizes, templates and parses for its workers."""
+
+    tokenizer_path: str | None = _opt(
+        None,
+        "tokenizer directory or file (tokenizer.json, .tiktoken), or 'deepseek'/'qwen'; "
+        "default: fetched from the worker with GetTokenizer",
+        aliases=("--model-path",),
+    )
+    chat_template: str | None = _opt(None, "chat template: a .jinja file, an inline template, or 'chatml'/'deepseek'")
+    reasoning_parser: str | None = _opt(None, "reasoning parser (default: chosen by model name)")
+    tool_call_parser: str | None = _opt(None, "tool-call parser (default: chosen by model name)")
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """Everything ``smg serve`` needs, passed down as one value."""
 
@@ -170,6 +186,11 @@ class GatewayConfig:
     retry: RetrySettings = field(default_factory=RetrySettings)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+
+    def grpc_mode(self) -> bool:
+        """True when the workers are gRPC (``grpc://``) workers: full server mode."""
+        return any(u.startswith(("grpc://", "grpcs://")) for u in self.routing.worker_urls)
 
     def policy_config(self) -> PolicyConfig:
         from smg.router import PolicyConfig

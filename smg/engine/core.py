@@ -68,6 +68,7 @@ class Engine:
         self.cache = PrefixCache(config.kv_block_size, config.kv_capacity_tokens)
         self.pd = PDRendezvous(config)
         self.aborted_rids: collections.deque[str] = collections.deque(maxlen=1024)
+        self.cancelled_rids: collections.deque[str] = collections.deque(maxlen=1024)
         self.started_at = time.time()
         self.last_receive_timestamp = 0.0
         self._requests: dict[str, _Request] = {}
@@ -134,6 +135,11 @@ class Engine:
                     yield item
             finally:
                 self._release(req)
+        except (asyncio.CancelledError, GeneratorExit):
+            # The caller went away (a cancelled RPC, a closed HTTP stream): like a real
+            # engine, the request stops here; recorded apart from explicit Aborts.
+            self.cancelled_rids.append(inp.rid)
+            raise
         finally:
             self._requests.pop(inp.rid, None)
 

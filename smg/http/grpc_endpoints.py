@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -42,13 +43,49 @@ async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
     yield b"data: [DONE]\n\n"
 
 
+class EventStream(StreamingResponse):
+    """SSE response that stops its producer as soon as the client disconnects.
+
+    Starlette no longer watches ``receive`` while streaming under ASGI 2.4 servers, so a
+    gone client would leave the worker generating; here a watcher cancels the producer,
+    whose cleanup aborts the request on the worker.
+    """
+
+    def __init__(self, content: AsyncIterator[bytes]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=_SSE_HEADERS)
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[override]
+        producer = asyncio.ensure_future(super().__call__(scope, _never, send))
+
+        async def watch() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    producer.cancel()
+                    return
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await producer
+        except asyncio.CancelledError:
+            if not producer.cancelled():
+                raise
+        finally:
+            watcher.cancel()
+
+
+async def _never() -> dict:
+    await asyncio.Event().wait()
+    return {"type": "http.disconnect"}
+
+
 async def _run(request: Request, kind: str, req: GenerationRequest) -> Response:
     state = request.app.state.smg
     headers = {k.lower(): v for k, v in request.headers.items()}
     prep = await prepare(kind, req, state.grpc, headers, request.headers.get("x-request-id"))
     if req.stream:
         events = await stream_events(prep, state, state.grpc)
-        return StreamingResponse(_sse(events), media_type="text/event-stream", headers=_SSE_HEADERS)
+        return EventStream(_sse(events))
     return _json(await whole_response(prep, state, state.grpc))
 
 
@@ -79,7 +116,7 @@ async def generate(request: Request) -> Response:
     prep = await prepare("text", req, state.grpc, {}, None)
     if req.stream:
         events = await stream_events(prep, state, state.grpc)
-        return StreamingResponse(_sglang_stream(events, prep.rid), media_type="text/event-stream", headers=_SSE_HEADERS)
+        return EventStream(_sglang_stream(events, prep.rid))
     whole = await whole_response(prep, state, state.grpc)
     return _json(_sglang_whole(whole, prep.rid))
 

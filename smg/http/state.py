@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from smg.clients.http import UpstreamClient, parse_load_report
 from smg.config import GatewayConfig
 from smg.metrics import GatewayMetrics
+from smg.pipeline.backend import GrpcBackend, GrpcSettings, is_grpc_url
 from smg.router import (
     CircuitBreaker,
     HealthChecker,
@@ -48,6 +49,7 @@ class AppState:
     client: UpstreamClient
     metrics: GatewayMetrics
     health: HealthChecker
+    grpc: GrpcBackend | None = None  # gRPC (full server) mode
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     @classmethod
@@ -63,7 +65,11 @@ class AppState:
         await client.start()
         health_config = config.health.to_router()
 
+        grpc_backend = GrpcBackend(GrpcSettings.from_config(config.model)) if config.grpc_mode() else None
+
         async def probe(worker: Worker) -> bool:
+            if grpc_backend is not None and is_grpc_url(worker.url):
+                return await grpc_backend.probe(worker.url, health_config.timeout_secs)
             return await client.probe(worker.url + health_config.endpoint, health_config.timeout_secs)
 
         state = cls(
@@ -75,6 +81,7 @@ class AppState:
             client=client,
             metrics=GatewayMetrics(registry.all),
             health=HealthChecker(registry, probe, health_config),
+            grpc=grpc_backend,
         )
         await asyncio.gather(*(state.add_worker(url) for url in config.routing.worker_urls))
         state.health.start()
@@ -94,6 +101,8 @@ class AppState:
                 await task
         self._tasks.clear()
         await self.client.close()
+        if self.grpc is not None:
+            await self.grpc.close()
 
     # -- workers --------------------------------------------------------------------------
 
@@ -110,7 +119,10 @@ class AppState:
         worker that does not answer starts PENDING (health checks make it READY)."""
         url = url.rstrip("/")
         reachable = True
-        if model_id is None:
+        if model_id is None and self.grpc is not None and is_grpc_url(url):
+            _client, model_id = await self.grpc.connect(url)
+            reachable = model_id is not None
+        elif model_id is None:
             model_id, reachable = await self._discover_model(url)
         status = HealthStatus.READY
         if not reachable and self.health.config.enabled:
@@ -148,7 +160,9 @@ class AppState:
 
     async def poll_loads(self) -> None:
         """Fetch ``/v1/loads`` from every worker once and hand reports to the policy."""
-        workers = [w for w in self.registry.all() if w.status is not HealthStatus.FAILED]
+        workers = [
+            w for w in self.registry.all() if w.status is not HealthStatus.FAILED and not is_grpc_url(w.url)
+        ]
         timeout = self.config.health.timeout_secs
         results = await asyncio.gather(
             *(self.client.get_json(w.url + "/v1/loads", timeout) for w in workers)

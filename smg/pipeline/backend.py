@@ -36,6 +36,16 @@ class GrpcSettings:
     reasoning_parser: str | None = None
     tool_call_parser: str | None = None
 
+    @classmethod
+    def from_config(cls, model: object) -> GrpcSettings:
+        """From ``GatewayConfig.model`` (smg.config.ModelSettings)."""
+        return cls(
+            getattr(model, "tokenizer_path", None),
+            getattr(model, "chat_template", None),
+            getattr(model, "reasoning_parser", None),
+            getattr(model, "tool_call_parser", None),
+        )
+
 
 @dataclass
 class ModelRuntime:
@@ -52,6 +62,7 @@ class GrpcBackend:
         self.clients: dict[str, GrpcWorkerClient] = {}
         self.models: dict[str, ModelRuntime] = {}
         self._loading: dict[str, asyncio.Lock] = {}
+        self._served: dict[str, str] = {}  # url -> model, once its runtime is loaded
 
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self.clients.values()), return_exceptions=True)
@@ -61,7 +72,11 @@ class GrpcBackend:
         """Client for ``url`` and the model it serves (None when it does not answer)."""
         if url in self.clients:
             client = self.clients[url]
-            return client, await self._served_model(client)
+            model = await self._served_model(client)
+            if model is not None:
+                await self.runtime_for(model, client)
+                self._served[url] = model
+            return client, model
         for proto in ("sglang", "vllm"):
             client = GrpcWorkerClient(url, proto)
             try:
@@ -78,6 +93,7 @@ class GrpcBackend:
             model = await self._served_model(client)
             if model is not None:
                 await self.runtime_for(model, client)
+                self._served[url] = model
             return client, model
         raise ValueError(f"{url} serves neither SglangScheduler nor VllmEngine")
 
@@ -130,5 +146,15 @@ class GrpcBackend:
             return runtime
 
     async def probe(self, url: str, timeout: float) -> bool:
+        """Health check; a worker that was down at registration gets its model loaded."""
         client = self.clients.get(url)
-        return bool(client) and await client.health(timeout)
+        if client is None:
+            return False
+        healthy = await client.health(timeout)
+        if healthy and url not in self._served:
+            try:
+                await self.connect(url)
+            except Exception:  # noqa: BLE001 - a broken worker stays unhealthy
+                log.exception("worker %s: cannot load its model", url)
+                return False
+        return healthy
