@@ -179,7 +179,8 @@ class GrpcWorkerClient:
         kind = resp.WhichOneof("response")
         if kind == "chunk":
             c = resp.chunk
-            return Chunk(c.index, list(c.token_ids), c.prompt_tokens, c.completion_tokens,
+            # [:] makes a list of a repeated field in half the time of list()
+            return Chunk(c.index, c.token_ids[:], c.prompt_tokens, c.completion_tokens,
                          c.cached_tokens, _logprobs(c.output_logprobs) if c.HasField("output_logprobs") else None)
         if kind != "complete":
             return None
@@ -188,7 +189,7 @@ class GrpcWorkerClient:
         matched = getattr(c, which) if which else None
         kv = c.kv_transfer_params_json if self.proto == "vllm" and c.HasField("kv_transfer_params_json") else None
         return Complete(c.index, c.finish_reason or "stop", matched, c.prompt_tokens,
-                        c.completion_tokens, c.cached_tokens, list(c.output_ids),
+                        c.completion_tokens, c.cached_tokens, c.output_ids[:],
                         _logprobs(c.output_logprobs) if c.HasField("output_logprobs") else None, kv)
 
     async def generate(self, params: GenParams) -> AsyncIterator[Chunk | Complete]:
