@@ -52,9 +52,10 @@ cdef class BpeCore:
         self.ready = False
         cdef list pairs = None if merges is None else list(merges)
         cdef unsigned long long hint = len(vocab) if pairs is None else len(pairs) + 1  # the pair table grows
-        if bpe_encoder_init(&self.enc, len(vocab) + 1, hint):
+        rc = bpe_encoder_init(&self.enc, len(vocab) + 1, hint)
+        self.ready = True  # bpe_encoder_free undoes even a failed init
+        if rc:
             raise MemoryError()
-        self.ready = True
         unknown = [name for name in splits if name not in _SPLIT_NUMBERS]
         if unknown or not splits or len(splits) > BPE_MAX_SPLITS:
             raise ValueError(f"unknown pre-tokenizer splits {unknown or splits!r}")

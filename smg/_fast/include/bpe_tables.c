@@ -43,8 +43,11 @@ static uint64_t bpe_pow2(uint64_t n) {
     return c;
 }
 
+/* Always leaves e ready for bpe_encoder_free, even when it fails (-1). */
 static int bpe_encoder_init(bpe_encoder *e, uint64_t vocab_size, uint64_t pair_hint) {
     memset(e, 0, sizeof(*e));
+    pthread_mutex_init(&e->pool_lock, NULL);
+    for (int b = 0; b < 256; b++) e->byte_ids[b] = UINT32_MAX;
     e->vocab_mask = bpe_pow2(vocab_size * 2) - 1;
     e->pair_mask = bpe_pow2(pair_hint * 2) - 1;
     e->vocab = calloc(e->vocab_mask + 1, sizeof(bpe_vocab_slot));
@@ -57,8 +60,6 @@ static int bpe_encoder_init(bpe_encoder *e, uint64_t vocab_size, uint64_t pair_h
         e->trie_root[pass] = pass;
     }
     e->trie_len = 2;
-    for (int b = 0; b < 256; b++) e->byte_ids[b] = UINT32_MAX;
-    pthread_mutex_init(&e->pool_lock, NULL);
     return 0;
 }
 
