@@ -120,3 +120,11 @@ def test_committed_unicode_table_matches_the_generator() -> None:
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
     assert gen.render() == header
+
+
+@impls
+def test_bad_tables_are_clear_errors(impl: KernelImpl) -> None:
+    with pytest.raises(ValueError, match="unknown pre-tokenizer splits"):
+        impl.module.BpeCore(_BYTES, [], [], ("nope",), False)
+    with pytest.raises(ValueError, match="lacks the single byte"):
+        impl.module.BpeCore({b"a": 1}, [], [], ("gpt2",), False)
