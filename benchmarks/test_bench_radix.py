@@ -35,6 +35,7 @@ import time
 import tracemalloc
 from array import array
 from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -61,13 +62,14 @@ def _corpus() -> dict[str, str]:
 
     out = {"en": " ".join(pydoc_data.topics.topics.values())}
     code_dir = Path(os.__file__).parent
-    out["code"] = "".join(p.read_text("utf-8", "replace") for p in sorted(code_dir.glob("[a-m]*.py"))[:40])
+    sources = sorted(code_dir.glob("[a-m]*.py"))[:40]
+    out["code"] = "".join(p.read_text("utf-8", "replace") for p in sources)
     for lang, pattern in (("zh", "zh_CN"), ("ja", "ja"), ("ru", "ru")):
         texts: list[str] = []
         for mo in sorted(glob.glob(f"/usr/share/locale/{pattern}/LC_MESSAGES/*.mo"))[:30]:
             try:
                 with open(mo, "rb") as f:
-                    cat = gettext.GNUTranslations(f)._catalog  # type: ignore[attr-defined]
+                    cat = gettext.GNUTranslations(f)._catalog
             except Exception:
                 continue
             texts.extend(v for v in cat.values() if isinstance(v, str))
@@ -97,7 +99,7 @@ def _prompts(size: int, count: int, seed: int = 1, ascii_only: bool = False) -> 
     rnd = random.Random(seed)
     corpus = _corpus()
     if ascii_only:  # English prose and code only, non-ASCII characters dropped
-        corpus = {k: v.encode("ascii", "ignore").decode() for k, v in corpus.items() if k in ("en", "code")}
+        corpus = {k: corpus[k].encode("ascii", "ignore").decode() for k in ("en", "code")}
         corpus.update({k: corpus["en"] for k in ("zh", "ja", "ru", "emoji")})
     systems = [_text(rnd, corpus, size // 4) for _ in range(32)]
     out: list[str] = []
@@ -116,22 +118,22 @@ class _Router:
     """SMG cache_aware without the imbalance check: the matched worker if matched/len >
     0.5, else the least loaded one (round robin: every request weighs the same here)."""
 
-    def __init__(self, tree: object, workers: int) -> None:
+    def __init__(self, tree: Any, workers: int) -> None:
         self.tree = tree
         self.names = [f"http://worker-{i}:8000" for i in range(workers)]
         self._next = itertools.cycle(self.names).__next__
 
     def route(self, key: str) -> str:  # match + insert (two descents, D2's operation)
-        matched, tenant = self.tree.match(key)  # type: ignore[attr-defined]
+        matched, tenant = self.tree.match(key)
         name = tenant if tenant is not None and matched / len(key) > 0.5 else self._next()
-        self.tree.insert(key, name)  # type: ignore[attr-defined]
+        self.tree.insert(key, name)
         return name
 
     def route_all(self, key: str) -> str:  # score every worker in one descent, then insert
-        _, lens = self.tree.match_tenants(key)  # type: ignore[attr-defined]
+        _, lens = self.tree.match_tenants(key)
         best = max(lens, key=lens.__getitem__) if lens else None
         name = best if best is not None and lens[best] / len(key) > 0.5 else self._next()
-        self.tree.insert(key, name)  # type: ignore[attr-defined]
+        self.tree.insert(key, name)
         return name
 
 
@@ -144,7 +146,8 @@ def _workload(size: int, variant: str = "mixed") -> list:
     if (size, variant) not in _CACHE:
         count = WARM + BATCH * (ROUNDS + 4)
         if variant == "tokens":
-            _CACHE[(size, variant)] = [array("I", p[::3].encode("utf-32-le")) for p in _workload(size)]
+            ids = [array("I", p[::3].encode("utf-32-le")) for p in _workload(size)]
+            _CACHE[(size, variant)] = ids
         else:
             _CACHE[(size, variant)] = _prompts(size, count, ascii_only=variant == "ascii")
     return _CACHE[(size, variant)]
@@ -152,7 +155,8 @@ def _workload(size: int, variant: str = "mixed") -> list:
 
 def _warm(impl: str, size: int, workers: int, variant: str = "mixed") -> _Router:
     prompts = _workload(size, variant)
-    tree = IMPLS[impl].RadixTree("tokens", 16) if variant == "tokens" else IMPLS[impl].RadixTree("text")
+    kind, page = ("tokens", 16) if variant == "tokens" else ("text", 1)
+    tree = IMPLS[impl].RadixTree(kind, page)
     router = _Router(tree, workers)
     for p in prompts[:WARM]:
         router.route(p)
@@ -168,7 +172,9 @@ def _copies(batch: list) -> list:
     return [array("I", p) for p in batch]
 
 
-def _interleaved(variants: dict[str, Callable[[list], object]], batches: Iterator[list]) -> dict[str, float]:
+def _interleaved(
+    variants: dict[str, Callable[[list], object]], batches: Iterator[list]
+) -> dict[str, float]:
     """Seconds per request of each variant, fastest of ROUNDS rounds. Every round hands
     each variant the same new batch, in a rotating order, so the machine's load falls on
     all of them alike (stateful variants see the same sequence of requests)."""
@@ -193,9 +199,9 @@ def _loop(fn: Callable[[object], object]) -> Callable[[list], None]:
     return run
 
 
-def _table(benchmark: object, fn: Callable[[object], object], batches: Iterator[list]) -> None:
+def _table(benchmark: Any, fn: Callable[[object], object], batches: Iterator[list]) -> None:
     """A few more rounds of one variant through pytest-benchmark, for its table."""
-    benchmark.pedantic(  # type: ignore[attr-defined]
+    benchmark.pedantic(
         _loop(fn), setup=lambda: ((_copies(next(batches)),), {}), rounds=3, iterations=1
     )
 
@@ -204,9 +210,9 @@ def _table(benchmark: object, fn: Callable[[object], object], batches: Iterator[
 def _report(pytestconfig: pytest.Config) -> Iterator[None]:
     yield
     tr = pytestconfig.pluginmanager.getplugin("terminalreporter")
-    write: Callable[[str], None] = tr.write_line if tr else print  # type: ignore[union-attr]
+    write: Callable[[str], None] = tr.write_line if tr else print
     write("")
-    write("radix ratios (CPU time per request, fastest round; py/c = speed-up of the compiled tree)")
+    write("radix ratios (CPU time per request, fastest round; py/c = compiled tree's speed-up)")
     for (op, impl, size, workers), c in sorted(RESULTS.items()):
         py = RESULTS.get((op, "py", size, workers))
         if impl == "c" and py and op not in ("memory", "threads", "evict"):
@@ -216,7 +222,8 @@ def _report(pytestconfig: pytest.Config) -> Iterator[None]:
         for size in ("1024", "8192"):
             c8, c64 = RESULTS.get((op, "c", size, "8")), RESULTS.get((op, "c", size, "64"))
             if c8 and c64:
-                write(f"  {op:14s} {int(size) // 1024} KB: c 64 workers / 8 workers = {c64 / c8:5.3f}")
+                kb = int(size) // 1024
+                write(f"  {op:14s} {kb} KB: c 64 workers / 8 workers = {c64 / c8:5.3f}")
     for key, value in sorted(RESULTS.items()):
         if key[0] in ("memory", "threads", "evict"):
             write(f"  {' '.join(key)}: {value:.3f}")
@@ -228,7 +235,7 @@ def _report(pytestconfig: pytest.Config) -> Iterator[None]:
 
 @pytest.mark.parametrize("size", [1024, 8192])
 @pytest.mark.parametrize("op", ["route", "route_all"])
-def test_route(benchmark: object, op: str, size: int) -> None:
+def test_route(benchmark: Any, op: str, size: int) -> None:
     """match + insert (or score every worker + insert): C and twin, 8 and 64 workers."""
     routers = {(impl, w): _warm(impl, size, w) for impl in ("c", "py") for w in (8, 64)}
     batches = _warm_batches(size)
@@ -237,23 +244,24 @@ def test_route(benchmark: object, op: str, size: int) -> None:
         impl, w = name.split()
         RESULTS[(op, impl, str(size), w)] = t
     for r in routers.values():
-        r.tree.check()  # type: ignore[attr-defined]
+        r.tree.check()
     _table(benchmark, getattr(routers[("c", 8)], op), batches)
 
 
 @pytest.mark.parametrize("size", [1024, 8192])
-def test_match(benchmark: object, size: int) -> None:
+def test_match(benchmark: Any, size: int) -> None:
     """match alone and scoring every worker in one descent (8 workers)."""
     trees = {impl: _warm(impl, size, 8).tree for impl in ("c", "py")}
-    variants = {f"{op} {impl}": _loop(getattr(t, op)) for impl, t in trees.items() for op in ("match", "match_tenants")}
+    ops = ("match", "match_tenants")
+    variants = {f"{op} {impl}": _loop(getattr(t, op)) for impl, t in trees.items() for op in ops}
     for name, t in _interleaved(variants, _warm_batches(size)).items():
         op, impl = name.split()
         RESULTS[(op, impl, str(size), "8")] = t
-    _table(benchmark, trees["c"].match, _warm_batches(size))  # type: ignore[attr-defined]
+    _table(benchmark, trees["c"].match, _warm_batches(size))
 
 
 @pytest.mark.parametrize("variant", ["ascii", "tokens"])
-def test_route_variant(benchmark: object, variant: str) -> None:
+def test_route_variant(benchmark: Any, variant: str) -> None:
     """match + insert, 8 workers: ASCII-only 8 KB prompts (no UTF-8 conversion), and
     token ids (array('I'), ~2,700 per request, page_size 16 as SMG's token tree)."""
     routers = {impl: _warm(impl, 8192, 8, variant) for impl in ("c", "py")}
@@ -269,11 +277,11 @@ def _warm_batches(size: int, variant: str = "mixed") -> Iterator[list]:
 
 
 @pytest.mark.parametrize("size", [1024, 8192])
-def test_memory(benchmark: object, size: int) -> None:
+def test_memory(benchmark: Any, size: int) -> None:
     """Bytes per stored byte and per node: C (its own count) and the twin (tracemalloc)."""
     router = _warm("c", size, 8)
     tree = router.tree
-    mem, stored, nodes = tree.memory_bytes(), tree.stored_bytes(), tree.node_count()  # type: ignore[attr-defined]
+    mem, stored, nodes = tree.memory_bytes(), tree.stored_bytes(), tree.node_count()
     RESULTS[("memory", "c", str(size), "bytes/stored byte")] = mem / stored
     RESULTS[("memory", "c", str(size), "bytes over stored/node")] = (mem - stored) / nodes
     RESULTS[("memory", "c", str(size), "bytes over 1.2*stored/node")] = (mem - 1.2 * stored) / nodes
@@ -282,9 +290,10 @@ def test_memory(benchmark: object, size: int) -> None:
     py_router = _warm("py", size, 8)
     py_mem = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    RESULTS[("memory", "py", str(size), "bytes/stored byte")] = py_mem / py_router.tree.stored_bytes()  # type: ignore[attr-defined]
-    benchmark.extra_info.update({"c_bytes_per_stored": mem / stored, "nodes": nodes})  # type: ignore[attr-defined]
-    benchmark(tree.node_count)  # type: ignore[attr-defined]
+    py_stored = py_router.tree.stored_bytes()
+    RESULTS[("memory", "py", str(size), "bytes/stored byte")] = py_mem / py_stored
+    benchmark.extra_info.update({"c_bytes_per_stored": mem / stored, "nodes": nodes})
+    benchmark(tree.node_count)
 
 
 def _parallel(fn: Callable[[object], object], keys: list, threads: int, reps: int) -> float:
@@ -319,30 +328,31 @@ def _speedup(fn: Callable[[object], object], keys: list) -> float:
 
 
 @pytest.mark.parametrize("size", [8192])
-def test_two_threads(benchmark: object, size: int) -> None:
+def test_two_threads(benchmark: Any, size: int) -> None:
     """Match throughput of 2 threads vs 1 on the compiled tree (wall clock), beside the
     same measurement of hashlib.sha256 (C that releases the GIL for all its work) on
     buffers of the same size: what this machine allows at the moment."""
     router = _warm("c", size, 8)
     keys = _workload(size)[WARM : WARM + 200]
-    RESULTS[("threads", "c", str(size), "2-thread/1-thread match throughput")] = _speedup(router.tree.match, keys)
+    speedup = _speedup(router.tree.match, keys)
+    RESULTS[("threads", "c", str(size), "2-thread/1-thread match throughput")] = speedup
     blobs = [k.encode() for k in keys]
     RESULTS[("threads", "sha256", str(size), "2-thread/1-thread throughput")] = _speedup(
         lambda b: hashlib.sha256(b).digest(), blobs
     )
-    benchmark(router.tree.match, keys[0])  # type: ignore[attr-defined]
+    benchmark(router.tree.match, keys[0])
 
 
 @pytest.mark.parametrize("impl", ["c", "py"])
-def test_evict(benchmark: object, impl: str) -> None:
+def test_evict(benchmark: Any, impl: str) -> None:
     """Evict every tenant to half its size (1 KB prompts, 8 workers)."""
     router = _warm(impl, 1024, 8)
     tree = router.tree
-    budget = sum(tree.tenant_sizes().values()) // 16  # type: ignore[attr-defined]
-    nodes = tree.node_count()  # type: ignore[attr-defined]
+    budget = sum(tree.tenant_sizes().values()) // 16
+    nodes = tree.node_count()
     t0 = time.process_time()
-    tree.evict(budget)  # type: ignore[attr-defined]
+    tree.evict(budget)
     RESULTS[("evict", impl, "1024", "ms per 10k nodes evicted")] = (
-        (time.process_time() - t0) * 1e3 / max(1, nodes - tree.node_count()) * 1e4  # type: ignore[attr-defined]
+        (time.process_time() - t0) * 1e3 / max(1, nodes - tree.node_count()) * 1e4
     )
-    benchmark(tree.evict, budget)  # type: ignore[attr-defined]
+    benchmark(tree.evict, budget)

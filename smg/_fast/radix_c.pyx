@@ -163,7 +163,9 @@ cdef class RadixTree:
                 raise ValueError("key too long (at most 4 GiB)")
             return 0
         if isinstance(key, str):
-            raise TypeError("a token tree takes token ids (list[int], array('I'), uint32 buffer), not str")
+            raise TypeError(
+                "a token tree takes token ids (list[int], array('I'), uint32 buffer), not str"
+            )
         count = -1
         if PyObject_CheckBuffer(key):
             try:

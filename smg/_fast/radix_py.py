@@ -281,7 +281,7 @@ class RadixTree:
         with self._lock:
             nodes = self._nodes_below_root()
             if self._text:
-                return sum(len(n.edge.encode("utf-8", "surrogatepass")) for n in nodes)  # type: ignore[union-attr]
+                return sum(len(str(n.edge).encode("utf-8", "surrogatepass")) for n in nodes)
             return sum(len(n.edge) for n in nodes)
 
     def memory_bytes(self) -> int:
