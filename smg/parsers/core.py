@@ -107,6 +107,12 @@ class Parser(ABC):
         ``state`` is None at the start of the output, else a ``safe_state`` this parser
         reported earlier (the text then starts at that safe point)."""
 
+    def fast(self, chunk: str, state: object) -> tuple[str, str] | None:
+        """(content, reasoning) for a chunk that arrives at a safe point (nothing held)
+        and cannot start or end anything in ``state``; None means "parse it". Optional:
+        it only saves work, and must agree with ``parse``."""
+        return None
+
     def parse_complete(self, text: str) -> ParseResult:
         snap = self.parse(text, True)
         calls = [ToolCall(c.name, c.arguments) for c in snap.calls]
@@ -154,13 +160,20 @@ def new_call_id() -> str:
 
 
 class StreamingParser:
-    """Feeds chunks to a ``Parser`` and yields deltas; ``finish()`` flushes the rest."""
+    """Feeds chunks to a ``Parser`` and yields deltas; ``finish()`` flushes the rest.
+
+    Only the text after the last safe point is kept and re-parsed; what came before it
+    is remembered as lengths (it was all sent already), so a step costs O(chunk + the
+    open region), not O(output so far).
+    """
 
     def __init__(self, parser: Parser, call_index_offset: int = 0) -> None:
         self.parser = parser
         self._text = ""
-        self._base = Snapshot()
         self._state: object = None
+        self._base_content = 0  # chars of content before the safe point (all sent)
+        self._base_reasoning = 0
+        self._base_calls: list[CallSnapshot] = []
         self._sent_content = 0
         self._sent_reasoning = 0
         self._sent_args: list[int] = []
@@ -175,6 +188,15 @@ class StreamingParser:
     def feed(self, chunk: str) -> Delta:
         if self.finished:
             raise RuntimeError("feed() after finish()")
+        if not self._text:
+            quick = self.parser.fast(chunk, self._state)
+            if quick is not None:
+                content, reasoning = quick
+                self._base_content += len(content)
+                self._sent_content += len(content)
+                self._base_reasoning += len(reasoning)
+                self._sent_reasoning += len(reasoning)
+                return Delta(content, reasoning)
         self._text += chunk
         return self._step(final=False)
 
@@ -186,14 +208,15 @@ class StreamingParser:
 
     def _step(self, final: bool) -> Delta:
         snap = self.parser.parse(self._text, final, self._state)
-        base = self._base
-        content = base.content + snap.content
-        reasoning = base.reasoning + snap.reasoning
-        calls = base.calls + snap.calls
-        delta = Delta(content[self._sent_content :], reasoning[self._sent_reasoning :])
-        self._sent_content = len(content)
-        self._sent_reasoning = len(reasoning)
-        for i, call in enumerate(calls):
+        delta = Delta(
+            snap.content[self._sent_content - self._base_content :],
+            snap.reasoning[self._sent_reasoning - self._base_reasoning :],
+        )
+        self._sent_content = self._base_content + len(snap.content)
+        self._sent_reasoning = self._base_reasoning + len(snap.reasoning)
+        calls = self._base_calls + snap.calls if snap.calls else self._base_calls
+        for i in range(len(self._base_calls), len(calls)):
+            call = calls[i]
             if i >= len(self._sent_args):
                 self._ids.append(new_call_id())
                 self._sent_args.append(len(call.arguments))
@@ -208,11 +231,10 @@ class StreamingParser:
                 )
                 self._sent_args[i] = len(call.arguments)
         if not final and snap.safe_offset > 0:
-            self._base = Snapshot(
-                base.content + snap.content[: snap.safe_content],
-                base.reasoning + snap.reasoning[: snap.safe_reasoning],
-                base.calls + snap.calls[: snap.safe_calls],
-            )
+            self._base_content += snap.safe_content
+            self._base_reasoning += snap.safe_reasoning
+            if snap.safe_calls:
+                self._base_calls = self._base_calls + snap.calls[: snap.safe_calls]
             self._text = self._text[snap.safe_offset :]
             self._state = snap.safe_state
         return delta

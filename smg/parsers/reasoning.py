@@ -32,6 +32,13 @@ class ThinkParser(Parser):
     starts_in_reasoning: bool = False
     name: str = "base"
 
+    def fast(self, chunk: str, state: object) -> tuple[str, str] | None:
+        if state == _CONTENT:
+            return chunk, ""
+        if state == _REASONING and self.end[0] not in chunk:
+            return "", chunk
+        return None
+
     def started(self) -> ThinkParser:
         """The same format when the prompt already opened the reasoning block."""
         return ThinkParser(self.start, self.end, True, self.name)

@@ -40,6 +40,15 @@ class MarkerToolParser(Parser):
     def has_markers(self, text: str) -> bool:
         return find_first(text, self.starts)[0] != -1
 
+    def fast(self, chunk: str, state: object) -> tuple[str, str] | None:
+        # At the top level, a chunk holding no first character of a start marker is content.
+        if state is not None or not self.starts or type(self).parse is not MarkerToolParser.parse:
+            return None
+        firsts = {m[0] for m in self.starts}
+        if any(c in firsts for c in chunk):
+            return None
+        return chunk, ""
+
     def region(self, text: str, i: int, marker: str, b: SnapshotBuilder, final: bool) -> int | None:
         """Parse the region starting at ``text[i]`` (``marker`` starts there); add its
         calls to ``b``; return the offset after it, or None while it is incomplete."""
