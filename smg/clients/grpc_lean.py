@@ -28,6 +28,7 @@ from typing import Any
 import grpc
 from google.protobuf import message_factory
 
+from smg._fast import grpcwire
 from smg._proto import common_pb2, sglang_scheduler_pb2 as sg, vllm_engine_pb2 as vl
 from smg.clients.grpc import _RETRYABLE, GrpcWorkerClient, grpc_target
 from smg.clients.grpc_types import Chunk, Complete, GenParams, WorkerCallError
@@ -39,6 +40,8 @@ __all__ = ["LeanGrpcWorkerClient"]
 _SERVICES = {"sglang": sg.DESCRIPTOR.services_by_name["SglangScheduler"],
              "vllm": vl.DESCRIPTOR.services_by_name["VllmEngine"]}
 _CODES = {c.value[0]: c for c in grpc.StatusCode}
+# the Python twin is slower than upb: use the kernel only when compiled
+_decode_chunk = grpcwire.decode_chunk if grpcwire.IMPLEMENTATION == "cython" else None
 
 
 def _code(status: int) -> grpc.StatusCode:
@@ -93,6 +96,10 @@ class LeanGrpcWorkerClient(GrpcWorkerClient):
         self._headers: dict[tuple[str, int], bytes] = {}
         self._stub = _Stub(self)
         self._parse_generate = self._pb.GenerateResponse.FromString
+        response = self._pb.GenerateResponse.DESCRIPTOR
+        self._chunk_fields = (response.fields_by_name["chunk"].number,
+                              response.fields_by_name["complete"].number,
+                              response.fields_by_name["chunk"].message_type.fields_by_name["index"].number)
         self._gen_block = self._header_block("Generate", None)
         self._tasks: set[asyncio.Task] = set()
 
@@ -231,12 +238,21 @@ class LeanGrpcWorkerClient(GrpcWorkerClient):
                                   status=502, retryable=True) from None
         parse, item_of, messages = self._parse_generate, self._item, call.messages
         loop = conn.loop
+        # plain chunks straight from their bytes (compiled kernel); the rest through upb
+        fast = _decode_chunk is not None
+        chunk_field, complete_field, index_field = self._chunk_fields
         got_any = False
         done = False
         try:
             while True:
                 if messages:
                     raw = messages.popleft()
+                    if fast:
+                        t = _decode_chunk(raw, chunk_field, complete_field, index_field)
+                        if t is not None:
+                            got_any = True
+                            yield Chunk(t[0], t[1], t[2], t[3], t[4])
+                            continue
                     try:
                         item = item_of(parse(raw))
                     except Exception:  # protobuf's DecodeError

@@ -1,0 +1,120 @@
+"""Decode a streamed ``GenerateResponse`` chunk straight from its protobuf bytes.
+
+The specification of ``smg._fast.grpcwire``. The gateway's lean gRPC client gets one
+``GenerateResponse`` per generated step; building a upb message and reading it back
+field by field costs more than the rest of the message's handling, so the common case
+is decoded here:
+
+    decode_chunk(raw, chunk_field, complete_field, index_field)
+        -> (index, token_ids, prompt_tokens, completion_tokens, cached_tokens) | None
+
+``raw`` is a serialized ``GenerateResponse`` whose oneof ``response`` holds a
+``GenerateStreamChunk`` at field ``chunk_field`` (SGLang 2, vLLM 1; ``complete_field``
+is 3 / 2, ``index_field`` 8 / 7). The result is what reading the parsed message gives:
+``token_ids`` (field 1, packed or not, as uint32), the counts (fields 2, 3, 4, uint32),
+the choice index, with protobuf's rules (last value of a scalar wins, repeated values
+concatenate, unknown fields are skipped). None means "parse it the general way": the
+response is not a chunk (a complete, or nothing), the chunk field occurs more than once,
+the chunk carries ``output_logprobs`` (field 5), or the bytes are malformed.
+"""
+
+from __future__ import annotations
+
+__all__ = ["decode_chunk"]
+
+_MASK32 = 0xFFFFFFFF
+
+
+def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """(value, next position); position -1 when the varint is cut off or too long."""
+    value = shift = 0
+    while pos < end:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value & 0xFFFFFFFFFFFFFFFF, pos
+        shift += 7
+        if shift >= 70:
+            return 0, -1
+    return 0, -1
+
+
+def _skip(data: bytes, pos: int, end: int, wire: int) -> int:
+    """Position after a field's value of wire type ``wire``; -1 if malformed."""
+    if wire == 0:
+        return _varint(data, pos, end)[1]
+    if wire == 1:
+        return pos + 8 if pos + 8 <= end else -1
+    if wire == 2:
+        n, pos = _varint(data, pos, end)
+        return pos + n if pos >= 0 and pos + n <= end else -1
+    if wire == 5:
+        return pos + 4 if pos + 4 <= end else -1
+    return -1  # groups (3, 4) and invalid types
+
+
+def _chunk(data: bytes, pos: int, end: int, index_field: int):
+    ids: list[int] = []
+    counts = [0, 0, 0, 0]  # prompt, completion, cached, index
+    while pos < end:
+        key, pos = _varint(data, pos, end)
+        if pos < 0:
+            return None
+        field, wire = key >> 3, key & 7
+        if field == 0:
+            return None
+        if field == 1 and wire == 2:
+            n, pos = _varint(data, pos, end)
+            if pos < 0 or pos + n > end:
+                return None
+            stop = pos + n
+            while pos < stop:
+                v, pos = _varint(data, pos, stop)
+                if pos < 0:
+                    return None
+                ids.append(v & _MASK32)
+        elif field == 1 and wire == 0:
+            v, pos = _varint(data, pos, end)
+            if pos < 0:
+                return None
+            ids.append(v & _MASK32)
+        elif field == 5:
+            return None  # output_logprobs: the general path
+        elif wire == 0 and (field in (2, 3, 4) or field == index_field):
+            v, pos = _varint(data, pos, end)
+            if pos < 0:
+                return None
+            counts[3 if field == index_field else field - 2] = v & _MASK32
+        else:
+            pos = _skip(data, pos, end, wire)
+            if pos < 0:
+                return None
+    return counts[3], ids, counts[0], counts[1], counts[2]
+
+
+def decode_chunk(raw: bytes, chunk_field: int, complete_field: int, index_field: int):
+    pos, end = 0, len(raw)
+    found: tuple[int, int] | None = None
+    while pos < end:
+        key, pos = _varint(raw, pos, end)
+        if pos < 0:
+            return None
+        field, wire = key >> 3, key & 7
+        if field == 0 or field == complete_field:
+            return None
+        if field == chunk_field:
+            if wire != 2 or found is not None:
+                return None
+            n, pos = _varint(raw, pos, end)
+            if pos < 0 or pos + n > end:
+                return None
+            found = (pos, pos + n)
+            pos += n
+        else:
+            pos = _skip(raw, pos, end, wire)
+            if pos < 0:
+                return None
+    if found is None:
+        return None
+    return _chunk(raw, found[0], found[1], index_field)
