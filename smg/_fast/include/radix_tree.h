@@ -50,12 +50,13 @@ typedef struct {
 struct rx_node {
     rx_node *parent;
     rx_node **kids; /* kcap child pointers, then kcap uint32 keys */
-    rx_entry *ents; /* sorted by tenant */
+    rx_entry *ents; /* sorted by tenant: &inl while ecap == 1, else on the heap */
     uint32_t len;   /* edge length in bytes */
     uint32_t units; /* edge length in key units: characters or tokens */
     uint32_t key;   /* first character (packed UTF-8) or first token */
     uint32_t nkids, kcap;
     uint32_t nents, ecap;
+    rx_entry inl;   /* the first entry lives in the node: most nodes hold one tenant */
     uint8_t edge[]; /* `len` bytes */
 };
 
@@ -184,7 +185,7 @@ static rx_node *rx_node_new(rx_tree *t, const uint8_t *edge, uint32_t len, uint3
 
 static void rx_node_free(rx_tree *t, rx_node *n) {
     rx_release(t, n->kids, rx_kids_bytes(n->kcap));
-    rx_release(t, n->ents, n->ecap * sizeof(rx_entry));
+    if (n->ents != &n->inl) rx_release(t, n->ents, n->ecap * sizeof(rx_entry));
     t->nodes--;
     t->stored -= n->len;
     rx_release(t, n, rx_node_bytes(n->len));
@@ -252,12 +253,23 @@ static inline rx_entry *rx_ent(const rx_node *n, uint32_t tenant) {
 /* Room for one more entry at index i; returns the (uninitialised) slot or NULL. */
 static rx_entry *rx_ent_insert(rx_tree *t, rx_node *n, uint32_t i) {
     if (n->nents == n->ecap) {
-        uint32_t cap = n->ecap ? n->ecap * 2 : 1;
-        rx_entry *e = (rx_entry *)rx_resize(t, n->ents, n->ecap * sizeof(rx_entry),
-                                            cap * sizeof(rx_entry));
-        if (!e) return NULL;
-        n->ents = e;
-        n->ecap = cap;
+        if (n->ecap == 0) {
+            n->ents = &n->inl;
+            n->ecap = 1;
+        } else if (n->ents == &n->inl) {
+            rx_entry *e = (rx_entry *)rx_alloc(t, 2 * sizeof(rx_entry));
+            if (!e) return NULL;
+            e[0] = n->inl;
+            n->ents = e;
+            n->ecap = 2;
+        } else {
+            uint32_t cap = n->ecap * 2;
+            rx_entry *e = (rx_entry *)rx_resize(t, n->ents, n->ecap * sizeof(rx_entry),
+                                                cap * sizeof(rx_entry));
+            if (!e) return NULL;
+            n->ents = e;
+            n->ecap = cap;
+        }
     }
     memmove(n->ents + i + 1, n->ents + i, (n->nents - i) * sizeof(rx_entry));
     n->nents++;

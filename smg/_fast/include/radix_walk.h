@@ -28,10 +28,10 @@ static rx_node *rx_split(rx_tree *t, rx_node *c, uint32_t m, uint32_t mu) {
     if (!mid) return NULL;
     /* allocate everything first: past this point nothing can fail */
     mid->kids = (rx_node **)rx_alloc(t, rx_kids_bytes(2));
-    mid->ents = (rx_entry *)rx_alloc(t, c->nents * sizeof(rx_entry));
+    mid->ents = c->nents == 1 ? &mid->inl : (rx_entry *)rx_alloc(t, c->nents * sizeof(rx_entry));
     if (!mid->kids || !mid->ents) {
         rx_release(t, mid->kids, rx_kids_bytes(2));
-        rx_release(t, mid->ents, c->nents * sizeof(rx_entry));
+        if (mid->ents != &mid->inl) rx_release(t, mid->ents, c->nents * sizeof(rx_entry));
         mid->kids = NULL;
         mid->ents = NULL;
         rx_node_free(t, mid);
@@ -58,8 +58,10 @@ static rx_node *rx_split(rx_tree *t, rx_node *c, uint32_t m, uint32_t mu) {
     c->parent = mid;
     t->stored -= m;
     rx_node *old = c;
+    int inline_ents = c->ents == &c->inl;
     rx_node *moved = (rx_node *)rx_resize(t, c, rx_node_bytes(rest + m), rx_node_bytes(rest));
     if (moved) c = moved; /* a failed shrink keeps the larger block, still valid */
+    if (inline_ents) c->ents = &c->inl;
     mid->kids[0] = c;
     rx_kid_keys(mid)[0] = c->key;
     mid->nkids = 1;
