@@ -16,7 +16,10 @@ Three measurements, each against its baseline in the same process:
 Both thread measurements also run ``hashlib.sha256`` over a buffer sized so that one call
 lasts as long as one 64 KB encode: a C call that releases the GIL for all of its work, at
 the same call rate. It is the ceiling this machine allows at the time of the run; the
-rest is GIL hand-off and OS scheduling, which load on the shared machine inflates.
+rest is GIL hand-off and OS scheduling, which load on the shared machine inflates. The
+report also prints how many CPUs the two threads actually got (their summed CPU time over
+wall time): a 2-thread speed-up cannot exceed it, and if hashlib's two threads get no more
+than one CPU either, the machine had no second core to give.
 
 Run (the table in benchmarks/README.md came from this command)::
 
@@ -121,6 +124,9 @@ def _report(pytestconfig: pytest.Config) -> Iterator[None]:
     for key, value in sorted(RESULTS.items()):
         if key[0] in ("threads", "counter"):
             write(f"  {' '.join(key)}: {value:.2f}")
+    for impl, seen in sorted(CPU_SEEN.items()):
+        median = sorted(seen)[len(seen) // 2]
+        write(f"  threads {impl}: CPUs the two threads got (their CPU time / wall time, median): {median:.2f}")
 
 
 @pytest.mark.benchmark(timer=time.thread_time)  # CPU time of this thread: the shared machine is oversubscribed
@@ -139,14 +145,20 @@ def test_encode(benchmark: object, prompts: dict[int, list[str]], encoders: dict
     RESULTS[("encode", impl, str(size))] = benchmark.stats.stats.median / len(batch)  # type: ignore[attr-defined]
 
 
-def _in_threads(encode: Callable[[str], list[int]], work: list[str], threads: int) -> float:
+CPU_SEEN: dict[str, list[float]] = {}  # per 2-thread run: CPU time the threads got / wall time
+
+
+def _in_threads(encode: Callable[[str], list[int]], work: list[str], threads: int, tag: str = "") -> float:
     chunks = [work[i::threads] for i in range(threads)]
     start = threading.Barrier(threads + 1)
+    cpu: list[float] = []
 
     def worker(chunk: list[str]) -> None:
         start.wait()
+        t = time.thread_time()
         for p in chunk:
             encode(p)
+        cpu.append(time.thread_time() - t)
 
     pool = [threading.Thread(target=worker, args=(c,)) for c in chunks]
     for t in pool:
@@ -155,7 +167,10 @@ def _in_threads(encode: Callable[[str], list[int]], work: list[str], threads: in
     t0 = time.perf_counter()
     for t in pool:
         t.join()
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    if threads == 2:
+        CPU_SEEN.setdefault(tag, []).append(sum(cpu) / wall)
+    return wall
 
 
 @pytest.mark.parametrize(("impl", "size"), [("smg", 8192), ("smg", 65536), ("hashlib", 65536)])
@@ -167,7 +182,7 @@ def test_two_threads(benchmark: object, prompts: dict[int, list[str]], encoders:
     if impl == "hashlib":
         work = work[:8]
     one = sorted(_in_threads(encode, work, 1) for _ in range(5))[2]
-    benchmark.pedantic(lambda: _in_threads(encode, work, 2), rounds=5, iterations=1)  # type: ignore[attr-defined]
+    benchmark.pedantic(lambda: _in_threads(encode, work, 2, impl), rounds=5, iterations=1)  # type: ignore[attr-defined]
     RESULTS[("threads", impl, f"{size // 1024}KB", "2 threads / 1 thread throughput")] = (
         one / benchmark.stats.stats.median  # type: ignore[attr-defined]
     )
