@@ -224,3 +224,40 @@ def test_unicode_sweep_matches_both_libraries(
     assert _core(c, "deepseek", ds_path).encode_batch(docs) == [e.ids for e in hf.encode_batch(docs, add_special_tokens=False)]
     assert _core(c, "qwen", q_path).encode_batch(docs) == _qwen_tiktoken(q_path).encode_batch(docs, allowed_special="all")
     _report(capsys, "unicode sweep vs tokenizers and tiktoken", 2 * len(docs))
+
+
+@pytest.mark.c_extension
+@pytest.mark.skipif(bpe.IMPLEMENTATION != "cython", reason="SMG_NO_EXTENSIONS=1: pure-Python run")
+@pytest.mark.parametrize("call", ["encode", "encode_batch"])
+def test_encode_releases_the_gil(call: str, deepseek_tokenizer_json: pathlib.Path) -> None:
+    """With a switch interval of an hour the interpreter never takes the GIL from a thread,
+    so the main thread can run Python while the worker is between ``started`` and ``done``
+    only if the worker's call gives the GIL up itself."""
+    import sys
+    import threading
+
+    core = _core(KernelImpl("bpe", "c"), "deepseek", str(deepseek_tokenizer_json))
+    big = "".join(mixed_corpus(DEEPSEEK_SPECIAL, 400, seed=13)) * 8  # about 1.3 MB
+    run = core.encode if call == "encode" else lambda text: core.encode_batch([text, text])
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(3600)
+    try:
+        for _ in range(3):  # one overlap proves it; a slow wake-up of the main thread may miss one
+            started, done = threading.Event(), threading.Event()
+
+            def work() -> None:
+                started.set()
+                run(big)
+                done.set()
+
+            worker = threading.Thread(target=work)
+            worker.start()
+            assert started.wait(timeout=30)
+            overlapped = not done.is_set()  # the main thread got the GIL back mid-call
+            worker.join(timeout=60)
+            assert done.is_set()
+            if overlapped:
+                break
+    finally:
+        sys.setswitchinterval(old)
+    assert overlapped
