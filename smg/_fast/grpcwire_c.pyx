@@ -1,11 +1,14 @@
 # cython: boundscheck=False, wraparound=False
 """Compiled ``decode_chunk``: see :mod:`smg._fast.grpcwire_py` (the specification)."""
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_Append
+from cpython.long cimport PyLong_AsUnsignedLongLong, PyLong_CheckExact
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport uint64_t
+from libc.string cimport memcpy
 
-__all__ = ["decode_chunk"]
+__all__ = ["decode_chunk", "encode_tokenized"]
 
 
 cdef inline Py_ssize_t _varint(const unsigned char* d, Py_ssize_t pos, Py_ssize_t end,
@@ -124,3 +127,66 @@ def decode_chunk(bytes raw, int chunk_field, int complete_field, int index_field
     if start < 0:
         return None
     return _chunk(d, start, stop, <uint64_t>index_field)
+
+
+cdef inline Py_ssize_t _put(unsigned char* out, Py_ssize_t pos, uint64_t v) noexcept nogil:
+    while v >= 0x80:
+        out[pos] = <unsigned char>((v & 0x7F) | 0x80)
+        v >>= 7
+        pos += 1
+    out[pos] = <unsigned char>v
+    return pos + 1
+
+
+cdef inline Py_ssize_t _varint_len(uint64_t v) noexcept nogil:
+    cdef Py_ssize_t n = 1
+    while v >= 0x80:
+        v >>= 7
+        n += 1
+    return n
+
+
+def encode_tokenized(int field, str original_text, input_ids):
+    cdef list ids = input_ids if type(input_ids) is list else list(input_ids)
+    cdef Py_ssize_t n = len(ids), i, pos, packed_len, inner_len, head
+    cdef bytes text = original_text.encode("utf-8") if original_text else b""
+    cdef Py_ssize_t tlen = len(text)
+    cdef object item
+    cdef uint64_t v
+    # worst case: 5 bytes per id, plus the keys and lengths
+    cdef unsigned char* buf = <unsigned char*>PyMem_Malloc(5 * n + tlen + 50)
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        # the packed ids go at offset 40 + tlen, leaving room for the heads before them
+        pos = 40 + tlen
+        for i in range(n):
+            item = ids[i]
+            if not PyLong_CheckExact(item):
+                item = int(item)
+            if item < 0 or item > 0xFFFFFFFF:
+                raise ValueError(f"Value out of range: {item}")
+            v = PyLong_AsUnsignedLongLong(item)
+            pos = _put(buf, pos, v)
+        packed_len = pos - 40 - tlen
+        inner_len = 0
+        if tlen:
+            inner_len += 1 + _varint_len(tlen) + tlen
+        if n:
+            inner_len += 1 + _varint_len(packed_len) + packed_len
+        head = _varint_len(<uint64_t>field << 3 | 2) + _varint_len(inner_len)
+        # the heads and the text end right where the packed ids start
+        i = 40 + tlen - (inner_len - packed_len) - head
+        pos = _put(buf, i, <uint64_t>field << 3 | 2)
+        pos = _put(buf, pos, inner_len)
+        if tlen:
+            buf[pos] = 0x0A
+            pos = _put(buf, pos + 1, tlen)
+            memcpy(buf + pos, PyBytes_AS_STRING(text), tlen)
+            pos += tlen
+        if n:
+            buf[pos] = 0x12
+            pos = _put(buf, pos + 1, packed_len)
+        return PyBytes_FromStringAndSize(<char*>buf + i, head + inner_len)
+    finally:
+        PyMem_Free(buf)

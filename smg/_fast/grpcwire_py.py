@@ -16,11 +16,20 @@ the choice index, with protobuf's rules (last value of a scalar wins, repeated v
 concatenate, unknown fields are skipped). None means "parse it the general way": the
 response is not a chunk (a complete, or nothing), the chunk field occurs more than once,
 the chunk carries ``output_logprobs`` (field 5), or the bytes are malformed.
+
+    encode_tokenized(field, original_text, input_ids) -> bytes
+
+The other way, for the request: field ``field`` (a ``TokenizedInput``: ``original_text``
+= 1, packed ``input_ids`` = 2, both protos) as serialized protobuf bytes, to append to a
+serialized ``GenerateRequest`` built without it (protobuf reads fields in any order).
+The field is written even when empty (it is set, as ``SetInParent`` does); empty text
+and no ids are left out inside it, as protobuf does. An id that is not a uint32 is a
+ValueError, as in protobuf.
 """
 
 from __future__ import annotations
 
-__all__ = ["decode_chunk"]
+__all__ = ["decode_chunk", "encode_tokenized"]
 
 _MASK32 = 0xFFFFFFFF
 
@@ -118,3 +127,33 @@ def decode_chunk(raw: bytes, chunk_field: int, complete_field: int, index_field:
     if found is None:
         return None
     return _chunk(raw, found[0], found[1], index_field)
+
+
+def _put_varint(out: bytearray, value: int) -> None:
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+def encode_tokenized(field: int, original_text: str, input_ids) -> bytes:
+    inner = bytearray()
+    if original_text:
+        text = original_text.encode("utf-8")
+        inner.append(0x0A)  # field 1, length-delimited
+        _put_varint(inner, len(text))
+        inner += text
+    if len(input_ids):
+        packed = bytearray()
+        for v in input_ids:
+            v = int(v)
+            if not 0 <= v <= _MASK32:
+                raise ValueError(f"Value out of range: {v}")
+            _put_varint(packed, v)
+        inner.append(0x12)  # field 2, length-delimited
+        _put_varint(inner, len(packed))
+        inner += packed
+    out = bytearray()
+    _put_varint(out, field << 3 | 2)
+    _put_varint(out, len(inner))
+    return bytes(out + inner)

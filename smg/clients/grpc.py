@@ -126,6 +126,12 @@ class GrpcWorkerClient:
     # -- generate ---------------------------------------------------------------------
 
     def build_request(self, p: GenParams):
+        req = self._request_head(p)
+        _fill_tokenized(req.tokenized, p)
+        return req
+
+    def _request_head(self, p: GenParams):
+        """The GenerateRequest without its prompt (``tokenized``)."""
         if self.proto == "sglang":
             sp = sg.SamplingParams(
                 temperature=p.temperature, top_p=p.top_p, top_k=p.top_k, min_p=p.min_p,
@@ -144,7 +150,6 @@ class GrpcWorkerClient:
                 request_id=p.request_id, sampling_params=sp, return_logprob=p.return_logprob,
                 logprob_start_len=-1, top_logprobs_num=p.top_logprobs, stream=p.stream,
             )
-            _fill_tokenized(req.tokenized, p)
             if p.bootstrap_room is not None:
                 req.disaggregated_params.CopyFrom(sg.DisaggregatedParams(
                     bootstrap_host=p.bootstrap_host or "", bootstrap_port=p.bootstrap_port or 0,
@@ -169,7 +174,6 @@ class GrpcWorkerClient:
         elif p.regex is not None:
             sp.regex = p.regex
         req = vl.GenerateRequest(request_id=p.request_id, sampling_params=sp, stream=p.stream)
-        _fill_tokenized(req.tokenized, p)
         if p.kv_transfer_params_json is not None:
             req.kv_transfer_params_json = p.kv_transfer_params_json
         return req

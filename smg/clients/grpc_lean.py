@@ -42,6 +42,7 @@ _SERVICES = {"sglang": sg.DESCRIPTOR.services_by_name["SglangScheduler"],
 _CODES = {c.value[0]: c for c in grpc.StatusCode}
 # the Python twin is slower than upb: use the kernel only when compiled
 _decode_chunk = grpcwire.decode_chunk if grpcwire.IMPLEMENTATION == "cython" else None
+_encode_tokenized = grpcwire.encode_tokenized if grpcwire.IMPLEMENTATION == "cython" else None
 
 
 def _code(status: int) -> grpc.StatusCode:
@@ -96,6 +97,7 @@ class LeanGrpcWorkerClient(GrpcWorkerClient):
         self._headers: dict[tuple[str, int], bytes] = {}
         self._stub = _Stub(self)
         self._parse_generate = self._pb.GenerateResponse.FromString
+        self._tokenized_field = self._pb.GenerateRequest.DESCRIPTOR.fields_by_name["tokenized"].number
         response = self._pb.GenerateResponse.DESCRIPTOR
         self._chunk_fields = (response.fields_by_name["chunk"].number,
                               response.fields_by_name["complete"].number,
@@ -155,10 +157,20 @@ class LeanGrpcWorkerClient(GrpcWorkerClient):
         return await asyncio.shield(self._connecting)
 
     async def _start(self, block: bytes, request: Any) -> tuple[H2Connection, Call]:
+        """Open a call; ``request``: a message, or its serialized bytes."""
         conn = self._conn
         if conn is None or conn.closed or not conn.has_slot():
             conn = await self._connection()
-        return conn, conn.open(block, f.grpc_message(request.SerializeToString()))
+        body = request if type(request) is bytes else request.SerializeToString()
+        return conn, conn.open(block, f.grpc_message(body))
+
+    def _generate_request(self, p: GenParams) -> bytes:
+        if _encode_tokenized is None:
+            return self.build_request(p).SerializeToString()
+        # the prompt ids packed by the kernel (~9 ns per id; upb takes ~40), appended
+        # to the rest (protobuf reads fields in any order)
+        return self._request_head(p).SerializeToString() + _encode_tokenized(
+            self._tokenized_field, p.original_text, p.input_ids)
 
     async def _finished(self, conn: H2Connection, call: Call, timeout: float | None) -> None:
         """Wait for ``call``'s status; past ``timeout`` reset it as DEADLINE_EXCEEDED."""
@@ -232,7 +244,7 @@ class LeanGrpcWorkerClient(GrpcWorkerClient):
     async def generate(self, params: GenParams) -> AsyncIterator[Chunk | Complete]:
         """Stream one request. Stopping iteration early aborts it on the worker."""
         try:
-            conn, call = await self._start(self._gen_block, self.build_request(params))
+            conn, call = await self._start(self._gen_block, self._generate_request(params))
         except OSError as exc:
             raise WorkerCallError(f"worker {self.url}: UNAVAILABLE: failed to connect: {exc}",
                                   status=502, retryable=True) from None

@@ -104,3 +104,32 @@ def test_compiled_and_twin_agree_on_any_bytes(case) -> None:
 
     raw, fields = case
     assert grpcwire_c.decode_chunk(raw, *fields) == grpcwire_py.decode_chunk(raw, *fields)
+
+
+@impls
+@given(st.text(max_size=30), st.lists(u32, max_size=300), st.sampled_from([2, 5, 300]))
+@settings(max_examples=150, deadline=None)
+def test_encode_tokenized_is_protobufs_encoding(impl, text, ids, field) -> None:
+    msg = sg.TokenizedInput(original_text=text, input_ids=ids)
+    want = bytes([field << 3 | 2] if field < 16 else [(field << 3 | 2) & 0x7F | 0x80, field >> 4])
+    body = msg.SerializeToString()
+    want += bytes([len(body)]) if len(body) < 128 else _varint(len(body))
+    assert impl.module.encode_tokenized(field, text, ids) == want + body
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+@impls
+def test_encode_tokenized_rejects_what_protobuf_rejects(impl) -> None:
+    for bad in (-1, 2**32, 2**70):
+        with pytest.raises(ValueError):
+            sg.TokenizedInput(input_ids=[bad])
+        with pytest.raises(ValueError):
+            impl.module.encode_tokenized(2, "", [1, bad])

@@ -42,3 +42,11 @@ def test_in_place_prompt_serializes_like_the_plain_construction(p) -> None:
         assert built.HasField("tokenized")
         assert built.SerializeToString(deterministic=True) == plain(proto, p).SerializeToString(
             deterministic=True)
+
+
+@given(params)
+@settings(max_examples=60, deadline=None)
+def test_lean_request_bytes_parse_to_the_built_request(p) -> None:
+    for proto, mod in (("sglang", sg), ("vllm", vl)):
+        client = LeanGrpcWorkerClient("grpc://127.0.0.1:1", proto)
+        assert mod.GenerateRequest.FromString(client._generate_request(p)) == client.build_request(p)
