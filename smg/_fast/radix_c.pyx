@@ -415,3 +415,12 @@ cdef class RadixTree:
         pthread_rwlock_unlock(&self.tree.lock)
         if err:
             raise AssertionError(f"radix tree invariant {err} broken")
+
+
+def _utf8(str s) -> bytes:
+    """UTF-8 of s as the tree encodes keys (surrogates as 3 bytes each); for tests."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(s)
+    cdef int kind = PyUnicode_KIND(s)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, rx_utf8_bound(kind, n) + 1)
+    cdef size_t size = rx_utf8(kind, PyUnicode_DATA(s), n, <uint8_t *>PyBytes_AS_STRING(out))
+    return out[:size]

@@ -42,7 +42,7 @@ def op_strategy(kind: str) -> st.SearchStrategy:
 
 @pytest.mark.c_extension
 @pytest.mark.skipif(NO_EXTENSIONS, reason="SMG_NO_EXTENSIONS=1: no compiled twin to compare")
-@settings(max_examples=70, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_compiled_tree_equals_python_twin(data):
     from smg._fast import radix_c
@@ -60,6 +60,19 @@ def test_compiled_tree_equals_python_twin(data):
     py.check()
 
 
+@pytest.mark.c_extension
+@pytest.mark.skipif(NO_EXTENSIONS, reason="SMG_NO_EXTENSIONS=1: no compiled encoder")
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "é", "ÿ", "ж", "中", "\ud800", "\udfff", "😀", "\U0010ffff"]),
+                          st.integers(1, 20)), max_size=12))
+def test_compiled_utf8_encoder_is_exact(runs):
+    """Runs of one character class, around the 8/16-wide blocks of the SSE2 paths."""
+    from smg._fast import radix_c
+
+    s = "".join(c * n for c, n in runs)
+    assert radix_c._utf8(s) == s.encode("utf-8", "surrogatepass")
+
+
 def _common(a, b, page: int) -> int:
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
@@ -73,7 +86,7 @@ def _aligned(key, kind: str, page: int):
 
 @pytest.mark.parametrize("impl", kernel_impls("radix"))
 @settings(
-    max_examples=40,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
