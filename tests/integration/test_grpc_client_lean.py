@@ -226,3 +226,20 @@ async def test_unreachable_worker(transport) -> None:
         assert info.value.retryable
     finally:
         await client.close()
+
+
+async def test_wrong_service_is_unimplemented_for_the_backend_probe(tokenizer, combo) -> None:
+    # the gateway's backend tells SGLang from vLLM workers by this code on HealthCheck
+    import grpc
+
+    server_kind, proto, transport = combo
+    other = "vllm" if proto == "sglang" else "sglang"
+    async with worker(tokenizer, combo) as (_, client):
+        wrong = make_client(client.url, other, transport)
+        try:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await wrong._stub.HealthCheck(wrong._pb.HealthCheckRequest(), timeout=5.0)
+            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            assert not await wrong.health()
+        finally:
+            await wrong.close()
