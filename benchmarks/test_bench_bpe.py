@@ -64,7 +64,8 @@ def _corpus() -> dict[str, str]:
         for mo in sorted(glob.glob(f"/usr/share/locale/{pattern}/LC_MESSAGES/*.mo"))[:30]:
             try:
                 with open(mo, "rb") as f:
-                    texts.extend(v for v in gettext.GNUTranslations(f)._catalog.values() if isinstance(v, str))  # type: ignore[attr-defined]
+                    catalog = gettext.GNUTranslations(f)._catalog  # type: ignore[attr-defined]
+                texts.extend(v for v in catalog.values() if isinstance(v, str))
             except Exception:
                 continue
         out[lang] = " ".join(texts) or "".join(chr(0x4E00 + i % 2000) for i in range(50000))
@@ -120,7 +121,10 @@ def _report(pytestconfig: pytest.Config) -> Iterator[None]:
         smg, hf = RESULTS.get(("encode", "smg", str(size))), RESULTS.get(("encode", "tokenizers", str(size)))
         if smg and hf:
             mbs = size / smg / 1e6
-            write(f"  encode {size // 1024:2d} KB: smg {smg * 1e6:8.1f} us ({mbs:5.1f} MB/s)  tokenizers {hf * 1e6:8.1f} us  x{hf / smg:5.1f}")
+            write(
+                f"  encode {size // 1024:2d} KB: smg {smg * 1e6:8.1f} us ({mbs:5.1f} MB/s)"
+                f"  tokenizers {hf * 1e6:8.1f} us  x{hf / smg:5.1f}"
+            )
     for key, value in sorted(RESULTS.items()):
         if key[0] in ("threads", "counter"):
             write(f"  {' '.join(key)}: {value:.2f}")
@@ -221,7 +225,9 @@ def _counter(seconds: float) -> int:
 
 
 @pytest.mark.parametrize("impl", ["smg", "tokenizers", "hashlib"])
-def test_counter_thread_keeps_running(benchmark: object, prompts: dict[int, list[str]], encoders: dict, impl: str) -> None:
+def test_counter_thread_keeps_running(
+    benchmark: object, prompts: dict[int, list[str]], encoders: dict, impl: str
+) -> None:
     """hashlib.sha256, sized to last as long as one 64 KB encode, is the reference: an ideal
     GIL-free C call at the same call rate."""
     encode, big = encoders.get(impl, _sha256), prompts[65536]

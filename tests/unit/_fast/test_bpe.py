@@ -221,8 +221,10 @@ def test_unicode_sweep_matches_both_libraries(
     ds_path, q_path = str(deepseek_tokenizer_json), str(qwen_tiktoken_file)
     c = KernelImpl("bpe", "c")
     hf = _deepseek_hf(ds_path)[0]
-    assert _core(c, "deepseek", ds_path).encode_batch(docs) == [e.ids for e in hf.encode_batch(docs, add_special_tokens=False)]
-    assert _core(c, "qwen", q_path).encode_batch(docs) == _qwen_tiktoken(q_path).encode_batch(docs, allowed_special="all")
+    want = [e.ids for e in hf.encode_batch(docs, add_special_tokens=False)]
+    assert _core(c, "deepseek", ds_path).encode_batch(docs) == want
+    want = _qwen_tiktoken(q_path).encode_batch(docs, allowed_special="all")
+    assert _core(c, "qwen", q_path).encode_batch(docs) == want
     _report(capsys, "unicode sweep vs tokenizers and tiktoken", 2 * len(docs))
 
 

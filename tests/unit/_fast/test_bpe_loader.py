@@ -121,7 +121,8 @@ UNSUPPORTED = {
     "single_word": lambda: _single_word(trained("cl100k")),
     "lowercase normalizer": lambda: _edit(trained("cl100k"), normalizer={"type": "Lowercase"}),
     "prefix space": lambda: _edit(
-        trained("gpt2"), pre_tokenizer={"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+        trained("gpt2"),
+        pre_tokenizer={"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
     ),
 }
 
@@ -162,7 +163,10 @@ def test_tiktoken_with_an_unknown_pattern_uses_tiktoken(qwen_tiktoken_file, capl
     assert not enc.supported
     assert smg._fast.implementation()["bpe"] == "tiktoken"
     ref = tiktoken.Encoding(
-        "x", pat_str=pattern, mergeable_ranks=QwenTokenizer._load_tiktoken_bpe(qwen_tiktoken_file), special_tokens=specials
+        "x",
+        pat_str=pattern,
+        mergeable_ranks=QwenTokenizer._load_tiktoken_bpe(qwen_tiktoken_file),
+        special_tokens=specials,
     )
     for doc in mixed_corpus(["<|endoftext|>"], 10, seed=2):
         assert enc.encode(doc) == ref.encode(doc, allowed_special="all")
