@@ -24,8 +24,13 @@ tokens). Semantics, which the compiled twin ``radix_c`` follows exactly:
 - Registering: any insert (even of an empty key) makes the tenant known to ``tenants()``
   and ``tenant_sizes()`` until ``remove_tenant`` or ``clear``.
 
+API: ``insert``, ``match``, ``match_tenants``, ``match_insert``, ``evict``,
+``remove_tenant``, ``tenant_size``, ``tenant_sizes``, ``tenants``, ``node_count``,
+``clear``; for measurements and tests also ``stored_bytes`` (UTF-8 / 4 bytes per token),
+``memory_bytes`` and ``check`` (verifies the invariants). Every method is thread-safe.
+
 This twin walks the whole tree to evict (SMG's algorithm); the compiled tree keeps
-per-tenant LRU lists and evicts in O(evicted).
+per-tenant lists of leaves and evicts in O(evicted), without the GIL.
 """
 
 from __future__ import annotations
