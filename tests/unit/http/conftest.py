@@ -35,6 +35,7 @@ class Stub:
     closed: threading.Event = field(default_factory=threading.Event)
     healthy: bool = True
     flushed: int = 0
+    status: int | None = None  # answer every request with this status
 
     def events(self, n: int) -> list[bytes]:
         return [b'data: {"i": %d, "worker": "%s"}\n\n' % (i, self.name.encode()) for i in range(n)] + [
@@ -50,7 +51,7 @@ class Stub:
             spec = body.get("stub") or {}
             if spec.get("delay"):
                 await asyncio.sleep(spec["delay"])
-            status = spec.get("status", 200)
+            status = self.status or spec.get("status", 200)
             if status != 200:
                 err = {"error": {"message": f"{self.name} says {status}", "type": "stub_error", "code": status}}
                 return Response(orjson.dumps(err), status, media_type="application/json")
