@@ -32,6 +32,9 @@ cdef extern from "Python.h":
     bint PyLong_CheckExact(object)
     unsigned long PyLong_AsUnsignedLong(object) except? <unsigned long>-1
     object PyNumber_Index(object)
+    dict _PyDict_NewPresized(Py_ssize_t)
+    int PyDict_SetItem(object, object, object) except -1
+    PyObject *PyList_GET_ITEM(object, Py_ssize_t)
 
 cdef extern from "radix_utf8.h" nogil:
     size_t rx_utf8_bound(int kind, size_t n)
@@ -77,6 +80,20 @@ cdef extern from "radix_maint.h" nogil:
 NOGIL_BYTES = 1024
 cdef size_t _NOGIL_BYTES = NOGIL_BYTES
 cdef size_t _SMALL = 128
+
+cdef dict _lens_dict(list names, const uint32_t *ids, const uint32_t *lens, uint32_t n):
+    """{name: length}; equal lengths (common: many workers hold the same system prompt)
+    share one int object."""
+    cdef dict out = _PyDict_NewPresized(n)
+    cdef uint32_t i, last = 0
+    cdef object value = None
+    for i in range(n):
+        if value is None or lens[i] != last:
+            last = lens[i]
+            value = last
+        PyDict_SetItem(out, <object>PyList_GET_ITEM(names, ids[i]), value)
+    return out
+
 
 cdef struct Key:
     const uint8_t *data
@@ -307,7 +324,7 @@ cdef class RadixTree:
                 raise RuntimeError(f"radix tree: internal error {rc}")
             lens = None
             if flags & RX_LENS:
-                lens = {names[buf[cap + i]]: buf[2 * cap + i] for i in range(res.nout)}
+                lens = _lens_dict(names, buf + cap, buf + 2 * cap, res.nout)
             best = names[res.best] if res.best >= 0 else None
             return res.matched, best, k.full_units, lens
         finally:
