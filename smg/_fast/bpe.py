@@ -86,6 +86,24 @@ class _Unsupported(Exception):
     pass
 
 
+class _ToBytes(dict):  # type: ignore[type-arg]
+    """A str.translate table: ByteLevel characters to chr(byte), anything else to U+FFFE."""
+
+    def __missing__(self, key: int) -> str:
+        return "\ufffe"
+
+
+def _byte_vocab(vocab: dict[str, int]) -> dict[bytes, int]:
+    """The vocabulary by token bytes. Entries that are not ByteLevel text (added tokens'
+    contents) are left out: merges never reach them. One translate over all tokens."""
+    table = _ToBytes({ord(ch): chr(b) for ch, b in byte_level_alphabet().items()})
+    table[0xFFFF] = "\uffff"  # the separator
+    texts = "\uffff".join(vocab).translate(table).split("\uffff")
+    if len(texts) != len(vocab):  # a token holds the separator itself: go one by one
+        texts = ["\ufffe" if "\uffff" in t else t.translate(table) for t in vocab]
+    return {t.encode("latin-1"): tid for t, tid in zip(texts, vocab.values()) if "\ufffe" not in t}
+
+
 def _splits_of(pre: dict[str, Any] | None) -> list[str]:
     """The matcher names for a pre_tokenizer, or _Unsupported."""
     if pre is None:
@@ -137,18 +155,10 @@ def _core_args(data: dict[str, Any]) -> tuple[tuple[Any, ...], bool]:
         raise _Unsupported("truncation/padding")
     nfc = _normalizer_of(data.get("normalizer"))
     splits = _splits_of(data.get("pre_tokenizer"))
-    to_bytes = {ord(ch): chr(b) for ch, b in byte_level_alphabet().items()}
-    vocab: dict[bytes, int] = {}
-    for token, tid in model["vocab"].items():
-        try:
-            vocab[token.translate(to_bytes).encode("latin-1")] = tid
-        except UnicodeEncodeError:
-            pass  # not ByteLevel text (an added token's content): never reached by merges
+    vocab = _byte_vocab(model["vocab"])
     by_text = model["vocab"]
-    merges = []
-    for merge in model.get("merges") or []:
-        left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
-        merges.append((by_text[left], by_text[right], by_text[left + right]))
+    pairs = [m.split(" ", 1) if isinstance(m, str) else m for m in model.get("merges") or []]
+    merges = [(by_text[a], by_text[b], by_text[a + b]) for a, b in pairs]
     added = []
     for tok in data.get("added_tokens") or []:
         if tok.get("single_word"):

@@ -201,3 +201,13 @@ def test_encode_batch_matches_encode() -> None:
         docs = _docs()[:10]
         assert enc.encode_batch(docs) == [enc.encode(d) for d in docs]
         assert enc.encode_batch(docs, allow_special=False) == [enc.encode(d, False) for d in docs]
+
+
+def test_vocabulary_bytes_leave_out_non_byte_level_entries() -> None:
+    from smg._fast.bpe import _byte_vocab, byte_level_alphabet
+
+    alphabet = byte_level_alphabet()
+    assert len(alphabet) == 256 and sorted(alphabet.values()) == list(range(256))
+    vocab = {"a": 1, "Ġb": 2, "<｜x｜>": 3, "\ufffe": 4, "ĊĠ": 5}
+    assert _byte_vocab(vocab) == {b"a": 1, b" b": 2, b"\n ": 5}
+    assert _byte_vocab({**vocab, "\uffffz": 6}) == {b"a": 1, b" b": 2, b"\n ": 5}  # holds the separator
