@@ -175,6 +175,9 @@ class ModelSettings:
     chat_template: str | None = _opt(None, "chat template: a .jinja file, an inline template, or 'chatml'/'deepseek'")
     reasoning_parser: str | None = _opt(None, "reasoning parser (default: chosen by model name)")
     tool_call_parser: str | None = _opt(None, "tool-call parser (default: chosen by model name)")
+    grpc_client: Literal["lean", "aio"] = _opt(
+        "lean", "gRPC client: smg's lean HTTP/2 client, or grpc.aio"
+    )
 
 
 @dataclass(frozen=True)

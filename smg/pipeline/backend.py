@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import grpc
 
 from smg._fast.detok import DetokTable
-from smg.clients.grpc import GrpcWorkerClient
+from smg.clients.grpc import GrpcWorkerClient, make_client
 from smg.parsers.reasoning import ThinkParser, get_reasoning_parser, reasoning_parser_for_model
 from smg.parsers.tools import MarkerToolParser, get_tool_parser, tool_parser_for_model
 from smg.tokenizer import Tokenizer, load_tokenizer, load_tokenizer_from_zip
@@ -35,6 +35,7 @@ class GrpcSettings:
     chat_template: str | None = None
     reasoning_parser: str | None = None
     tool_call_parser: str | None = None
+    grpc_client: str = "lean"
 
     @classmethod
     def from_config(cls, model: object) -> GrpcSettings:
@@ -44,6 +45,7 @@ class GrpcSettings:
             getattr(model, "chat_template", None),
             getattr(model, "reasoning_parser", None),
             getattr(model, "tool_call_parser", None),
+            getattr(model, "grpc_client", "lean"),
         )
 
 
@@ -77,16 +79,18 @@ class GrpcBackend:
                 await self.runtime_for(model, client)
                 self._served[url] = model
             return client, model
+        transport = self.settings.grpc_client
         for proto in ("sglang", "vllm"):
-            client = GrpcWorkerClient(url, proto)
+            client = make_client(url, proto, transport)
             try:
                 await client._stub.HealthCheck(client._pb.HealthCheckRequest(), timeout=5.0)
-            except grpc.aio.AioRpcError as exc:
+            except Exception as exc:  # noqa: BLE001 - unreachable workers surface many ways
                 await client.close()
-                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                code = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else None
+                if code == grpc.StatusCode.UNIMPLEMENTED:
                     continue
-                # unreachable or unhealthy: keep the SGLang client, health checks decide
-                client = GrpcWorkerClient(url, "sglang")
+                # unreachable or unhealthy: keep an SGLang client, health checks decide
+                client = make_client(url, "sglang", transport)
                 self.clients[url] = client
                 return client, None
             self.clients[url] = client
@@ -100,7 +104,7 @@ class GrpcBackend:
     async def _served_model(self, client: GrpcWorkerClient) -> str | None:
         try:
             info = await client.model_info()
-        except grpc.aio.AioRpcError:
+        except Exception:  # noqa: BLE001 - any failure means "not known yet"
             return None
         return info.get("served_model_name") or info.get("model_path") or None
 

@@ -256,3 +256,25 @@ def test_logprobs_come_back_in_openai_shape(gw) -> None:
     assert len(lp.content) == 4
     assert "".join(t.token for t in lp.content) == _expected(gw, 4)
     assert all(isinstance(t.logprob, float) for t in lp.content)
+
+
+def test_a_dead_worker_is_retried_elsewhere_and_leaves_rotation() -> None:
+    from smg.config import HealthSettings
+
+    workers = [GrpcWorkerThread(grpc_proto="sglang", model=MODEL, tokenizer="deepseek") for _ in range(2)]
+    urls = tuple(w.start() for w in workers)
+    config = GatewayConfig(
+        routing=RoutingConfig(worker_urls=urls, policy="round_robin", disable_load_monitoring=True),
+        health=HealthSettings(interval_secs=0.2, timeout_secs=1.0, failure_threshold=1, success_threshold=1),
+    )
+    server = ServerThread(create_app(config))
+    client = openai.OpenAI(base_url=server.start() + "/v1", api_key="unused", max_retries=0, timeout=30)
+    g = SimpleNamespace(client=client)
+    try:
+        workers[0].stop()  # dead before any request: every request must still succeed
+        for _ in range(6):
+            resp = _chat(g, max_tokens=3)
+            assert resp.choices[0].finish_reason == "length"
+    finally:
+        server.stop()
+        workers[1].stop()
