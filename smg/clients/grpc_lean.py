@@ -54,6 +54,12 @@ def _rpc_error(call: Call) -> grpc.aio.AioRpcError:
                                 call.details)
 
 
+def _expire(conn: H2Connection, call: Call) -> None:
+    if call.status is None:
+        conn.reset(call)
+        call.status, call.details = grpc.StatusCode.DEADLINE_EXCEEDED.value[0], "Deadline Exceeded"
+
+
 class _Stub:
     """``client._stub.Method(request, timeout=...)`` for every unary rpc of the service,
     as a grpc stub offers them (the gateway's backend probes services this way)."""
@@ -174,20 +180,19 @@ class LeanGrpcWorkerClient(GrpcWorkerClient):
 
     async def _finished(self, conn: H2Connection, call: Call, timeout: float | None) -> None:
         """Wait for ``call``'s status; past ``timeout`` reset it as DEADLINE_EXCEEDED."""
+        if call.status is not None:
+            return
+        timer = None if timeout is None else conn.loop.call_later(timeout, _expire, conn, call)
         try:
-            if timeout is None:
-                while call.status is None:
-                    await conn.wait(call)
-            else:
-                async with asyncio.timeout(timeout):
-                    while call.status is None:
-                        await conn.wait(call)
-        except TimeoutError:
-            conn.reset(call)
-            call.status, call.details = grpc.StatusCode.DEADLINE_EXCEEDED.value[0], "Deadline Exceeded"
+            while call.status is None:
+                call.waiter = waiter = conn.loop.create_future()
+                await waiter
         except BaseException:
             conn.reset(call)
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     async def _unary(self, method: str, request: Any, response_class: Any, timeout: float | None):
         try:
