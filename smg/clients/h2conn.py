@@ -5,7 +5,9 @@ HTTP/2 (RFC 9113) a gRPC client needs — preface and SETTINGS, HEADERS (+CONTIN
 from the peer, decoded with ``hpack``), DATA with gRPC's 5-byte message framing,
 WINDOW_UPDATE flow control both ways, PING answers, RST_STREAM both ways and GOAWAY.
 A call is a ``Call``: its received messages (raw bytes, parsed by the caller) and, once
-over, its gRPC status. Frames written in one event-loop turn go out in one write.
+over, its gRPC status; a reader waits by putting a future in ``call.waiter``, which the
+connection resolves when a message or the status arrives (one wake-up per read, however
+many messages it brought). Frames written in one event-loop turn go out in one write.
 
 Statuses follow gRPC's own mapping: trailers ``grpc-status``/``grpc-message``; an HTTP
 status other than 200 without one; RST_STREAM codes (REFUSED_STREAM -> UNAVAILABLE,
@@ -45,7 +47,7 @@ class Call:
         self.need = 0
         self.recv = 0  # bytes received since our last WINDOW_UPDATE for this stream
         self.window = window  # what the peer lets us send
-        self.out = b""  # request bytes flow control held back
+        self.out: bytes | memoryview = b""  # request bytes flow control held back
         self.out_end = False
         self.discard = False  # nobody reads it any more: drop its messages
 
@@ -163,15 +165,9 @@ class H2Connection(asyncio.Protocol):
                         + f.frame(f.DATA, f.END_STREAM, sid, body))
         else:
             self._write(f.frame(f.HEADERS, f.END_HEADERS, sid, header_block))
-            call.out, call.out_end = body, True
+            call.out, call.out_end = memoryview(body), True  # sliced without copying
             self._pump(call)
         return call
-
-    async def wait(self, call: Call) -> None:
-        """Until ``call`` has a new message or its status."""
-        fut = self.loop.create_future()
-        call.waiter = fut
-        await fut
 
     def discard(self, call: Call) -> None:
         """Nobody reads ``call`` any more: drop what it received and will receive."""
