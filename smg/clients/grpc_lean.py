@@ -82,7 +82,8 @@ class _Stub:
 
 class LeanGrpcWorkerClient(GrpcWorkerClient):
     def __init__(self, url: str, proto: str = "sglang", *, window: int = 1 << 24,
-                 conn_window: int = 1 << 30, max_frame: int = 1 << 20) -> None:
+                 conn_window: int = 1 << 30, max_frame: int = 1 << 20,
+                 keepalive_s: float = 30.0, keepalive_timeout_s: float = 10.0) -> None:
         # not GrpcWorkerClient.__init__: no grpc channel; build_request and _item are shared
         if proto not in _SERVICES:
             raise ValueError(f"unknown gRPC worker protocol {proto!r}")
@@ -96,7 +97,8 @@ class LeanGrpcWorkerClient(GrpcWorkerClient):
             raise ValueError(f"gRPC worker URL needs host:port, got {url!r}")
         self._host, self._port = host.strip("[]"), int(port)
         self._authority = target
-        self._h2_options = {"window": window, "conn_window": conn_window, "max_frame": max_frame}
+        self._h2_options = {"window": window, "conn_window": conn_window, "max_frame": max_frame,
+                            "keepalive_s": keepalive_s, "keepalive_timeout_s": keepalive_timeout_s}
         self.connect_timeout = 10.0
         self._conn: H2Connection | None = None
         self._connecting: asyncio.Future | None = None

@@ -54,8 +54,15 @@ class Call:
 
 class H2Connection(asyncio.Protocol):
     def __init__(self, *, window: int = 1 << 24, conn_window: int = 1 << 30,
-                 max_frame: int = 1 << 20) -> None:
+                 max_frame: int = 1 << 20, keepalive_s: float = 30.0,
+                 keepalive_timeout_s: float = 10.0) -> None:
         self.loop = asyncio.get_running_loop()
+        # while calls run, a PING every keepalive_s; no ACK within the timeout: the
+        # connection is dead (calls fail UNAVAILABLE), as grpc's keepalive does
+        self.keepalive = (keepalive_s, keepalive_timeout_s)
+        self._tick = self.loop.call_later(keepalive_s, self._keepalive)
+        self._ping_due: asyncio.TimerHandle | None = None
+        self._lost_why = ""
         self.transport: asyncio.Transport | None = None
         self.closed = False  # no new streams: lost, GOAWAY or closed by us
         self.lost = self.loop.create_future()
@@ -98,7 +105,10 @@ class H2Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.closed = True
-        why = f"connection lost: {exc}" if exc else "connection closed by the worker"
+        self._tick.cancel()
+        if self._ping_due is not None:
+            self._ping_due.cancel()
+        why = self._lost_why or (f"connection lost: {exc}" if exc else "connection closed by the worker")
         for call in list(self.calls.values()):
             self._finish(call, UNAVAILABLE, why)
         self._release_slots()
@@ -120,6 +130,22 @@ class H2Connection(asyncio.Protocol):
             self._flush()
             self.transport.abort()  # connection_lost fails the calls
             self.transport = None
+
+    def _keepalive(self) -> None:
+        if self.transport is None:
+            return
+        interval, timeout = self.keepalive
+        if self.calls and self._ping_due is None:
+            self._write(f.frame(f.PING, 0, 0, b"smg-ping"))
+            self._ping_due = self.loop.call_later(timeout, self._keepalive_expired)
+        self._tick = self.loop.call_later(interval, self._keepalive)
+
+    def _keepalive_expired(self) -> None:
+        self._ping_due = None
+        if self.transport is not None:
+            self._lost_why = "keepalive ping not answered: connection considered dead"
+            self.closed = True
+            self.transport.abort()
 
     def _write(self, data: bytes) -> None:
         self.out.append(data)
@@ -308,6 +334,9 @@ class H2Connection(asyncio.Protocol):
         elif ftype == f.PING:
             if not flags & f.ACK:
                 self._write(f.frame(f.PING, f.ACK, 0, payload))
+            elif self._ping_due is not None:
+                self._ping_due.cancel()
+                self._ping_due = None
         elif ftype == f.RST_STREAM:
             call = self.calls.get(sid)
             if call is not None:

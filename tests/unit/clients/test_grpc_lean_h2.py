@@ -76,6 +76,7 @@ class Conn:
         self.server, self.reader, self.writer = server, reader, writer
         self.h2 = h2_connection.H2Connection(h2.config.H2Configuration(client_side=False,
                                                                       header_encoding="utf-8"))
+        self.deaf = False  # read and drop everything (a peer that stopped answering)
         self.paths: dict[int, str] = {}
         self.bodies: dict[int, bytearray] = {}
 
@@ -88,6 +89,8 @@ class Conn:
             self.h2.update_settings(self.server.settings)
         self.flush()
         while data := await self.reader.read(65536):
+            if self.deaf:
+                continue
             for ev in self.h2.receive_data(data):
                 self.server.events.append(ev)
                 if isinstance(ev, h2.events.RequestReceived):
@@ -278,3 +281,34 @@ async def test_deadline_resets_the_stream() -> None:
 async def _until(predicate) -> None:
     while not predicate():
         await asyncio.sleep(0.005)
+
+
+async def test_keepalive_fails_calls_on_a_silent_connection() -> None:
+    async def handler(conn: Conn, sid: int, path: str, body: bytes) -> None:
+        conn.h2.send_headers(sid, OK_HEADERS)
+        conn.h2.send_data(sid, chunk("k", 0))
+        conn.flush()
+        conn.deaf = True  # pings go unanswered
+
+    async with Server(handler) as srv:
+        client = srv.client(keepalive_s=0.05, keepalive_timeout_s=0.2)
+        got: list = []
+        with pytest.raises(WorkerCallError) as info:
+            async with asyncio.timeout(10):
+                async for item in client.generate(GenParams("k", [1])):
+                    got.append(item)
+        assert len(got) == 1 and "keepalive" in info.value.message and not info.value.retryable
+        await client.close()
+
+
+async def test_keepalive_pings_are_answered_while_calls_run() -> None:
+    async def handler(conn: Conn, sid: int, path: str, body: bytes) -> None:
+        await asyncio.wait_for(_until(lambda: sum(isinstance(e, h2.events.PingReceived)
+                                                  for e in conn.server.events) >= 3), 5)
+        conn.reply(sid, [complete("p", 1)])
+
+    async with Server(handler) as srv:
+        client = srv.client(keepalive_s=0.02, keepalive_timeout_s=1.0)
+        (done,) = await collect(client, GenParams("p", [1]))
+        assert done.completion_tokens == 1
+        await client.close()
