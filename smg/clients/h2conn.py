@@ -21,36 +21,12 @@ import asyncio
 import collections
 import socket
 
+from smg.clients.h2call import MAX_MESSAGE, Call
 from smg.clients.h2headers import (CANCELLED, INTERNAL, OK, RESOURCE_EXHAUSTED, UNAVAILABLE,
                                    UNKNOWN, HeaderDecoder, http_error, rst_status, trailer_status)
 from smg.h2 import frames as f
 
 __all__ = ["Call", "H2Connection", "OK", "CANCELLED", "UNKNOWN", "INTERNAL", "UNAVAILABLE"]
-
-MAX_MESSAGE = 256 * 1024 * 1024
-
-
-class Call:
-    """One stream: received messages (``bytes``) in order, then ``status``/``details``."""
-
-    __slots__ = ("sid", "messages", "waiter", "status", "details", "headers_seen", "buf",
-                 "need", "recv", "window", "out", "out_end", "discard")
-
-    def __init__(self, sid: int, window: int) -> None:
-        self.sid = sid
-        self.messages: collections.deque[bytes] = collections.deque()
-        self.waiter: asyncio.Future | None = None
-        self.status: int | None = None  # None while the call runs
-        self.details = ""
-        self.headers_seen = False
-        self.buf = bytearray()  # a message split across DATA frames
-        self.need = 0
-        self.recv = 0  # bytes received since our last WINDOW_UPDATE for this stream
-        self.window = window  # what the peer lets us send
-        self.out: bytes | memoryview = b""  # request bytes flow control held back
-        self.out_end = False
-        self.discard = False  # nobody reads it any more: drop its messages
-
 
 class H2Connection(asyncio.Protocol):
     def __init__(self, *, window: int = 1 << 24, conn_window: int = 1 << 30,
