@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", default=None,
                         help="TOML or YAML file with the same settings (flags override it)")
     add_dataclass_arguments(parser, GatewayConfig)
+    for action in parser._actions:  # "--port PORT", not "--port SERVER.PORT"
+        if action.metavar is None and action.nargs != 0 and not action.choices and "." in action.dest:
+            action.metavar = action.dest.rsplit(".", 1)[1].upper()
 
 
 class ReferenceWorker:
