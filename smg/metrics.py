@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from smg.router import Worker
@@ -34,7 +34,7 @@ class _WorkerCollector(Collector):
         breaker = GaugeMetricFamily(
             "smg_worker_cb_state", "circuit breaker: 0 closed, 1 open, 2 half-open", labels=["worker"]
         )
-        processed = GaugeMetricFamily("smg_worker_processed", "requests sent to the worker", labels=["worker"])
+        processed = CounterMetricFamily("smg_worker_requests", "attempts sent to the worker", labels=["worker"])
         for w in workers:
             active.add_metric([w.url], w.load)
             healthy.add_metric([w.url], 1 if w.is_available() else 0)

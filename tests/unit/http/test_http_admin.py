@@ -111,7 +111,7 @@ async def test_loads_flush_health_and_metrics(make_stub, make_gateway):
     assert status == 200 and headers["content-type"].startswith("text/plain")
     assert 'smg_http_responses_total{endpoint="/v1/chat/completions",status_code="200"} 1.0' in text
     assert 'smg_http_responses_total{endpoint="/v1/chat/completions",status_code="400"} 1.0' in text
-    assert f'smg_worker_processed{{worker="{a.url}"}} 1.0' in text
+    assert f'smg_worker_requests_total{{worker="{a.url}"}} 1.0' in text
 
 
 async def test_request_id_is_kept_from_the_client(make_stub, make_gateway):
