@@ -35,6 +35,7 @@ __all__ = [
     "BreakerSettings",
     "GatewayConfig",
     "HealthSettings",
+    "PDSettings",
     "ModelSettings",
     "RetrySettings",
     "RoutingConfig",
@@ -181,6 +182,36 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class PDSettings:
+    """Prefill/decode disaggregation: each generating request goes to a (prefill, decode) pair."""
+
+    pd_disaggregation: bool = _opt(False, "route chat, completions and generate to prefill/decode pairs")
+    prefill: tuple[str, ...] = _opt(
+        (), "a prefill worker and its KV bootstrap port (repeatable)", metavar="URL [BOOTSTRAP_PORT|none]"
+    )
+    decode: tuple[str, ...] = _opt((), "a decode worker (repeatable)", metavar="URL")
+    prefill_policy: str | None = _opt(None, "routing policy of the prefill pool (default: --policy)")
+    decode_policy: str | None = _opt(None, "routing policy of the decode pool (default: --policy)")
+    pd_style: Literal["auto", "sglang", "vllm"] = _opt(
+        "auto", "HTTP PD handshake: sglang (bootstrap rooms), vllm (kv_transfer_params), or auto "
+        "(asked of each prefill worker); gRPC workers go by their protocol"
+    )
+
+    def prefill_workers(self) -> list[tuple[str, int | None]]:
+        """``--prefill`` values as (url, bootstrap port or None): each URL may be followed
+        by its port or ``none``, as SMG parses them."""
+        out: list[tuple[str, int | None]] = []
+        for item in self.prefill:
+            if "://" in item:
+                out.append((item, None))
+            elif out and out[-1][1] is None and (item.isdigit() or item.lower() == "none"):
+                out[-1] = (out[-1][0], int(item) if item.isdigit() else None)
+            else:
+                raise ValueError(f"--prefill: {item!r} is neither a worker URL nor the bootstrap port after one")
+        return out
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """Everything ``smg serve`` needs, passed down as one value."""
 
@@ -189,11 +220,13 @@ class GatewayConfig:
     retry: RetrySettings = field(default_factory=RetrySettings)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    pd: PDSettings = field(default_factory=PDSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
 
     def grpc_mode(self) -> bool:
         """True when the workers are gRPC (``grpc://``) workers: full server mode."""
-        return any(u.startswith(("grpc://", "grpcs://")) for u in self.routing.worker_urls)
+        urls = (*self.routing.worker_urls, *self.pd.decode)
+        return any(u.startswith(("grpc://", "grpcs://")) for u in urls)
 
     def policy_config(self) -> PolicyConfig:
         from smg.router import PolicyConfig
