@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smg.parsers.core import Parser, Snapshot, SnapshotBuilder
+from smg.parsers.reasoning_channels import InklingReasoningParser, KimiK3ReasoningParser
 from smg.parsers.scan import held_suffix
 
 __all__ = ["REASONING_PARSERS", "ThinkParser", "reasoning_parser_for_model", "get_reasoning_parser"]
@@ -89,8 +90,9 @@ def _think(name: str, starts: bool = False, start: str = "<think>", end: str = "
 
 
 # name -> parser; the order of MODEL_PATTERNS matters (first match wins).
+# Channel formats (kimi_k3, inkling) offer the same parse/started() interface.
 REASONING_PARSERS: dict[str, ThinkParser] = {
-    p.name: p
+    p.name: p  # type: ignore[misc]
     for p in (
         _think("base"),
         _think("deepseek_r1", True),
@@ -105,6 +107,8 @@ REASONING_PARSERS: dict[str, ThinkParser] = {
         _think("kimi_thinking", True),
         _think("cohere_cmd", start="<|START_THINKING|>", end="<|END_THINKING|>"),
         _think("nano_v3"),
+        KimiK3ReasoningParser(),
+        InklingReasoningParser(),
     )
 }
 
@@ -126,6 +130,8 @@ MODEL_PATTERNS: tuple[tuple[str, str], ...] = (
     ("mm-m2", "minimax"),
     ("kimi-k2.5", "kimi_k25"),
     ("kimi-k2-thinking", "kimi_thinking"),
+    ("kimi-k3", "kimi_k3"),
+    ("kimi_k3", "kimi_k3"),
     ("kimi", "kimi"),
     ("command-r", "cohere_cmd"),
     ("command-a", "cohere_cmd"),
@@ -134,6 +140,7 @@ MODEL_PATTERNS: tuple[tuple[str, str], ...] = (
     ("nemotron-nano", "nano_v3"),
     ("nemotron-super", "nano_v3"),
     ("nano-v3", "nano_v3"),
+    ("inkling", "inkling"),
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 
 from smg.parsers.tools.base import MarkerToolParser
+from smg.parsers.tools.channels import InklingToolParser, KimiK3ToolParser
 from smg.parsers.tools.harmony import HarmonyParser
 from smg.parsers.tools.json_formats import (
     CohereParser,
@@ -17,6 +18,7 @@ from smg.parsers.tools.json_formats import (
     MistralParser,
 )
 from smg.parsers.tools.pythonic import PythonicParser
+from smg.parsers.tools.sarashina import SarashinaParser
 from smg.parsers.tools.xml_formats import (
     DsmlParser,
     DsmlV4Parser,
@@ -48,6 +50,9 @@ for _cls, _aliases in (
     (Step3Parser, ()),
     (CohereParser, ()),
     (HarmonyParser, ("harmony", "gpt-oss")),
+    (KimiK3ToolParser, ("kimik3",)),
+    (InklingToolParser, ()),
+    (SarashinaParser, ()),
 ):
     _p = _cls()
     for _name in (_p.name, *_aliases):
@@ -78,9 +83,13 @@ MODEL_PATTERNS: tuple[tuple[str, str], ...] = (
     ("*glm-4.7*", "glm47_moe"),
     ("*glm-5*", "glm47_moe"),
     ("*glm-*", "json"),
+    ("*sarashina*", "sarashina"),
     ("*step3*", "step3"),
     ("*step-3*", "step3"),
     ("*kimi-k2*", "kimik2"),
+    ("*kimi-k3*", "kimi_k3"),
+    ("*kimi_k3*", "kimi_k3"),
+    ("*inkling*", "inkling"),
     ("*minimax*", "minimax_m2"),
     ("*command-r*", "cohere"),
     ("*command-a*", "cohere"),

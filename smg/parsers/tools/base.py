@@ -153,7 +153,7 @@ _NAME_KEYS = ("name", "tool_name")
 _ARG_KEYS = ("arguments", "parameters")
 
 
-def scan_call_object(text: str, i: int) -> ObjectScan:
+def scan_call_object(text: str, i: int, arg_keys: Sequence[str] = _ARG_KEYS) -> ObjectScan:
     """Scan a (possibly partial) ``{"name": ..., "arguments": {...}}`` at ``text[i]``."""
     out = ObjectScan()
     n = len(text)
@@ -186,7 +186,7 @@ def scan_call_object(text: str, i: int) -> ObjectScan:
         if j >= n:
             return out
         vend = json_value_end(text, j)
-        if key in _ARG_KEYS and out.args_start is None:
+        if key in arg_keys and out.args_start is None:
             out.args_start = j
             out.args_end = vend
         elif key in _NAME_KEYS and vend is not None:
@@ -202,10 +202,15 @@ def scan_call_object(text: str, i: int) -> ObjectScan:
 
 
 def emit_object_call(
-    text: str, i: int, b: SnapshotBuilder, final: bool, hold: Sequence[str] = ()
+    text: str,
+    i: int,
+    b: SnapshotBuilder,
+    final: bool,
+    hold: Sequence[str] = (),
+    arg_keys: Sequence[str] = _ARG_KEYS,
 ) -> int | None:
     """Add the call written as a JSON object at ``text[i]``; return its end or None."""
-    scan = scan_call_object(text, i)
+    scan = scan_call_object(text, i, arg_keys)
     n = len(text)
     if scan.name is None:
         return scan.end if scan.end is not None else (n if final else None)

@@ -1,6 +1,7 @@
 """Pythonic tool calls (Llama 4 and others): ``[f(a=1, b="x"), g()]``.
 
-The list may be wrapped in ``<|python_start|>``/``<|python_end|>``. Keyword values are
+The list may be wrapped in ``<|python_start|>``/``<|python_end|>``; text after it is
+content. Keyword values are
 Python literals, converted with ``ast.literal_eval`` and written as JSON one complete
 keyword at a time.
 """
@@ -78,15 +79,24 @@ class PythonicParser(MarkerToolParser):
                 return b.build()
             b.content(text)
             return b.build()
-        self._calls(text, j + 1, b, final)
+        end = self._calls(text, j + 1, b, final)
+        if end is not None:  # after the list: an optional wrapper end, then text
+            k = skip_ws(text, end)
+            if text.startswith(_WRAP_CLOSE, k):
+                k += len(_WRAP_CLOSE)
+            elif not final and _WRAP_CLOSE.startswith(text[k:]):
+                return b.build()
+            b.content(text[skip_ws(text, k) :])
         return b.build()
 
-    def _calls(self, text: str, j: int, b: SnapshotBuilder, final: bool) -> None:
+    def _calls(self, text: str, j: int, b: SnapshotBuilder, final: bool) -> int | None:
+        """Add the calls of the list whose ``[`` precedes ``j``; return the offset after
+        its ``]`` (None while it is open)."""
         n = len(text)
         while True:
             m = _NAME.match(text, j)
             if m is None:
-                return
+                return None
             args = ArgsBuilder(b.call(m.group(1)))
             j = m.end()
             while True:
@@ -100,11 +110,13 @@ class PythonicParser(MarkerToolParser):
                 if km is None or end is None:
                     if final:
                         args.close()
-                    return
+                    return None
                 args.add(km.group(1), _literal(text[km.end() : end]))
                 j = end + 1 if text[end] == "," else end
             j = skip_ws(text, j)
             if j < n and text[j] == ",":
                 j += 1
-            elif j >= n or text[j] == "]":
-                return
+            elif j < n and text[j] == "]":
+                return j + 1
+            else:
+                return None

@@ -75,3 +75,87 @@ REASONING_CASES = [
     ("cohere_cmd", "<|START_THINKING|>plan<|END_THINKING|>done", "plan", "done"),
     ("qwen3_thinking", "a</think>b", "a", "b"),
 ]
+
+# --- formats added later: Kimi-K3 XTML, Inkling TML, Sarashina, Llama 4 wrapper ----------
+
+K3_ARG = '<|open|>argument key="{}" type="{}"<|sep|>{}<|close|>argument<|sep|>'.format
+K3_CALL = '<|open|>call tool="{}" index="{}"<|sep|>{}<|close|>call<|sep|>'.format
+K3_TOOLS = "<|open|>tools<|sep|>{}<|close|>tools<|sep|>".format
+NESTED_JSON = '{"filter": {"tags": ["a", "b\\"q\\""], "range": [1, 2.5]}, "note": "say \\"hi\\"\\n😀"}'
+INK_CALL = '<|message_model|>{0}<|content_invoke_tool_json|>{{"name":"{0}","args":{1}}}<|end_message|>'.format
+
+NEW_FORMAT_CASES = [
+    ("kimi_k3", "<|open|>response<|sep|>Let me check 北京.<|close|>response<|sep|>"
+     + K3_TOOLS(K3_CALL("get_weather", 1, K3_ARG("city", "string", "北京") + K3_ARG("unit", "string", "celsius"))
+                + K3_CALL("search", 2, K3_ARG("filter", "object", '{"tags": ["a", "b\\"q\\""], "range": [1, 2.5]}')
+                          + K3_ARG("note", "string", 'say "hi"\n😀')))
+     + "<|close|>message<|sep|>",
+     "Let me check 北京.", "", [("get_weather", W), ("search", NESTED)]),
+    ("kimi_k3", K3_TOOLS(K3_CALL("a&amp;b", 1, "") + K3_CALL("n", 2, K3_ARG("k", "number", "3") + K3_ARG("ok", "boolean", "true"))),
+     "", "", [("a&b", {}), ("n", {"k": 3, "ok": True})]),
+    ("kimi_k3", "plain answer <|open|> not a channel", "plain answer <|open|> not a channel", "", []),
+    ("kimi_k3", K3_TOOLS(K3_CALL("get_weather", 1, K3_ARG("city", "string", "北京") + '<|open|>argument key="unit" type="string"<|sep|>cel'))[:-len("<|close|>tools<|sep|>")],
+     "", "", [("get_weather", None)]),
+    ("inkling", "<|message_model|><|content_text|>I'll check 北京.<|end_message|>" + INK_CALL("get_weather", '{"city":"北京","unit":"celsius"}')
+     + INK_CALL("search", NESTED_JSON) + "<|content_model_end_sampling|>",
+     "I'll check 北京.", "", [("get_weather", W), ("search", NESTED)]),
+    ("inkling", "<|content_text|>Before<|end_message|><|content_invoke_tool_json|>not-json<|end_message|>"
+     "<|content_invoke_tool_text|>search: rust<|end_message|>" + INK_CALL("a", "{}") + "<|content_text|>After<|end_message|>",
+     "BeforeAfter", "", [("a", {})]),
+    ("inkling", '<|content_invoke_tool_json|>{"name":"get_weather","args":{"city":"北', "", "", [("get_weather", None)]),
+    ("sarashina", "<|tool_calls|>[{'name': 'get_weather', 'arguments': {'city': '北京', 'unit': 'celsius'}}, {'name': 'a', 'arguments': {}}]",
+     "", "", [("get_weather", W), ("a", {})]),
+    ("sarashina", "[{'name': 'search', 'arguments': {'filter': {'tags': ['a', 'b\"q\"'], 'range': [1, 2.5]}, 'note': 'say \"hi\"\\n😀'}}] done",
+     "done", "", [("search", NESTED)]),
+    ("sarashina", "Checking.<|tool_calls|>[{'name': 'get_weather', 'arguments': {'city': '北京', 'unit': 'celsius'}}, {'name': 'x', 'argu",
+     "Checking.", "", [("get_weather", W)]),
+    ("sarashina", "[{'a': 1}] is just a list", "[{'a': 1}] is just a list", "", []),
+    ("llama4", '<|python_start|>[get_weather(city="北京", unit="celsius"), a()]<|python_end|>', "", "", [("get_weather", W), ("a", {})]),
+]
+
+# --- edge cases in the older formats ------------------------------------------------------
+
+EDGE_CASES = [
+    # text after calls
+    ("qwen", '<tool_call>\n{"name": "a", "arguments": {}}\n</tool_call>\nDone 😀.', "Done 😀.", "", [("a", {})]),
+    ("kimik2", 'Sure<|tool_calls_section_begin|><|tool_call_begin|>functions.a:0<|tool_call_argument_begin|>{}<|tool_call_end|><|tool_calls_section_end|> then more',
+     "Surethen more", "", [("a", {})]),
+    ("pythonic", '[get_weather(city="北京", unit="celsius")] Here you go.', "Here you go.", "", [("get_weather", W)]),
+    ("cohere", '<|START_ACTION|>[{"tool_name": "a", "parameters": {}}]<|END_ACTION|>after', "after", "", [("a", {})]),
+    # empty arguments, missing arguments
+    ("qwen", '<tool_call>\n{"name": "ping"}\n</tool_call>', "", "", [("ping", {})]),
+    ("mistral", '[TOOL_CALLS]ping[ARGS]{}', "", "", [("ping", {})]),
+    ("deepseek31", f"{DS_B}{DS_CB}ping{DS_SEP}{{}}{DS_CE}{DS_E}", "", "", [("ping", {})]),
+    ("minimax_m2", '<minimax:tool_call>\n<invoke name="ping">\n</invoke>\n</minimax:tool_call>', "", "", [("ping", {})]),
+    # nested JSON with escaped quotes and unicode
+    ("kimik2", f"<|tool_calls_section_begin|><|tool_call_begin|>functions.search:0<|tool_call_argument_begin|>{NESTED_JSON}<|tool_call_end|><|tool_calls_section_end|>",
+     "", "", [("search", NESTED)]),
+    ("mistral", f'[TOOL_CALLS] [{{"name": "search", "arguments": {NESTED_JSON}}}]', "", "", [("search", NESTED)]),
+    ("llama3", f'<|python_tag|>{{"name": "search", "parameters": {NESTED_JSON}}}', "", "", [("search", NESTED)]),
+    ("gpt_oss", f"<|channel|>commentary to=functions.search <|constrain|>json<|message|>{NESTED_JSON}<|call|>", "", "", [("search", NESTED)]),
+    # truncated output inside the arguments (max_tokens)
+    ("kimik2", '<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>{"city": "北', "", "", [("get_weather", None)]),
+    ("deepseek31", f'{DS_B}{DS_CB}get_weather{DS_SEP}{{"city": "北京", "unit', "", "", [("get_weather", None)]),
+    ("mistral", '[TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Pa', "", "", [("get_weather", None)]),
+    ("llama3", '<|python_tag|>{"name": "get_weather", "parameters": {"ci', "", "", [("get_weather", None)]),
+    ("json", '{"name": "get_weather", "arguments": {"city": "北京", "u', "", "", [("get_weather", None)]),
+    ("gpt_oss", '<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city": "北', "", "", [("get_weather", None)]),
+    ("deepseek32", '<｜DSML｜function_calls>\n<｜DSML｜invoke name="get_weather">\n<｜DSML｜parameter name="city" string="true">北京</｜DSML｜parameter>\n<｜DSML｜parameter name="unit" string="true">cel',
+     "", "", [("get_weather", None)]),
+    # several calls packed without separators
+    ("qwen", '<tool_call>{"name": "a", "arguments": {"x": 1}}</tool_call><tool_call>{"name": "b", "arguments": {"y": "}{"}}</tool_call>',
+     "", "", [("a", {"x": 1}), ("b", {"y": "}{"})]),
+]
+
+TOOL_CASES = TOOL_CASES + NEW_FORMAT_CASES + EDGE_CASES
+
+REASONING_CASES += [
+    ("kimi_k3", "<|open|>think<|sep|>先想 🤔<|close|>think<|sep|>\n<|open|>response<|sep|>答案<|close|>response<|sep|><|close|>message<|sep|>", "先想 🤔", "答案"),
+    ("kimi_k3", "<|open|>think<|sep|>plan<|open|>tools<|sep|>x", "plan", "<|open|>tools<|sep|>x"),
+    ("kimi_k3", "<|open|>response<|sep|>just an answer<|close|>response<|sep|>", "", "just an answer"),
+    ("kimi_k3", "<|open|>think<|sep|>cut off <|clo", "cut off <|clo", ""),
+    ("inkling", "<|message_model|><|content_thinking|>思考 🤔<|end_message|><|message_model|><|content_text|>answer<|end_message|>", "思考 🤔", "answer"),
+    ("inkling", '<|content_thinking|>t<|end_message|><|message_model|>f<|content_invoke_tool_json|>{"name":"f","args":{}}<|end_message|>',
+     "t", '<|content_invoke_tool_json|>{"name":"f","args":{}}<|end_message|>'),
+    ("inkling", "<|content_invoke_tool_text|>dropped<|end_message|><|content_text|>kept", "", "kept"),
+]

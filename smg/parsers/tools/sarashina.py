@@ -1,0 +1,165 @@
+"""Sarashina tool calls: a Python-literal list of dicts, after ``<|tool_calls|>``.
+
+``<|tool_calls|>[{'name': 'get_weather', 'arguments': {'city': 'Tokyo'}}]``. The marker
+is a special token that detokenization often strips, so a list of dicts that opens the
+output (only whitespace before it) is a call list too. Values are Python literals
+(single quotes, ``True``/``None``), read with ``ast.literal_eval``; arguments become
+JSON. The list is decided as a whole once its closing bracket arrives: if it holds no
+``{'name': ...}`` dict it was ordinary text and is kept as content. Output cut off
+inside the list yields the dicts that were complete.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass
+
+from smg.parsers.core import Snapshot, SnapshotBuilder
+from smg.parsers.scan import held_suffix
+from smg.parsers.tools.base import MarkerToolParser, skip_ws
+
+__all__ = ["SarashinaParser"]
+
+MARKER = "<|tool_calls|>"
+_BARE_START = re.compile(r"\[\s*\{")
+_MAYBE_BARE = re.compile(r"\[?\s*\Z")
+_TOP, _AFTER = "top", "after_list"
+
+
+def python_literal_end(text: str, i: int) -> int | None:
+    """End offset of the bracketed Python literal at ``text[i]`` (None if incomplete)."""
+    depth = 0
+    quote = None
+    esc = False
+    for j in range(i, len(text)):
+        c = text[j]
+        if quote:
+            if esc:
+                esc = False
+            elif c == "\\":
+                esc = True
+            elif c == quote:
+                quote = None
+        elif c in "\"'":
+            quote = c
+        elif c in "[{(":
+            depth += 1
+        elif c in "]})":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return None
+
+
+def _call_of(item: object) -> tuple[str, str] | None:
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        return None
+    args = item.get("arguments", {})
+    return item["name"], json.dumps(args, ensure_ascii=False)
+
+
+def _complete_dicts(text: str, j: int) -> list[tuple[str, str]]:
+    """The calls among the complete dicts of a list cut off before its ``]``."""
+    calls = []
+    n = len(text)
+    while True:
+        while j < n and (text[j].isspace() or text[j] == ","):
+            j += 1
+        if j >= n or text[j] != "{":
+            return calls
+        end = python_literal_end(text, j)
+        if end is None:
+            return calls
+        try:
+            call = _call_of(ast.literal_eval(text[j:end]))
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            call = None
+        if call:
+            calls.append(call)
+        j = end
+
+
+@dataclass(frozen=True)
+class SarashinaParser(MarkerToolParser):
+    name: str = "sarashina"
+    starts = (MARKER,)
+
+    def has_markers(self, text: str) -> bool:
+        return MARKER in text or bool(_BARE_START.match(text.lstrip()))
+
+    def fast(self, chunk: str, state: object) -> tuple[str, str] | None:
+        if state != _TOP or "<" in chunk:
+            return None
+        return chunk, ""
+
+    def parse(self, text: str, final: bool, state: object = None) -> Snapshot:
+        b = SnapshotBuilder()
+        n = len(text)
+        pos = 0
+        if state is None:  # the very start: a bare list may open the output
+            j = skip_ws(text, 0)
+            if _BARE_START.match(text, j):
+                end = self._list(text, j, b, final)
+                if end is None:
+                    return b.build()
+                pos, state = end, (_AFTER if b.calls else _TOP)
+                b.safe(pos, state)
+            elif not final and _MAYBE_BARE.match(text, j):
+                return b.build()
+        while True:
+            if state == _AFTER:
+                j = skip_ws(text, pos)
+                if j == n:
+                    if final:
+                        b.safe(n, _AFTER)
+                    return b.build()
+                pos = j
+            i = text.find(MARKER, pos)
+            if i == -1:
+                keep = 0 if final else held_suffix(text, (MARKER,), pos)
+                b.content(text[pos : n - keep])
+                b.safe(n - keep, _TOP)
+                return b.build()
+            b.content(text[pos:i])
+            b.safe(i, _TOP)
+            j = skip_ws(text, i + len(MARKER))
+            if j >= n:
+                if final:
+                    b.safe(n, _AFTER)
+                return b.build()
+            if text[j] not in "[{":
+                pos, state = j, _AFTER
+                continue
+            ncalls = len(b.calls)
+            end = self._list(text, j, b, final)
+            if end is None:
+                return b.build()
+            pos, state = end, (_AFTER if len(b.calls) > ncalls else _TOP)
+            b.safe(pos, state)
+
+    def _list(self, text: str, j: int, b: SnapshotBuilder, final: bool) -> int | None:
+        """Decide the list (or single dict) at ``text[j]``; return its end."""
+        end = python_literal_end(text, j)
+        if end is None:
+            if not final:
+                return None
+            inner = j + 1 if text[j] == "[" else j
+            calls = _complete_dicts(text, inner)
+            if not calls:
+                b.content(text[j:])
+            for name, args in calls:
+                b.call(name, args, done=True)
+            return len(text)
+        try:
+            value = ast.literal_eval(text[j:end])
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            value = None
+        items = value if isinstance(value, list) else [value]
+        calls = [c for c in map(_call_of, items) if c]
+        if not calls:
+            b.content(text[j:end])
+        for name, args in calls:
+            b.call(name, args, done=True)
+        return end
