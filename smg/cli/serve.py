@@ -103,6 +103,10 @@ def _free_port(host: str) -> int:
 
 def _banner(url: str, config: GatewayConfig, spawned: bool) -> None:
     workers = ", ".join(config.routing.worker_urls)
+    if config.pd.pd_disaggregation:
+        pd = config.pd
+        workers = ", ".join([*(f"prefill {u}" for u in pd.prefill if "://" in u), *(f"decode {u}" for u in pd.decode),
+                             *config.routing.worker_urls])
     origin = "reference workers started by smg" if spawned else "workers"
     print(f"smg serve: listening on {url} (policy {config.routing.policy}, {config.server.server})", flush=True)
     print(f"smg serve: {origin}: {workers}", flush=True)
@@ -113,13 +117,14 @@ def _banner(url: str, config: GatewayConfig, spawned: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = GatewayConfig.load(file=args.config, args=args)
+        config.pd.prefill_workers()  # a malformed --prefill list is a configuration error
     except (OSError, ValueError) as exc:
         print(f"smg serve: bad configuration: {exc}", file=sys.stderr)
         return 2
     from smg.serve import run as serve_run
 
     spawned: list[ReferenceWorker] = []
-    if not config.routing.worker_urls:
+    if not config.routing.worker_urls and not config.pd.pd_disaggregation:
         print("smg serve: no --worker-urls given: starting two reference workers ...", flush=True)
         try:
             spawned = spawn_reference_workers(2)

@@ -63,7 +63,8 @@ class PDExchange(Protocol):
     info: RequestInfo
     body: bytes
     headers: dict[str, str]
-    finished: bool
+    finished: bool  # no more client messages matter
+    responded: bool  # http.response.start was sent
 
 
 @dataclass(slots=True)
@@ -186,7 +187,7 @@ class PDHttpExecutor:
             raise NoHealthyWorker(self.pd.unavailable_reason(ex.info))
         if last.error is not None:
             raise last.error
-        ex.finished = True
+        ex.finished = ex.responded = True
         await _send_whole(ex.send, last.status, last.headers or [], last.body)
         return last.status
 
@@ -352,12 +353,13 @@ class PDHttpExecutor:
             prefill = legs.prefill
             if prefill.done() and not prefill.cancelled() and prefill.exception() is None:
                 data = merge_input_logprobs(data, prefill.result()[2])
-        ex.finished = True
+        ex.finished = ex.responded = True
         await _send_whole(ex.send, resp.status, response_headers(resp.raw_headers), data)
         return resp.status
 
     async def _relay_stream(self, ex: PDExchange, legs: _Legs, resp: aiohttp.ClientResponse, started: float) -> int:
         send = ex.send
+        ex.responded = True
         await send({"type": "http.response.start", "status": resp.status,
                      "headers": response_headers(resp.raw_headers)})
         first = True

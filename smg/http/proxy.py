@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from smg.clients.http import forward_headers, response_headers
 from smg.errors import ModelNotFound, NoHealthyWorker, SmgError, UpstreamError, UpstreamTimeout, send_error
+from smg.http.pd_body import PD_PATHS
 from smg.http.sse import error_event, is_event_stream
 from smg.http.state import AppState
 from smg.protocol.routing import PARSERS, RoutingFields
@@ -126,6 +127,9 @@ class ProxyEndpoint:
 
         timer = loop.call_later(WATCH_AFTER_SECS, watch)
         try:
+            pd = ex.state.pd_http
+            if pd is not None and self.path in PD_PATHS:
+                return await pd.route(ex)
             return await _route(ex)
         except asyncio.CancelledError:
             if not ex.disconnected:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from smg.clients.http import UpstreamClient, parse_load_report
 from smg.config import GatewayConfig
+from smg.http.pd import PDHttpExecutor
+from smg.http.pd_metrics import PDMetrics
 from smg.metrics import GatewayMetrics
 from smg.pipeline.backend import GrpcBackend, GrpcSettings, is_grpc_url
 from smg.router import (
@@ -31,6 +33,7 @@ from smg.router import (
     WorkerRole,
     create_policy,
 )
+from smg.router.pd import PDRouter
 
 __all__ = ["AppState"]
 
@@ -50,6 +53,9 @@ class AppState:
     metrics: GatewayMetrics
     health: HealthChecker
     grpc: GrpcBackend | None = None  # gRPC (full server) mode
+    pd: PDRouter | None = None  # prefill/decode disaggregation
+    pd_http: PDHttpExecutor | None = None  # PD in proxy mode
+    pd_metrics: PDMetrics | None = None
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     @classmethod
@@ -84,16 +90,41 @@ class AppState:
             grpc=grpc_backend,
         )
         await asyncio.gather(*(state.add_worker(url) for url in config.routing.worker_urls))
+        if config.pd.pd_disaggregation:
+            await state._start_pd()
+        elif config.pd.prefill or config.pd.decode:
+            raise ValueError("--prefill and --decode workers need --pd-disaggregation")
         state.health.start()
         if not config.routing.disable_load_monitoring:
             state._every(config.routing.load_monitor_interval, state.poll_loads, "smg-load-monitor")
         state.router.start_maintenance(config.routing.eviction_interval_secs)
+        if state.pd is not None:
+            state.pd.start_maintenance(config.routing.eviction_interval_secs)
         return state
+
+    async def _start_pd(self) -> None:
+        """The pair router (a policy per pool), its metrics, and the prefill/decode workers."""
+        pd, routing = self.config.pd, self.config.routing
+        policies = (
+            create_policy(name or routing.policy, self.config.policy_config())
+            for name in (pd.prefill_policy, pd.decode_policy)
+        )
+        self.pd = PDRouter(self.registry, *policies, retry=self.retry)
+        self.pd_metrics = PDMetrics(self.metrics.registry)
+        if self.grpc is None:
+            self.pd_http = PDHttpExecutor(self.pd, self.client, self.retry, style=pd.pd_style, metrics=self.pd_metrics)
+        await asyncio.gather(
+            *(self.add_worker(url, role=WorkerRole.PREFILL, bootstrap_port=port) for url, port in pd.prefill_workers()),
+            *(self.add_worker(url, role=WorkerRole.DECODE) for url in pd.decode),
+        )
 
     async def close(self) -> None:
         await self.health.stop()
         await self.router.stop()
         self.router.close()
+        if self.pd is not None:
+            await self.pd.stop()
+            self.pd.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -171,7 +202,10 @@ class AppState:
             fields = parse_load_report(data)
             if fields is None or self.registry.get(worker.id) is not worker:
                 continue
-            self.router.on_load_report(worker, LoadReport(**fields))
+            if self.pd is not None and worker.role is not WorkerRole.REGULAR:
+                self.pd.on_load_report(worker, LoadReport(**fields))
+            else:
+                self.router.on_load_report(worker, LoadReport(**fields))
 
     def _every(self, interval: float, job: Callable[[], Awaitable[None]], name: str) -> None:
         if interval <= 0:
