@@ -129,8 +129,9 @@ def start_all(workers: list[PDWorker]) -> list[str]:
 
 
 class CrashingWorker:
-    """A worker that dies mid-request: it reads each request, waits until ``until()``
-    holds (say, the partner leg reached its worker), then drops the connection."""
+    """A worker that dies mid-request: it reads each POST, waits until ``until()`` holds
+    (say, the partner leg reached its worker), then drops the connection. GETs (model
+    discovery, health) get a plain answer."""
 
     def __init__(self, until) -> None:
         import socket
@@ -163,6 +164,11 @@ class CrashingWorker:
                 if not chunk:
                     return
                 data += chunk
+            if data.startswith(b"GET "):  # discovery and health: a worker like any other
+                body = b'{"object": "list", "data": [{"id": "smg-reference", "object": "model"}]}'
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                             b"content-length: %d\r\n\r\n" % len(body) + body)
+                return
             self.requests += 1
             deadline = time.monotonic() + 10
             while not self.until() and time.monotonic() < deadline:
