@@ -96,7 +96,7 @@ class Engine:
     # -- generation ----------------------------------------------------------------
     async def generate(self, inp: GenerateInput) -> AsyncIterator[TokenChunk | Finished]:
         cfg = self.config
-        params = inp.params
+        p = inp.params
         self._validate(inp)
         fault, fault_arg = parse_fault(inp.fault or cfg.fault)
         if fault is not None and fault not in FAULTS:
@@ -109,7 +109,7 @@ class Engine:
             raise EngineError(400, f"duplicate request id {inp.rid!r}")
         req = _Request(inp.rid, len(inp.input_ids))
         self._requests[inp.rid] = req
-        n = params.n
+        n = p.n
         prompt_len = len(inp.input_ids)
         try:
             if not await self._admit(req):
@@ -117,109 +117,104 @@ class Engine:
                     yield Finished(i, "abort", None, prompt_len, 0, 0)
                 return
             try:
-                peer = await self.pd.before_prefill(inp)
-                hashes = block_hashes(inp.input_ids, cfg.kv_block_size)
-                cached = self.cache.match(inp.input_ids, hashes)
-                if peer is not None:  # decode leg: the KV came from the prefill worker
-                    cached = max(cached, min(int(peer.get("cached_tokens", 0)), prompt_len))
-                if fault == "slow_first_token":
-                    delay = cfg.fault_delay_s if fault_arg is None else fault_arg
-                    await self._sleep(req, delay)
-                uncached = prompt_len - cached
-                if cfg.prefill_us_per_token > 0 and peer is None and uncached > 0:
-                    await self._sleep(req, uncached * cfg.prefill_us_per_token / 1e6)
-                self.cache.insert(inp.input_ids, hashes)
-                self._flush_events()
-                kv_params = await self.pd.after_prefill(inp, cached)
-                async for item in self._decode(inp, req, cached, fault, fault_after, kv_params, hashes):
-                    yield item
+                cached, hashes, kv_params = await self._prefill(inp, req, fault, fault_arg)
+                # -- decode: one step = up to `interval` tokens, one chunk per choice ----------
+                seq = self.program.base(inp.input_ids)
+                if self.eos_token_ids:
+                    seq = seq + [self.eos_token_ids[0]]
+                seq_len = len(seq)
+                limit = cfg.context_length - prompt_len
+                if p.max_new_tokens is not None:
+                    limit = min(limit, p.max_new_tokens)
+                if self.pd.is_prefill_leg(inp):
+                    limit = min(limit, 1)
+                stops = set(p.stop_token_ids)
+                if not p.ignore_eos:
+                    stops.update(self.eos_token_ids)
+                interval = (p.stream_interval or cfg.stream_interval) if inp.stream else max(limit, 1)
+                mid_fault = fault in ("error_mid_stream", "disconnect_mid_stream", "stall")
+                min_new, stop_strs, cost = p.min_new_tokens, p.stop, cfg.decode_us_per_token
+                want_lp, top_k = inp.return_logprob, inp.top_logprobs
+                out: list[int] = []
+                k = 0  # == len(out)
+                reason: str | None = None
+                matched: int | str | None = None
+                while True:
+                    if req.aborted:
+                        reason = "abort"
+                        break
+                    if k >= limit:
+                        reason = "length"
+                        break
+                    want = interval
+                    if mid_fault:
+                        if k >= fault_after:
+                            await self._mid_stream_fault(req, fault)
+                            continue  # only a stall returns, when aborted
+                        want = min(want, fault_after - k)
+                    step: list[int] = []
+                    for _ in range(want):
+                        tok = seq[k % seq_len]
+                        out.append(tok)
+                        step.append(tok)
+                        k += 1
+                        if k >= min_new:
+                            if tok in stops:
+                                reason, matched = "stop", tok
+                                break
+                            if stop_strs:
+                                hit = self._match_stop_str(out, stop_strs)
+                                if hit is not None:
+                                    reason, matched = "stop", hit
+                                    break
+                        if k >= limit:
+                            reason = "length"
+                            break
+                    got = len(step) * n
+                    if cost > 0:
+                        await self._sleep(req, len(step) * cost / 1e6)
+                    self._generated_tokens += got
+                    req.tokens += got
+                    self._running_tokens += got
+                    lp = self._logprobs(step, k - len(step)) if want_lp else None
+                    top = self._top_logprobs(step, top_k) if top_k > 0 else None
+                    for i in range(n):
+                        yield TokenChunk(i, step, prompt_len, k, cached, lp, top)
+                    if reason is not None:
+                        break
+                if reason == "abort":
+                    self.aborted_rids.append(inp.rid)
+                else:
+                    full = inp.input_ids + out
+                    self.cache.insert(full, block_hashes(full, cfg.kv_block_size, hashes))
+                    self._flush_events()
+                for i in range(n):
+                    yield Finished(i, reason, matched, prompt_len, k, cached, kv_params, out)
             finally:
                 self._release(req)
-        except (asyncio.CancelledError, GeneratorExit):
-            # The caller went away (a cancelled RPC, a closed HTTP stream): like a real
-            # engine, the request stops here; recorded apart from explicit Aborts.
-            self.cancelled_rids.append(inp.rid)
-            raise
         finally:
             self._requests.pop(inp.rid, None)
 
-    async def _decode(
-        self,
-        inp: GenerateInput,
-        req: _Request,
-        cached: int,
-        fault: str | None,
-        fault_after: int,
-        kv_params: dict | None,
-        prompt_hashes: list[int],
-    ) -> AsyncIterator[TokenChunk | Finished]:
+    async def _prefill(
+        self, inp: GenerateInput, req: _Request, fault: str | None, fault_arg: float | None
+    ) -> tuple[int, list[int], dict | None]:
+        """PD rendezvous, prefix-cache lookup, simulated prefill time; (cached tokens,
+        prompt block hashes, kv_transfer_params of a vLLM-style prefill leg)."""
         cfg = self.config
-        p = inp.params
         prompt_len = len(inp.input_ids)
-        base = self.program.base(inp.input_ids)
-        eos = self.eos_token_ids
-        seq = base + [eos[0]] if eos else base
-        limit = cfg.context_length - prompt_len
-        if p.max_new_tokens is not None:
-            limit = min(limit, p.max_new_tokens)
-        if self.pd.is_prefill_leg(inp):
-            limit = min(limit, 1)
-        stops = set(p.stop_token_ids)
-        if not p.ignore_eos:
-            stops.update(eos)
-        interval = (p.stream_interval or cfg.stream_interval) if inp.stream else max(limit, 1)
-        mid_fault = fault in ("error_mid_stream", "disconnect_mid_stream", "stall")
-        out: list[int] = []
-        reason: str | None = None
-        matched: int | str | None = None
-        stop_strs = p.stop
-        while reason is None:
-            if req.aborted:
-                reason = "abort"
-                break
-            if mid_fault and len(out) >= fault_after:
-                await self._mid_stream_fault(req, fault)
-                continue  # stall returns only when aborted
-            want = interval
-            if mid_fault:
-                want = min(want, fault_after - len(out))
-            if len(out) >= limit:
-                reason = "length"
-                break
-            step: list[int] = []
-            for _ in range(want):
-                tok = seq[len(out) % len(seq)]
-                out.append(tok)
-                step.append(tok)
-                k = len(out)
-                if k >= p.min_new_tokens and tok in stops:
-                    reason, matched = "stop", tok
-                    break
-                if stop_strs and k >= p.min_new_tokens:
-                    hit = self._match_stop_str(out, stop_strs)
-                    if hit is not None:
-                        reason, matched = "stop", hit
-                        break
-                if k >= limit:
-                    reason = "length"
-                    break
-            if cfg.decode_us_per_token > 0:
-                await self._sleep(req, len(step) * cfg.decode_us_per_token / 1e6)
-            self._generated_tokens += len(step) * p.n
-            req.tokens += len(step) * p.n
-            self._running_tokens += len(step) * p.n
-            logprobs = self._logprobs(step, len(out) - len(step)) if inp.return_logprob else None
-            top = self._top_logprobs(step, inp.top_logprobs) if inp.top_logprobs > 0 else None
-            for i in range(p.n):
-                yield TokenChunk(i, step, prompt_len, len(out), cached, logprobs, top)
-        if reason == "abort":
-            self.aborted_rids.append(inp.rid)
-        else:
-            seq = inp.input_ids + out
-            self.cache.insert(seq, block_hashes(seq, cfg.kv_block_size, prompt_hashes))
-            self._flush_events()
-        for i in range(p.n):
-            yield Finished(i, reason, matched, prompt_len, len(out), cached, kv_params, out)
+        peer = await self.pd.before_prefill(inp)
+        hashes = block_hashes(inp.input_ids, cfg.kv_block_size)
+        cached = self.cache.match(inp.input_ids, hashes)
+        if peer is not None:  # decode leg: the KV came from the prefill worker
+            cached = max(cached, min(int(peer.get("cached_tokens", 0)), prompt_len))
+        if fault == "slow_first_token":
+            await self._sleep(req, cfg.fault_delay_s if fault_arg is None else fault_arg)
+        uncached = prompt_len - cached
+        if cfg.prefill_us_per_token > 0 and peer is None and uncached > 0:
+            await self._sleep(req, uncached * cfg.prefill_us_per_token / 1e6)
+        self.cache.insert(inp.input_ids, hashes)
+        self._flush_events()
+        return cached, hashes, await self.pd.after_prefill(inp, cached)
 
     async def _mid_stream_fault(self, req: _Request, fault: str | None) -> None:
         if fault == "error_mid_stream":

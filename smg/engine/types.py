@@ -65,7 +65,7 @@ class GenerateInput:
     top_logprobs: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class TokenChunk:
     """New token ids of choice ``index``, with cumulative counts."""
 

@@ -55,7 +55,7 @@ class GenerateMixin:
         except EngineError as exc:
             await abort_with(context, exc)
         pb = self._pb
-        Response, Chunk = pb.GenerateResponse, pb.GenerateStreamChunk  # noqa: N806
+        Response = pb.GenerateResponse  # noqa: N806
         head = {"request_id": inp.rid} if self._REQUEST_ID else {}
         with_input_lp = self._INPUT_LOGPROBS and inp.return_logprob
         last: dict[int, list[int]] = {}
@@ -65,13 +65,13 @@ class GenerateMixin:
                 async for item in stream:
                     if type(item) is not Finished:
                         if inp.stream:
-                            chunk = Chunk(
-                                token_ids=item.token_ids,
-                                prompt_tokens=item.prompt_tokens,
-                                completion_tokens=item.completion_tokens,
-                                cached_tokens=item.cached_tokens,
-                                index=item.index,
-                            )
+                            resp = Response(**head)  # filled in place: cheaper than kwargs
+                            chunk = resp.chunk
+                            chunk.token_ids.extend(item.token_ids)
+                            chunk.prompt_tokens = item.prompt_tokens
+                            chunk.completion_tokens = item.completion_tokens
+                            chunk.cached_tokens = item.cached_tokens
+                            chunk.index = item.index
                             if item.logprobs is not None:
                                 chunk.output_logprobs.CopyFrom(
                                     self._logprobs(item.logprobs, item.token_ids, item.top_logprobs)
@@ -79,7 +79,7 @@ class GenerateMixin:
                                 if with_input_lp and item.index not in last:
                                     chunk.input_logprobs.CopyFrom(self._input_logprobs(inp.input_ids))
                             last[item.index] = item.token_ids
-                            yield Response(chunk=chunk, **head)
+                            yield resp
                         elif item.logprobs is not None:
                             lp, top = logprobs.setdefault(item.index, ([], []))
                             lp.extend(item.logprobs)

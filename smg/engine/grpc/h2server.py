@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
 from typing import Any
 
 import grpc
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 _OUR_STREAM_WINDOW = 1 << 24
 _OUR_CONN_WINDOW = 1 << 30
+_DATA_MESSAGE = struct.Struct(">BHBBIBI")  # frame length, type, flags, stream; gRPC flag, length
 _RESPONSE_HEADERS = f.header_block([(":status", "200"), ("content-type", "application/grpc")])
 
 
@@ -255,14 +257,15 @@ class _Conn(asyncio.Protocol):
         """Queue one message; False when flow control holds it (await ``_drained``)."""
         if not st.headers_sent:
             self._send_headers(st)
-        data = f.grpc_message(payload)
-        n = len(data)
+        m = len(payload)
+        n = m + 5
         if not st.pending and n <= st.window and n <= self.send_window and n <= self.max_frame:
             st.window -= n
             self.send_window -= n
-            self._write(f.frame(f.DATA, 0, st.sid, data))
+            # one pack: DATA frame header + the message's 5-byte gRPC prefix
+            self._write(_DATA_MESSAGE.pack(n >> 16, n & 0xFFFF, 0, 0, st.sid, 0, m) + payload)
             return True
-        st.pending.append(data)
+        st.pending.append(f.grpc_message(payload))
         self._drain(st)
         return not st.pending
 
