@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["held_suffix", "json_value_end", "find_first"]
+__all__ = ["held_suffix", "json_value_end", "find_first", "inside_json_string"]
 
 
 def held_suffix(text: str, markers: Iterable[str], start: int = 0) -> int:
@@ -85,3 +85,20 @@ def json_value_end(text: str, start: int) -> int | None:
     while i < n and text[i] not in ",}] \t\r\n":
         i += 1
     return i if i < n else None
+
+
+def inside_json_string(text: str, start: int, pos: int) -> bool:
+    """Whether ``text[pos]`` lies inside a string literal of the JSON begun at ``start``."""
+    in_str = esc = False
+    for i in range(start, pos):
+        c = text[i]
+        if in_str:
+            if esc:
+                esc = False
+            elif c == "\\":
+                esc = True
+            elif c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+    return in_str

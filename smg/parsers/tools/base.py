@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from smg.parsers.core import CallSnapshot, Parser, Snapshot, SnapshotBuilder
-from smg.parsers.scan import find_first, held_suffix, json_value_end
+from smg.parsers.scan import find_first, held_suffix, inside_json_string, json_value_end
 
 _AFTER_REGION = "after_region"
 
@@ -254,8 +254,13 @@ def emit_raw_args_call(
     call = b.call(name)
     j = skip_ws(text, start)
     vend = json_value_end(text, j) if j < n else None
-    stop = text.find(end_marker, j)
-    if vend is not None and (stop == -1 or vend <= stop):
+    if vend is not None:
+        stop = text.find(end_marker, vend)
+    else:  # an end marker written inside a JSON string is not the end
+        stop = text.find(end_marker, j)
+        while stop != -1 and inside_json_string(text, j, stop):
+            stop = text.find(end_marker, stop + 1)
+    if vend is not None:
         call.arguments = text[j:vend]
     elif stop != -1:
         call.arguments = text[j:stop].rstrip() or "{}"

@@ -142,6 +142,10 @@ EDGE_CASES = [
     ("gpt_oss", '<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city": "北', "", "", [("get_weather", None)]),
     ("deepseek32", '<｜DSML｜function_calls>\n<｜DSML｜invoke name="get_weather">\n<｜DSML｜parameter name="city" string="true">北京</｜DSML｜parameter>\n<｜DSML｜parameter name="unit" string="true">cel',
      "", "", [("get_weather", None)]),
+    # an end marker written inside a JSON string value
+    ("kimik2", '<|tool_calls_section_begin|><|tool_call_begin|>functions.echo:0<|tool_call_argument_begin|>{"s": "<|tool_call_end|> ok"}<|tool_call_end|><|tool_calls_section_end|>',
+     "", "", [("echo", {"s": "<|tool_call_end|> ok"})]),
+    ("deepseek31", f'{DS_B}{DS_CB}echo{DS_SEP}{{"s": "{DS_CE}"}}{DS_CE}{DS_E}', "", "", [("echo", {"s": DS_CE})]),
     # several calls packed without separators
     ("qwen", '<tool_call>{"name": "a", "arguments": {"x": 1}}</tool_call><tool_call>{"name": "b", "arguments": {"y": "}{"}}</tool_call>',
      "", "", [("a", {"x": 1}), ("b", {"y": "}{"})]),
