@@ -18,6 +18,7 @@ already opened the thinking block.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from smg.parsers.core import Parser, Snapshot, SnapshotBuilder
 from smg.parsers.scan import find_first, held_suffix
@@ -49,6 +50,10 @@ _K3_THINK_ENDS = (K3_THINK_CLOSE, K3_RESPONSE_OPEN, K3_TOOLS_OPEN)
 class KimiK3ReasoningParser(Parser):
     starts_in_reasoning: bool = False
     name: str = "kimi_k3"
+    # What the gateway checks as for ThinkParser (the prompt ending in ``start`` means
+    # the template opened the think channel). Their pieces are special tokens.
+    start: ClassVar[str] = K3_THINK_OPEN
+    end: ClassVar[str] = K3_THINK_CLOSE
 
     def started(self) -> KimiK3ReasoningParser:
         return KimiK3ReasoningParser(True, self.name)
@@ -135,6 +140,8 @@ _INK_ENDS = (INK_END, INK_END_SAMPLING)
 class InklingReasoningParser(Parser):
     starts_in_reasoning: bool = False
     name: str = "inkling"
+    start: ClassVar[str] = INK_THINKING
+    end: ClassVar[str] = INK_END
 
     def started(self) -> InklingReasoningParser:
         return InklingReasoningParser(True, self.name)
