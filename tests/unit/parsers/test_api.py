@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from smg.parsers.api import ParseRequestError, handle_parse_request, parse_function_call, parse_reasoning
+from smg.errors import BadRequest, NotFound, SmgError
+from smg.parsers.api import parse_function_call, parse_reasoning, parse_request
 
 from .cases import REASONING_CASES, TOOL_CASES
 
@@ -36,33 +37,40 @@ def test_tools_reach_the_parser() -> None:
     assert [tc["function"]["name"] for tc in body["tool_calls"]] == ["search"]
 
 
-def test_unknown_parsers_are_400() -> None:
-    with pytest.raises(ParseRequestError, match="Unknown tool parser: nope") as e:
+def test_unknown_parsers_are_bad_requests() -> None:
+    with pytest.raises(BadRequest, match="Unknown tool parser: nope") as e:
         parse_function_call("x", "nope")
-    assert e.value.status == 400
-    status, body = handle_parse_request("/parse/reasoning", {"text": "x", "reasoning_parser": "nope"})
-    assert status == 400 and body["success"] is False
-    assert body["error"]["message"] == "Unknown reasoning parser: nope" and body["error"]["type"] == "invalid_request_error"
+    assert e.value.status_code == 400 and e.value.param == "tool_call_parser"
+    with pytest.raises(BadRequest, match="Unknown reasoning parser: nope"):
+        parse_request("/parse/reasoning", {"text": "x", "reasoning_parser": "nope"})
 
 
 @pytest.mark.parametrize(
-    ("endpoint", "body", "status", "message"),
+    ("endpoint", "body"),
     [
-        ("/parse/function_call", {"text": '{"name": "search", "arguments": {}}', "tool_call_parser": "json", "tools": TOOLS}, 200, None),
-        ("/parse/reasoning", {"text": "<think>a</think>b", "reasoning_parser": "qwen3"}, 200, None),
-        ("/parse/function_call", {"tool_call_parser": "json", "tools": []}, 422, "'text' is missing"),
-        ("/parse/function_call", {"text": "x", "tool_call_parser": 3}, 422, "'tool_call_parser' must be a string"),
-        ("/parse/function_call", {"text": "x", "tool_call_parser": "json", "tools": {"a": 1}}, 422, "'tools' must be an array"),
-        ("/parse/function_call", {"text": "x", "tool_call_parser": "json", "tools": [{"type": "function"}]}, 422, "tools[0]"),
-        ("/parse/reasoning", ["not", "an", "object"], 422, "JSON object"),
-        ("/parse/other", {"text": "x"}, 404, "unknown parse endpoint"),
+        ("/parse/function_call", {"text": '{"name": "search", "arguments": {}}', "tool_call_parser": "json", "tools": TOOLS}),
+        ("/parse/function_call", {"text": "plain", "tool_call_parser": "qwen"}),  # tools are optional
+        ("/parse/reasoning", {"text": "<think>a</think>b", "reasoning_parser": "qwen3"}),
     ],
 )
-def test_handle_parse_request(endpoint, body, status, message) -> None:
-    got_status, got = handle_parse_request(endpoint, body)
-    assert got_status == status
-    json.dumps(got)  # always serializable
-    if message is None:
-        assert got["success"] is True
-    else:
-        assert got["success"] is False and message in got["error"]["message"] and got["error"]["code"] == status
+def test_parse_request_serves_both_endpoints(endpoint, body) -> None:
+    got = parse_request(endpoint, body)
+    assert got["success"] is True
+    json.dumps(got)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "error", "message", "param"),
+    [
+        ("/parse/function_call", {"tool_call_parser": "json", "tools": []}, BadRequest, "'text' is missing", "text"),
+        ("/parse/function_call", {"text": "x", "tool_call_parser": 3}, BadRequest, "'tool_call_parser' must be a string", "tool_call_parser"),
+        ("/parse/function_call", {"text": "x", "tool_call_parser": "json", "tools": {"a": 1}}, BadRequest, "'tools' must be an array", "tools"),
+        ("/parse/function_call", {"text": "x", "tool_call_parser": "json", "tools": [{"type": "function"}]}, BadRequest, "tools[0]", "tools"),
+        ("/parse/reasoning", ["not", "an", "object"], BadRequest, "JSON object", None),
+        ("/parse/other", {"text": "x"}, NotFound, "unknown parse endpoint", None),
+    ],
+)
+def test_bad_requests_are_clear_errors(endpoint, body, error, message, param) -> None:
+    with pytest.raises(error) as e:
+        parse_request(endpoint, body)
+    assert isinstance(e.value, SmgError) and message in e.value.message and e.value.param == param
