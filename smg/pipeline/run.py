@@ -19,6 +19,7 @@ from smg.parsers.core import Delta
 from smg.parsers.validation import validate_response_format, validate_tool_calls
 from smg.pipeline.backend import GrpcBackend
 from smg.pipeline.choice import ChoiceStream
+from smg.pipeline.pd import open_pair
 from smg.pipeline.prepare import Prepared
 from smg.pipeline.responses import ResponseShape
 from smg.router import Worker
@@ -96,13 +97,17 @@ class _Attempt:
 
 
 async def _open(prep: Prepared, state: Any, backend: GrpcBackend, tried: list[str], attempt: int) -> tuple[_Attempt, Any]:
+    pd = getattr(state, "pd", None)
+    if pd is not None:  # prefill/decode disaggregation: a pair, the decode stream drives
+        worker, pair_stream, first = await open_pair(prep, pd, backend, tried, state.pd_metrics)
+        return _Attempt(prep, worker, pair_stream), first
     worker = state.router.select(prep.info, exclude=tried)
     if worker is None:
         raise NoHealthyWorker(f"no healthy worker serves model {prep.runtime.model!r}")
     tried.append(worker.id)
     client = backend.client(worker.url)
     worker.begin()
-    stream = client.generate(prep.params())
+    stream = client.generate(_params(prep))
     try:
         first = await stream.__anext__()
     except BaseException:
@@ -110,6 +115,17 @@ async def _open(prep: Prepared, state: Any, backend: GrpcBackend, tried: list[st
         await stream.aclose()
         raise
     return _Attempt(prep, worker, stream), first
+
+
+def _params(prep: Prepared) -> Any:
+    """The worker request. A whole response without stop strings or logprobs asks the
+    worker for one final message instead of a chunk per token (nothing could stop it
+    early, and per-token chunks cost the gateway a decode and a feed each)."""
+    params = prep.params()
+    req = prep.req
+    if not req.stream and not req.stop and not req.logprobs:
+        params.stream = False
+    return params
 
 
 async def _with_retries(prep: Prepared, state: Any, backend: GrpcBackend, body):
