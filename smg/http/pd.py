@@ -165,6 +165,8 @@ class PDHttpExecutor:
                 self.metrics.retried()
                 await asyncio.sleep(self.retry.delay(attempt - 1))
             tried.extend(pair.ids)
+            if attempt:
+                _new_request_id(ex, attempt)
             style = await self.style_of(pair.prefill)
             self.metrics.request("http", style)
             legs = _Legs(self.pd, pair, ex.info)
@@ -384,6 +386,15 @@ class PDHttpExecutor:
         ex.finished = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return resp.status
+
+
+def _new_request_id(ex: PDExchange, attempt: int) -> None:
+    """A retry's legs get their own request id: a leg of the failed attempt may still be
+    winding down on the same worker, which refuses a duplicate id."""
+    rid = ex.headers.get("x-request-id")
+    if rid is not None:
+        base = rid.rsplit("-r", 1)[0] if attempt > 1 else rid
+        ex.headers = {**ex.headers, "x-request-id": f"{base}-r{attempt}"}
 
 
 async def _cancel(task: asyncio.Future) -> None:

@@ -126,8 +126,11 @@ async def open_pair(
     pair = pd.select_pair(prep.info, exclude=tried)
     if pair is None:
         raise NoHealthyWorker(pd.unavailable_reason(prep.info))
+    retry = len(tried) // 2
     tried.extend(pair.ids)
     params = prep.params()
+    if retry:  # the failed attempt's leg may still be winding down on the same worker
+        params.request_id = f"{params.request_id}-r{retry}"
     if backend.client(pair.decode.url).proto == "vllm":
         metrics.request("grpc", "vllm")
         return await _sequential(pair, params, backend, metrics)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import re
 import threading
 import time
 from typing import Any
@@ -129,9 +131,9 @@ def start_all(workers: list[PDWorker]) -> list[str]:
 
 
 class CrashingWorker:
-    """A worker that dies mid-request: it reads each POST, waits until ``until()`` holds
-    (say, the partner leg reached its worker), then drops the connection. GETs (model
-    discovery, health) get a plain answer."""
+    """A worker that dies mid-request: it reads each POST, waits until ``until(body)``
+    holds (say, the partner leg with the same room reached its worker), then drops the
+    connection. GETs (model discovery, health) get a plain answer."""
 
     def __init__(self, until) -> None:
         import socket
@@ -169,9 +171,17 @@ class CrashingWorker:
                 conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
                              b"content-length: %d\r\n\r\n" % len(body) + body)
                 return
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(body) < length:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                body += chunk
             self.requests += 1
+            request = json.loads(body)
             deadline = time.monotonic() + 10
-            while not self.until() and time.monotonic() < deadline:
+            while not self.until(request) and time.monotonic() < deadline:
                 time.sleep(0.005)
 
     def stop(self) -> None:

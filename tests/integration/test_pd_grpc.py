@@ -180,3 +180,69 @@ async def test_unmatched_room_or_missing_params_is_the_decode_workers_error(prot
     finally:
         await backend.close()
         c.stop()
+
+
+# -- through the gateway (smg serve in gRPC mode, --pd-disaggregation) ----------------------
+
+
+@pytest.fixture(scope="module", params=["sglang", "vllm"])
+def gateway(request):
+    from _pd_gateway import pd_gateway
+
+    proto = request.param
+    prefills, decodes = _workers(proto, n_prefill=2)
+    bad = PDWorker(role="prefill", transport="grpc", grpc_proto=proto, pd_style=proto, fault="error_before_first")
+    workers = [bad, *prefills, *decodes]
+    for w in workers:
+        w.start()
+    gw = pd_gateway([(w.url, w.bootstrap_port) for w in (bad, *prefills)], [d.url for d in decodes])
+    gw.proto, gw.bad, gw.prefills, gw.decodes, gw.workers = proto, bad, prefills, decodes, workers
+    yield gw
+    gw.server.stop()
+    for w in workers:
+        w.stop()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_client_through_pd_gateway(gateway, stream: bool) -> None:
+    """Three requests over round robin: one meets the failing prefill worker and is retried
+    on a new pair; the client sees normal answers and one normal stream each time."""
+    d = gateway.decodes[0]
+    for _ in range(3):
+        nd = len(d.inputs)
+        resp = gateway.client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "pd gateway"}], max_tokens=5, stream=stream)
+        if stream:
+            chunks = list(resp)
+            assert chunks[0].choices[0].delta.role == "assistant"
+            assert chunks[-1].choices[0].finish_reason == "length"
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        else:
+            text = resp.choices[0].message.content
+            assert resp.choices[0].finish_reason == "length" and resp.usage.completion_tokens == 5
+        assert text == _expected(5)
+        din = d.inputs[-1]
+        served = [i for w in gateway.prefills for i in w.inputs if i.rid == din.rid]
+        assert served, "the decode leg that answered had its prefill on a healthy worker"
+        if gateway.proto == "sglang":
+            assert served[-1].bootstrap_room == din.bootstrap_room
+        else:
+            assert din.kv_transfer_params["remote_request_id"] == served[-1].rid
+        if gateway.proto == "vllm":  # sequential: decode only ever follows a prefill that worked
+            assert len(d.inputs) - nd == 1
+    assert gateway.bad.inputs, "the failing prefill worker was tried"
+    assert all(w.load == 0 for w in gateway.registry.all())
+
+
+def test_pd_workers_are_listed_with_roles(gateway) -> None:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(gateway.url + "/workers", timeout=10) as r:
+        listed = json.loads(r.read())
+    workers = listed["workers"] if isinstance(listed, dict) else listed
+    roles = sorted(w["role"] for w in workers)
+    assert roles == ["decode", "prefill", "prefill", "prefill"]
+    assert {w["bootstrap_port"] for w in workers if w["role"] == "prefill"} == {
+        w.bootstrap_port for w in (gateway.bad, *gateway.prefills)}
+

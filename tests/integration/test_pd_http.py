@@ -165,8 +165,9 @@ def _idle(*workers: PDWorker) -> bool:
 def test_prefill_dying_before_its_token_retries_as_a_pair_and_aborts_the_decode_leg() -> None:
     decodes = [PDWorker(role="decode", pd_timeout_s=1.0) for _ in range(2)]
     good = PDWorker(role="prefill")
-    # the dying prefill worker drops its request once the decode leg is waiting on a worker
-    dying = CrashingWorker(until=lambda: any(d.active for d in decodes))
+    # the dying prefill worker drops its request once the decode leg of its room reached a worker
+    dying = CrashingWorker(until=lambda body: any(
+        i.bootstrap_room == body["bootstrap_room"] for d in decodes for i in d.inputs))
     workers = [good, *decodes]
     for w in (*workers, dying):
         w.start()
