@@ -14,6 +14,12 @@ def held_suffix(text: str, markers: Iterable[str], start: int = 0) -> int:
     """
     best = 0
     n = len(text)
+    # Cheap exit: a held suffix starts with some marker's first character.
+    markers = tuple(markers)
+    longest = max((len(m) for m in markers), default=0)
+    tail = text[max(start, n - longest + 1) :]
+    if not any(m[:1] in tail for m in markers if m):
+        return 0
     for marker in markers:
         k = min(len(marker) - 1, n - start)
         while k > best:

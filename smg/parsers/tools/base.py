@@ -208,9 +208,12 @@ def emit_object_call(
     final: bool,
     hold: Sequence[str] = (),
     arg_keys: Sequence[str] = _ARG_KEYS,
+    scan: ObjectScan | None = None,
 ) -> int | None:
-    """Add the call written as a JSON object at ``text[i]``; return its end or None."""
-    scan = scan_call_object(text, i, arg_keys)
+    """Add the call written as a JSON object at ``text[i]``; return its end or None.
+
+    ``scan`` is ``scan_call_object(text, i, arg_keys)`` when the caller has it already."""
+    scan = scan or scan_call_object(text, i, arg_keys)
     n = len(text)
     if scan.name is None:
         return scan.end if scan.end is not None else (n if final else None)

@@ -37,11 +37,16 @@ from smg.parsers.tools.base import ArgsBuilder, MarkerToolParser, emit_object_ca
 __all__ = ["ChannelToolParser", "InklingToolParser", "KimiK3ToolParser"]
 
 _AFTER_REGION = "after_region"
+IN_SECTION = "in_section"  # safe point between two calls of one section
 
 
 class ChannelToolParser(MarkerToolParser):
     """``MarkerToolParser`` plus ``drops``: markers whose ``region`` adds no call and
-    whose surrounding text stays content as is (no whitespace is eaten after them)."""
+    whose surrounding text stays content as is (no whitespace is eaten after them).
+
+    A region holding many calls may mark a safe point between two of them with state
+    ``IN_SECTION``; parsing then resumes with ``region(text, 0, "", ...)``, so a long
+    section is not re-read for every chunk."""
 
     drops: ClassVar[tuple[str, ...]] = ()
 
@@ -58,6 +63,14 @@ class ChannelToolParser(MarkerToolParser):
         markers = self.starts + self.drops
         pos, n = 0, len(text)
         after_region = state == _AFTER_REGION
+        if state == IN_SECTION:
+            end = self.region(text, 0, "", b, final)
+            if end is None:
+                return b.build()
+            for call in b.calls:
+                call.done = True
+            pos, after_region = end, True
+            b.safe(pos, _AFTER_REGION)
         while True:
             if after_region:
                 j = skip_ws(text, pos)
@@ -115,7 +128,7 @@ class KimiK3ToolParser(ChannelToolParser):
     drops = (K3_RESPONSE_OPEN, K3_RESPONSE_CLOSE, K3_MESSAGE_OPEN, K3_MESSAGE_CLOSE)
 
     def region(self, text, i, marker, b, final):
-        if marker != K3_TOOLS_OPEN:
+        if marker not in (K3_TOOLS_OPEN, ""):  # "" resumes inside the section
             return i + len(marker)
         n = len(text)
         j = i + len(marker)
@@ -134,6 +147,7 @@ class KimiK3ToolParser(ChannelToolParser):
             if end is None:
                 return None
             j = end
+            b.safe(j, IN_SECTION)
 
     def _call(self, text: str, m: re.Match[str], b: SnapshotBuilder, final: bool) -> int | None:
         n = len(text)
@@ -220,7 +234,7 @@ class InklingToolParser(ChannelToolParser):
             return _discard_frame(text, j, final)
         if not self._allowed(scan.name):
             return _discard_frame(text, j, final)
-        end = emit_object_call(text, j, b, final, _INK_ENDS, ("args",))
+        end = emit_object_call(text, j, b, final, _INK_ENDS, ("args",), scan)
         if end is None or end >= n:
             return end
         k = skip_ws(text, end)
