@@ -61,6 +61,8 @@ class AppState:
     @classmethod
     async def start(cls, config: GatewayConfig) -> AppState:
         """Build everything, register ``config.routing.worker_urls`` and start the loops."""
+        if not config.pd.pd_disaggregation and (config.pd.prefill or config.pd.decode):
+            raise ValueError("--prefill and --decode workers need --pd-disaggregation")
         registry = WorkerRegistry()
         policy = create_policy(config.routing.policy, config.policy_config())
         retry = config.retry.to_router()
@@ -92,8 +94,6 @@ class AppState:
         await asyncio.gather(*(state.add_worker(url) for url in config.routing.worker_urls))
         if config.pd.pd_disaggregation:
             await state._start_pd()
-        elif config.pd.prefill or config.pd.decode:
-            raise ValueError("--prefill and --decode workers need --pd-disaggregation")
         state.health.start()
         if not config.routing.disable_load_monitoring:
             state._every(config.routing.load_monitor_interval, state.poll_loads, "smg-load-monitor")
