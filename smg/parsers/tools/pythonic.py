@@ -1,7 +1,7 @@
 """Pythonic tool calls (Llama 4 and others): ``[f(a=1, b="x"), g()]``.
 
-The list may be wrapped in ``<|python_start|>``/``<|python_end|>``; text after it is
-content. Keyword values are
+The list opens the output, or is wrapped in ``<|python_start|>``/``<|python_end|>``
+anywhere (Llama 4); text before a wrapped list and after any list is content. Keyword values are
 Python literals, converted with ``ast.literal_eval`` and written as JSON one complete
 keyword at a time.
 """
@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from smg.parsers.core import Snapshot, SnapshotBuilder
+from smg.parsers.scan import held_suffix
 from smg.parsers.tools.base import ArgsBuilder, MarkerToolParser, skip_ws
 
 __all__ = ["PythonicParser"]
@@ -69,15 +70,26 @@ class PythonicParser(MarkerToolParser):
 
     def parse(self, text: str, final: bool, state: object = None) -> Snapshot:
         b = SnapshotBuilder()
+        n = len(text)
+        head = 0  # where the text that is not content starts
         j = skip_ws(text, 0)
+        if not text.startswith(_WRAP_OPEN, j) and not _START.match(text, j):
+            if not final and (j >= n or _MAYBE_START.match(text, j) or _WRAP_OPEN.startswith(text[j:])):
+                return b.build()  # may still become a call list
+            # Text first; a wrapped list may follow it.
+            head = text.find(_WRAP_OPEN, j)
+            if head == -1:
+                keep = 0 if final else held_suffix(text, (_WRAP_OPEN,), j)
+                b.content(text[: n - keep])
+                return b.build()
+            b.content(text[:head])
+            j = head
         if text.startswith(_WRAP_OPEN, j):
             j = skip_ws(text, j + len(_WRAP_OPEN))
-        elif not final and _WRAP_OPEN.startswith(text[j:]) and j < len(text):
-            return b.build()
         if not _START.match(text, j):
-            if not final and (j >= len(text) or _MAYBE_START.match(text, j)):
+            if not final and (j >= n or _MAYBE_START.match(text, j)):
                 return b.build()
-            b.content(text)
+            b.content(text[head:])
             return b.build()
         end = self._calls(text, j + 1, b, final)
         if end is not None:  # after the list: an optional wrapper end, then text

@@ -111,6 +111,8 @@ NEW_FORMAT_CASES = [
      "Checking.", "", [("get_weather", W)]),
     ("sarashina", "[{'a': 1}] is just a list", "[{'a': 1}] is just a list", "", []),
     ("llama4", '<|python_start|>[get_weather(city="北京", unit="celsius"), a()]<|python_end|>', "", "", [("get_weather", W), ("a", {})]),
+    ("llama4", 'Let me check 北京. <|python_start|>[get_weather(city="北京", unit="celsius")]<|python_end|> Done.', "Let me check 北京. Done.", "", [("get_weather", W)]),
+    ("llama4", "A list [f(x=1)] inside prose is text.", "A list [f(x=1)] inside prose is text.", "", []),
 ]
 
 # --- edge cases in the older formats ------------------------------------------------------

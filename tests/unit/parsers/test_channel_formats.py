@@ -1,4 +1,4 @@
-"""Kimi-K3, Inkling and Sarashina: random marker soup streams like complete, reasoning and
+"""Kimi-K3, Inkling, Sarashina and the Llama 4 wrapper: random marker soup streams like complete, reasoning and
 tool parsers chain under any chunking, unknown tools are dropped, model mapping."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ ALPHABETS = {
     "inkling": ["<|message_model|>", "<|content_text|>", "<|content_thinking|>", "<|content_invoke_tool_json|>",
                 "<|content_invoke_tool_text|>", "<|end_message|>", "<|content_model_end_sampling|>", '{"name":"f","args":',
                 "{}", "}", '"', "x", " ", "<|"],
+    "llama4": ["<|python_start|>", "<|python_end|>", "[", "]", "f(", "x=1", '"s"', ")", ", ", " ", "a", "<|", "<|python"],
     "sarashina": ["<|tool_calls|>", "[", "]", "{", "}", "'name'", ": ", "'f'", ", ", "'arguments'", "'", "x", " ", "<|"],
 }
 
