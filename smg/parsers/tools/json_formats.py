@@ -18,6 +18,7 @@ from smg.parsers.tools.base import (
     emit_raw_args_call,
     skip_ws,
 )
+from smg.parsers.tools.channels import ChannelToolParser
 
 __all__ = [
     "CohereParser",
@@ -266,12 +267,18 @@ class KimiK2Parser(MarkerToolParser):
 
 
 @dataclass(frozen=True)
-class CohereParser(MarkerToolParser):
+class CohereParser(ChannelToolParser):
+    """``<|START_ACTION|>`` call objects ``<|END_ACTION|>``; the response/text block
+    tokens around the answer are removed from the content."""
+
     name: str = "cohere"
     starts = ("<|START_ACTION|>",)
+    drops = ("<|START_RESPONSE|>", "<|END_RESPONSE|>", "<|START_TEXT|>", "<|END_TEXT|>")
     END = "<|END_ACTION|>"
 
     def region(self, text, i, marker, b, final):
+        if marker in self.drops:
+            return i + len(marker)
         n = len(text)
         end = _array_or_objects(text, i + len(marker), b, final, (self.END,))
         if end is None:

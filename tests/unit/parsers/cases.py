@@ -124,6 +124,8 @@ EDGE_CASES = [
      "Surethen more", "", [("a", {})]),
     ("pythonic", '[get_weather(city="北京", unit="celsius")] Here you go.', "Here you go.", "", [("get_weather", W)]),
     ("cohere", '<|START_ACTION|>[{"tool_name": "a", "parameters": {}}]<|END_ACTION|>after', "after", "", [("a", {})]),
+    ("cohere", '<|START_RESPONSE|>Let me search 北京.<|END_RESPONSE|>\n<|START_ACTION|>\n{"tool_name": "search", "parameters": {"q": "rust"}}\n<|END_ACTION|><|START_TEXT|>Done.<|END_TEXT|>',
+     "Let me search 北京.\nDone.", "", [("search", {"q": "rust"})]),
     # empty arguments, missing arguments
     ("qwen", '<tool_call>\n{"name": "ping"}\n</tool_call>', "", "", [("ping", {})]),
     ("mistral", '[TOOL_CALLS]ping[ARGS]{}', "", "", [("ping", {})]),
