@@ -19,6 +19,7 @@ from smg.clients.grpc import GrpcWorkerClient, make_client
 from smg.parsers.reasoning import ThinkParser, get_reasoning_parser, reasoning_parser_for_model
 from smg.parsers.tools import MarkerToolParser, get_tool_parser, tool_parser_for_model
 from smg.tokenizer import Tokenizer, load_tokenizer, load_tokenizer_from_zip
+from smg.tokenizer.cache import CachedEncoder
 
 __all__ = ["GrpcBackend", "GrpcSettings", "ModelRuntime", "is_grpc_url"]
 
@@ -56,6 +57,7 @@ class ModelRuntime:
     table: DetokTable
     reasoning: ThinkParser | None
     tools: MarkerToolParser | None
+    encoder: CachedEncoder | None = None  # exact-match + marker-prefix encode cache
 
 
 class GrpcBackend:
@@ -144,6 +146,7 @@ class GrpcBackend:
                 table,
                 get_reasoning_parser(rname) if rname else None,
                 get_tool_parser(tname) if tname else None,
+                CachedEncoder(tok, capacity=4096, prefix_bytes=64 << 20, exact_bytes=128 << 20),
             )
             self.models[model] = runtime
             log.info("model %s: tokenizer %r, reasoning=%s, tools=%s", model, tok, rname, tname)

@@ -71,10 +71,10 @@ class Prepared:
 
 
 async def _encode(runtime: ModelRuntime, text: str) -> list[int]:
-    tok = runtime.tokenizer
+    encode = runtime.encoder.encode if runtime.encoder is not None else runtime.tokenizer.encode
     if len(text) > OFF_LOOP_CHARS:
-        return await asyncio.to_thread(tok.encode, text, False)
-    return tok.encode(text, False)
+        return await asyncio.to_thread(encode, text, False)
+    return encode(text, False)
 
 
 def _routing_text(messages: list[dict]) -> str:

@@ -162,9 +162,10 @@ def test_stop_strings(gw, stops, stream) -> None:
 def test_stop_string_aborts_the_worker(slow_gw) -> None:
     resp = _chat(slow_gw, stop=["quick"], max_tokens=100000, extra_body={"ignore_eos": True, "rid": "stop-abort-1"})
     assert resp.choices[0].message.content == "The "
+    engine = slow_gw.workers[0].engine
     assert slow_gw.workers[0].wait_for(
-        lambda e: "stop-abort-1" in e.aborted_rids or "stop-abort-1" in e.cancelled_rids, timeout=5
-    )
+        lambda e: "stop-abort-1" in e.aborted_rids or "stop-abort-1" in e.cancelled_rids, timeout=15
+    ), (list(engine.aborted_rids), list(engine.cancelled_rids), engine.loads())
 
 
 def test_n_choices_are_multiplexed(gw) -> None:
