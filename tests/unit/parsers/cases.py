@@ -146,6 +146,12 @@ EDGE_CASES = [
     ("gpt_oss", '<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city": "北', "", "", [("get_weather", None)]),
     ("deepseek32", '<｜DSML｜function_calls>\n<｜DSML｜invoke name="get_weather">\n<｜DSML｜parameter name="city" string="true">北京</｜DSML｜parameter>\n<｜DSML｜parameter name="unit" string="true">cel',
      "", "", [("get_weather", None)]),
+    ("minimax_m2", '<minimax:tool_call>\n<invoke name="get_weather">\n<parameter name="city">北京</parameter>\n<parameter name="unit">cel', "", "", [("get_weather", None)]),
+    ("glm47_moe", "<tool_call>get_weather<arg_key>city</arg_key><arg_value>北", "", "", [("get_weather", None)]),
+    ("step3", '<｜tool_calls_begin｜><｜tool_call_begin｜>function<｜tool_sep｜><steptml:invoke name="get_weather"><steptml:parameter name="city">北', "", "", [("get_weather", None)]),
+    ("deepseek", f'{DS_B}{DS_CB}function{DS_SEP}get_weather\n```json\n{{"city": "北', "", "", [("get_weather", None)]),
+    ("cohere", '<|START_ACTION|>[{"tool_name": "get_weather", "parameters": {"city": "北', "", "", [("get_weather", None)]),
+    ("gpt_oss", "<|channel|>analysis<|message|>thinking about 北", "", "thinking about 北", []),
     # an end marker written inside a JSON string value
     ("kimik2", '<|tool_calls_section_begin|><|tool_call_begin|>functions.echo:0<|tool_call_argument_begin|>{"s": "<|tool_call_end|> ok"}<|tool_call_end|><|tool_calls_section_end|>',
      "", "", [("echo", {"s": "<|tool_call_end|> ok"})]),
