@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -117,7 +118,13 @@ class Engine:
                     yield Finished(i, "abort", None, prompt_len, 0, 0)
                 return
             try:
-                cached, hashes, kv_params = await self._prefill(inp, req, fault, fault_arg)
+                prefill = await self._unless_aborted(req, self._prefill(inp, req, fault, fault_arg))
+                if prefill is None:  # aborted before decoding (e.g. waiting for its prefill)
+                    self.aborted_rids.append(inp.rid)
+                    for i in range(n):
+                        yield Finished(i, "abort", None, prompt_len, 0, 0)
+                    return
+                cached, hashes, kv_params = prefill
                 # -- decode: one step = up to `interval` tokens, one chunk per choice ----------
                 seq = self.program.base(inp.input_ids)
                 if self.eos_token_ids:
@@ -192,6 +199,11 @@ class Engine:
                     yield Finished(i, reason, matched, prompt_len, k, cached, kv_params, out)
             finally:
                 self._release(req)
+        except (asyncio.CancelledError, GeneratorExit):
+            # The caller went away (a cancelled RPC, a closed HTTP stream): like a real
+            # engine, the request stops here; recorded apart from explicit Aborts.
+            self.cancelled_rids.append(inp.rid)
+            raise
         finally:
             self._requests.pop(inp.rid, None)
 
@@ -215,6 +227,32 @@ class Engine:
         self.cache.insert(inp.input_ids, hashes)
         self._flush_events()
         return cached, hashes, await self.pd.after_prefill(inp, cached)
+
+    @staticmethod
+    async def _unless_aborted(req: _Request, coro: Any) -> Any:
+        """Await ``coro`` unless the request is aborted first (then None)."""
+        if req.aborted:
+            coro.close()
+            return None
+        task = asyncio.ensure_future(coro)
+        try:
+            while not task.done():
+                waiter = asyncio.ensure_future(req.wake.wait())
+                try:
+                    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+                if req.aborted and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                    return None
+                if not task.done():
+                    req.wake.clear()
+        except BaseException:
+            task.cancel()  # the caller went away: do not leave the prefill running
+            raise
+        return task.result()
 
     async def _mid_stream_fault(self, req: _Request, fault: str | None) -> None:
         if fault == "error_mid_stream":

@@ -119,3 +119,19 @@ async def test_room_board_waiters_and_fetch_without_server() -> None:
     from tests.conftest import free_port
 
     assert await fetch_room("127.0.0.1", free_port(), "x", 0.2) is None
+
+
+async def test_abort_reaches_a_decode_leg_still_waiting_for_its_prefill(make_engine, unused_port) -> None:
+    # No prefill ever answers on this port, and the rendezvous would wait 60 s: the
+    # abort must end the request at once (a retried pair may reuse the request id).
+    engine = await make_engine(role="decode", pd_style="sglang", pd_timeout_s=60.0)
+    inp = request("waiting-1", [1, 2, 3], max_new_tokens=4)
+    inp.bootstrap_host, inp.bootstrap_port, inp.bootstrap_room = "127.0.0.1", unused_port, 7
+    task = asyncio.ensure_future(collect(engine, inp))
+    from _engine_testlib import wait_until
+
+    await wait_until(lambda: "waiting-1" in engine._requests)
+    assert engine.abort("waiting-1")
+    _ids, done, _chunks = await asyncio.wait_for(task, 10)
+    assert done[0].finish_reason == "abort"
+    assert "waiting-1" in engine.aborted_rids
