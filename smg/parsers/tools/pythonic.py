@@ -9,6 +9,7 @@ keyword at a time.
 from __future__ import annotations
 
 import ast
+import json
 import re
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from smg.parsers.core import Snapshot, SnapshotBuilder
 from smg.parsers.scan import held_suffix
 from smg.parsers.tools.base import ArgsBuilder, MarkerToolParser, skip_ws
 
-__all__ = ["PythonicParser"]
+__all__ = ["PythonicParser", "jsonable"]
 
 _START = re.compile(r"\[\s*[A-Za-z_][\w.]*\s*\(")
 _MAYBE_START = re.compile(r"\[\s*[A-Za-z_]?[\w.]*\s*\Z")
@@ -54,10 +55,24 @@ def _value_end(text: str, j: int) -> int | None:
     return None
 
 
+def jsonable(value: object) -> object:
+    """A Python literal's value as JSON data: sets and tuples become lists, bytes and
+    other non-JSON values their text, dict keys strings."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else json.dumps(jsonable(k)): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
 def _literal(raw: str) -> object:
     try:
-        return ast.literal_eval(raw.strip())
-    except (ValueError, SyntaxError):
+        return jsonable(ast.literal_eval(raw.strip()))
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return raw.strip()
 
 

@@ -4,9 +4,10 @@
 is a special token that detokenization often strips, so a list of dicts that opens the
 output (only whitespace before it) is a call list too. Values are Python literals
 (single quotes, ``True``/``None``), read with ``ast.literal_eval``; arguments become
-JSON. The list is decided as a whole once its closing bracket arrives: if it holds no
-``{'name': ...}`` dict it was ordinary text and is kept as content. Output cut off
-inside the list yields the dicts that were complete.
+JSON. A list whose first dict is a call streams its calls one dict at a time; any other
+list is decided when its closing bracket arrives: if it holds no ``{'name': ...}`` dict
+it was ordinary text and is kept as content. Output cut off inside the list yields the
+dicts that were complete.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from dataclasses import dataclass
 from smg.parsers.core import Snapshot, SnapshotBuilder
 from smg.parsers.scan import held_suffix
 from smg.parsers.tools.base import MarkerToolParser, skip_ws
+from smg.parsers.tools.pythonic import jsonable
 
 __all__ = ["SarashinaParser"]
 
 MARKER = "<|tool_calls|>"
 _BARE_START = re.compile(r"\[\s*\{")
 _MAYBE_BARE = re.compile(r"\[?\s*\Z")
-_TOP, _AFTER = "top", "after_list"
+_TOP, _AFTER, _IN_LIST = "top", "after_list", "in_list"
 
 
 def python_literal_end(text: str, i: int) -> int | None:
@@ -56,8 +58,22 @@ def python_literal_end(text: str, i: int) -> int | None:
 def _call_of(item: object) -> tuple[str, str] | None:
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
         return None
-    args = item.get("arguments", {})
+    args = jsonable(item.get("arguments", {}))
     return item["name"], json.dumps(args, ensure_ascii=False)
+
+
+def _literal_call(text: str) -> tuple[str, str] | None:
+    try:
+        return _call_of(ast.literal_eval(text))
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+def _skip_sep(text: str, j: int) -> int:
+    n = len(text)
+    while j < n and (text[j].isspace() or text[j] == ","):
+        j += 1
+    return j
 
 
 def _complete_dicts(text: str, j: int) -> list[tuple[str, str]]:
@@ -74,7 +90,7 @@ def _complete_dicts(text: str, j: int) -> list[tuple[str, str]]:
             return calls
         try:
             call = _call_of(ast.literal_eval(text[j:end]))
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             call = None
         if call:
             calls.append(call)
@@ -98,6 +114,12 @@ class SarashinaParser(MarkerToolParser):
         b = SnapshotBuilder()
         n = len(text)
         pos = 0
+        if state == _IN_LIST:  # between two calls of a list whose first dict was a call
+            end = self._rest_of_list(text, 0, b, final)
+            if end is None:
+                return b.build()
+            pos, state = end, _AFTER
+            b.safe(pos, state)
         if state is None:  # the very start: a bare list may open the output
             j = skip_ws(text, 0)
             if _BARE_START.match(text, j):
@@ -140,7 +162,18 @@ class SarashinaParser(MarkerToolParser):
             b.safe(pos, state)
 
     def _list(self, text: str, j: int, b: SnapshotBuilder, final: bool) -> int | None:
-        """Decide the list (or single dict) at ``text[j]``; return its end."""
+        """Decide the list (or single dict) at ``text[j]``; return its end.
+
+        A list whose first dict is a call is a call list: its calls are sent one by
+        one, with a safe point after each. Otherwise it is decided when it closes."""
+        if text[j] == "[":
+            k = _skip_sep(text, j + 1)
+            first_end = python_literal_end(text, k) if k < len(text) and text[k] == "{" else None
+            call = _literal_call(text[k:first_end]) if first_end is not None else None
+            if call:
+                b.call(*call, done=True)
+                b.safe(first_end, _IN_LIST)
+                return self._rest_of_list(text, first_end, b, final)
         end = python_literal_end(text, j)
         if end is None:
             if not final:
@@ -154,7 +187,7 @@ class SarashinaParser(MarkerToolParser):
             return len(text)
         try:
             value = ast.literal_eval(text[j:end])
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             value = None
         items = value if isinstance(value, list) else [value]
         calls = [c for c in map(_call_of, items) if c]
@@ -163,3 +196,23 @@ class SarashinaParser(MarkerToolParser):
         for name, args in calls:
             b.call(name, args, done=True)
         return end
+
+    def _rest_of_list(self, text: str, j: int, b: SnapshotBuilder, final: bool) -> int | None:
+        """The dicts after the first call of a call list, through its ``]``."""
+        n = len(text)
+        while True:
+            j = _skip_sep(text, j)
+            if j >= n:
+                return n if final else None
+            if text[j] == "]":
+                return j + 1
+            if text[j] != "{":
+                return j  # not a dict: the list ends here, the rest is text
+            end = python_literal_end(text, j)
+            if end is None:
+                return n if final else None  # a dict cut off at max_tokens is dropped
+            call = _literal_call(text[j:end])
+            if call:
+                b.call(*call, done=True)
+            j = end
+            b.safe(j, _IN_LIST)

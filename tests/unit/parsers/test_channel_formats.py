@@ -22,7 +22,7 @@ ALPHABETS = {
     "inkling": ["<|message_model|>", "<|content_text|>", "<|content_thinking|>", "<|content_invoke_tool_json|>",
                 "<|content_invoke_tool_text|>", "<|end_message|>", "<|content_model_end_sampling|>", '{"name":"f","args":',
                 "{}", "}", '"', "x", " ", "<|"],
-    "llama4": ["<|python_start|>", "<|python_end|>", "[", "]", "f(", "x=1", '"s"', ")", ", ", " ", "a", "<|", "<|python"],
+    "llama4": ["<|python_start|>", "<|python_end|>", "[", "]", "f(", "x=1", "x=", '"s"', ")", ", ", " ", "a", "<|", "<|python", "{", "}", "b'z'"],
     "sarashina": ["<|tool_calls|>", "[", "]", "{", "}", "'name'", ": ", "'f'", ", ", "'arguments'", "'", "x", " ", "<|"],
 }
 
@@ -88,9 +88,16 @@ def test_inkling_drops_calls_to_undeclared_tools() -> None:
 
 
 def test_sarashina_python_literals_become_json() -> None:
-    text = "<|tool_calls|>{'name': 'f', 'arguments': {'ok': True, 'none': None, 't': (1, 2)}}"
+    text = "<|tool_calls|>{'name': 'f', 'arguments': {'ok': True, 'none': None, 't': (1, 2), 's': {3}, 'b': b'x', 1: 2}}"
     (call,) = get_tool_parser("sarashina").parse_complete(text).calls
-    assert json.loads(call.arguments) == {"ok": True, "none": None, "t": [1, 2]}
+    assert json.loads(call.arguments) == {"ok": True, "none": None, "t": [1, 2], "s": [3], "b": "x", "1": 2}
+
+
+@pytest.mark.parametrize("text", ["[f(x={{'a': 1}})]", "[f(x={1, 2}, y=b'z', z=3j)]", "[{'name': 'f', 'arguments': {'s': {{}}}}]"])
+def test_odd_python_literals_give_json_not_errors(text: str) -> None:
+    for name in ("pythonic", "sarashina"):
+        for call in get_tool_parser(name).parse_complete(text).calls:
+            assert isinstance(json.loads(call.arguments), dict)
 
 
 @pytest.mark.parametrize(
