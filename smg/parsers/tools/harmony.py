@@ -51,7 +51,8 @@ class HarmonyParser(MarkerToolParser):
                 return b.build()  # header still arriving (final: dropped)
             header = text[i:m]
             to = _TO.search(header)
-            channel = header.split("<|channel|>", 1)[-1].split()[0] if "<|channel|>" in header else ""
+            words = header.split("<|channel|>", 1)[-1].split() if "<|channel|>" in header else []
+            channel = words[0] if words else ""
             kind = "call" if to else ("reasoning" if channel == "analysis" else "content")
             end = self._body(text, m + len(_MESSAGE), kind, to.group(1) if to else None, b, final)
             if end is None:

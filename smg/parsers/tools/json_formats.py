@@ -121,6 +121,9 @@ class Llama3Parser(JsonParser):
         return self.TAG in text or super().has_markers(text)
 
     def parse(self, text: str, final: bool, state: object = None) -> Snapshot:
+        j = skip_ws(text, 0)
+        if j < len(text) and text[j] in "[{":  # bare JSON decides: a later tag is text
+            return super().parse(text, final)
         i = text.find(self.TAG)
         if i == -1:
             keep = 0 if final else held_suffix(text, (self.TAG,))

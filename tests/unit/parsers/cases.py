@@ -152,6 +152,10 @@ EDGE_CASES = [
     ("deepseek", f'{DS_B}{DS_CB}function{DS_SEP}get_weather\n```json\n{{"city": "北', "", "", [("get_weather", None)]),
     ("cohere", '<|START_ACTION|>[{"tool_name": "get_weather", "parameters": {"city": "北', "", "", [("get_weather", None)]),
     ("gpt_oss", "<|channel|>analysis<|message|>thinking about 北", "", "thinking about 北", []),
+    # what comes first decides the mode; an empty harmony channel name
+    ("llama3", '[{"name": "f", "arguments": {}}] <|python_tag|>{"name": "g", "parameters": {}}',
+     '<|python_tag|>{"name": "g", "parameters": {}}', "", [("f", {})]),
+    ("gpt_oss", "<|channel|><|message|>hello<|end|>", "hello", "", []),
     # an end marker written inside a JSON string value
     ("kimik2", '<|tool_calls_section_begin|><|tool_call_begin|>functions.echo:0<|tool_call_argument_begin|>{"s": "<|tool_call_end|> ok"}<|tool_call_end|><|tool_calls_section_end|>',
      "", "", [("echo", {"s": "<|tool_call_end|> ok"})]),
