@@ -38,12 +38,6 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status, media_type="application/json")
 
 
-async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    async for event in events:
-        yield b"data: " + orjson.dumps(event) + b"\n\n"
-    yield b"data: [DONE]\n\n"
-
-
 class EventStream(StreamingResponse):
     """SSE response that writes everything its producer has ready in one send, and stops
     the producer as soon as the client disconnects.
@@ -160,8 +154,7 @@ async def _run(request: Request, kind: str, req: GenerationRequest) -> Response:
     headers = {k.lower(): v for k, v in request.headers.items()}
     prep = await prepare(kind, req, state.grpc, headers, request.headers.get("x-request-id"))
     if req.stream:
-        events = await stream_events(prep, state, state.grpc)
-        return EventStream(_sse(events))
+        return EventStream(await stream_events(prep, state, state.grpc, sse=True))
     return _json(await whole_response(prep, state, state.grpc))
 
 

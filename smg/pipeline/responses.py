@@ -6,6 +6,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from smg.parsers.core import Delta, ToolCall
 
 __all__ = ["ResponseShape"]
@@ -30,6 +32,7 @@ class ResponseShape:
         self.created = int(time.time())
         self.object = "chat.completion" if kind == "chat" else "text_completion"
         self._chunk_object = "chat.completion.chunk" if kind == "chat" else "text_completion"
+        self._sse_parts: dict[int, tuple[bytes, bytes]] = {}
 
     def _chunk(self, choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -42,6 +45,19 @@ class ResponseShape:
         if usage is not None:
             out["usage"] = usage
         return out
+
+    def content_sse(self, index: int, text: str) -> bytes:
+        """The SSE event of ``delta_chunk(index, Delta(content=text))`` (text non-empty, no
+        logprobs), byte for byte, from a per-choice prefix and suffix built once: the
+        per-token path skips the dicts and encodes only the text."""
+        parts = self._sse_parts.get(index)
+        if parts is None:
+            key = b'"delta":{"content":' if self.kind == "chat" else b'"text":'
+            head = orjson.dumps(self._chunk([{"index": index}]))[:-3]  # up to the choice's last field
+            tail = b'},"logprobs":null,"finish_reason":null}]}\n\n' if self.kind == "chat" \
+                else b',"logprobs":null,"finish_reason":null}]}\n\n'
+            parts = self._sse_parts[index] = (b"data: " + head + b"," + key, tail)
+        return parts[0] + orjson.dumps(text) + parts[1]
 
     def role_chunk(self, index: int) -> dict[str, Any]:
         return self._chunk([{"index": index, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}])

@@ -13,6 +13,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
+
 from smg.clients.grpc_types import Chunk, Complete, WorkerCallError
 from smg.errors import NoHealthyWorker, SmgError, UpstreamError, UpstreamTimeout
 from smg.parsers.core import Delta
@@ -52,17 +54,20 @@ class _Attempt:
     async def items(self, first: Any) -> AsyncIterator[tuple[int, Delta, Any, bool]]:
         """(choice index, delta, logprobs, choice finished) for everything the worker sends."""
         item = first
+        choices = self.choices
         while True:
             if isinstance(item, Chunk):
                 self._counts(item)
-                ch = self.choices[item.index]
+                ch = choices[item.index]
                 if not ch.stopped:
                     yield item.index, ch.feed(item.token_ids), item.logprobs, False
                     if ch.stopped:  # a local stop
                         yield item.index, ch.finish("stop", None), None, True
+                        if self._all_done():
+                            return  # leaving early aborts the worker's generation
             elif isinstance(item, Complete):
                 self._counts(item)
-                ch = self.choices[item.index]
+                ch = choices[item.index]
                 self.completed.add(item.index)
                 if not ch.stopped:
                     if item.output_ids and ch.tokens == 0:  # a worker that sends only Complete
@@ -71,15 +76,20 @@ class _Attempt:
                         yield item.index, ch.finish(item.finish_reason, item.matched_stop), None, True
                     else:
                         yield item.index, ch.finish("stop", None), None, True
-            if all(c.index in self.completed or c.stopped_by_string for c in self.choices):
-                return  # leaving early aborts the worker's generation
+                if self._all_done():
+                    return
             try:
                 item = await self.stream.__anext__()
             except StopAsyncIteration:
-                for ch in self.choices:
+                for ch in choices:
                     if not ch.stopped:
                         yield ch.index, ch.finish("abort", None), None, True
                 return
+
+    def _all_done(self) -> bool:
+        """Every choice completed by the worker or stopped here (checked only when one
+        of them changes, not per token)."""
+        return all(c.index in self.completed or c.stopped_by_string for c in self.choices)
 
     def _counts(self, item: Chunk | Complete) -> None:
         self.prompt_tokens = item.prompt_tokens or self.prompt_tokens
@@ -191,9 +201,11 @@ async def whole_response(prep: Prepared, state: Any, backend: GrpcBackend) -> di
     return await _with_retries(prep, state, backend, body)
 
 
-async def stream_events(prep: Prepared, state: Any, backend: GrpcBackend) -> AsyncIterator[dict[str, Any]]:
+async def stream_events(prep: Prepared, state: Any, backend: GrpcBackend, *,
+                        sse: bool = False) -> AsyncIterator[Any]:
     """OpenAI chunks for a streamed request. Errors before the first chunk raise (the
-    endpoint answers with a status); later ones become one error event."""
+    endpoint answers with a status); later ones become one error event. With ``sse``
+    the events come encoded (``data: ...``), ending with ``data: [DONE]``."""
     shape = ResponseShape(prep.kind, prep.rid, prep.runtime.model)
     tried: list[str] = []
     attempts = max(1, state.retry.max_retries)
@@ -205,35 +217,56 @@ async def stream_events(prep: Prepared, state: Any, backend: GrpcBackend) -> Asy
             if not exc.retryable or n == attempts - 1:
                 raise _http_error(exc) from None
             await asyncio.sleep(state.retry.delay(n))
-    return _events(prep, attempt, first, shape)
+    return _events(prep, attempt, first, shape, sse)
 
 
-async def _events(prep: Prepared, attempt: _Attempt, first: Any, shape: ResponseShape) -> AsyncIterator[dict[str, Any]]:
+async def _events(prep: Prepared, attempt: _Attempt, first: Any, shape: ResponseShape,
+                  sse: bool = False) -> AsyncIterator[Any]:
     started: set[int] = set()
     ok = False
+    chat = prep.kind == "chat"
+    want_lp = prep.req.logprobs
+    encode = _sse if sse else _same
     try:
         if prep.kind == "text" and prep.req.echo:
             for i in range(prep.req.n):
-                yield shape.delta_chunk(i, Delta(content=prep.prompt_text))
+                yield encode(shape.delta_chunk(i, Delta(content=prep.prompt_text)))
         async for index, delta, lp, finished in attempt.items(first):
-            if prep.kind == "chat" and index not in started:
+            if chat and index not in started:
                 started.add(index)
-                yield shape.role_chunk(index)
-            chunk = shape.delta_chunk(index, delta, _logprobs(prep, [lp]) if lp is not None and prep.req.logprobs else None)
-            if chunk is not None:
-                yield chunk
+                yield encode(shape.role_chunk(index))
+            if sse and (lp is None or not want_lp) and not delta.reasoning and not delta.tool_calls:
+                if delta.content:  # the per-token case: encoded without building the chunk
+                    yield shape.content_sse(index, delta.content)
+            else:
+                chunk = shape.delta_chunk(index, delta, _logprobs(prep, [lp]) if lp is not None and want_lp else None)
+                if chunk is not None:
+                    yield encode(chunk)
             if finished:
                 ch = attempt.choices[index]
-                yield shape.finish_chunk(index, attempt.finish_reason(ch), ch.matched_stop)
+                yield encode(shape.finish_chunk(index, attempt.finish_reason(ch), ch.matched_stop))
         if prep.req.include_usage:
-            yield shape.usage_chunk(attempt.prompt_tokens, attempt.completion_tokens(), attempt.cached_tokens)
+            yield encode(shape.usage_chunk(attempt.prompt_tokens, attempt.completion_tokens(), attempt.cached_tokens))
         ok = True
     except WorkerCallError as exc:
-        yield {"error": {"message": exc.message, "type": "upstream_error", "code": exc.status}}
+        yield encode({"error": {"message": exc.message, "type": "upstream_error", "code": exc.status}})
     finally:
         attempt.worker.end(ok)
         with contextlib.suppress(Exception):
             await attempt.stream.aclose()
+    if sse:
+        yield _DONE
+
+
+_DONE = b"data: [DONE]\n\n"
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(event) + b"\n\n"
+
+
+def _same(event: Any) -> Any:
+    return event
 
 
 def _logprobs(prep: Prepared, items: list) -> Any:
