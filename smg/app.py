@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from smg.config import GatewayConfig
 from smg.errors import SmgError, error_handler
-from smg.http import admin, grpc_endpoints, health
+from smg.http import admin, grpc_endpoints, health, parse
 from smg.http.middleware import BodyLimitMiddleware, FastRoutes, RequestIdMiddleware
 from smg.http.proxy import ProxyEndpoint
 from smg.http.state import AppState
@@ -51,7 +51,7 @@ def create_app(config: GatewayConfig | None = None) -> Starlette:
         generate_routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in proxies.items()]
         middleware.append(Middleware(FastRoutes, endpoints=proxies))
     return Starlette(
-        routes=[*generate_routes, *health.routes, *admin.routes],
+        routes=[*generate_routes, *health.routes, *admin.routes, *parse.routes],
         middleware=middleware,
         exception_handlers={SmgError: error_handler, HTTPException: error_handler, Exception: error_handler},
         lifespan=lifespan,

@@ -58,6 +58,13 @@ class ModelRuntime:
     reasoning: ThinkParser | None
     tools: MarkerToolParser | None
     encoder: CachedEncoder | None = None  # exact-match + marker-prefix encode cache
+    reasoning_uses_specials: bool = False  # keep special tokens so the parser sees markers
+
+
+def uses_special_tokens(tok: Tokenizer, *markers: str) -> bool:
+    """Whether any marker is, or contains, a special token (dropped by skip_special_tokens)."""
+    special = tok.special_token_ids
+    return any(m and set(tok.encode(m, False)) & special for m in markers)
 
 
 class GrpcBackend:
@@ -148,6 +155,9 @@ class GrpcBackend:
                 get_tool_parser(tname) if tname else None,
                 CachedEncoder(tok, capacity=4096, prefix_bytes=64 << 20, exact_bytes=128 << 20),
             )
+            if runtime.reasoning is not None:
+                r = runtime.reasoning
+                runtime.reasoning_uses_specials = uses_special_tokens(tok, getattr(r, "start", ""), getattr(r, "end", ""))
             self.models[model] = runtime
             log.info("model %s: tokenizer %r, reasoning=%s, tools=%s", model, tok, rname, tname)
             return runtime

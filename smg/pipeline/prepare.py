@@ -12,6 +12,7 @@ from smg.clients.grpc_types import GenParams
 from smg.errors import BadRequest, ModelNotFound
 from smg.parsers.output import ChoiceParser
 from smg.parsers.reasoning import ThinkParser
+from smg.parsers.tools import get_tool_parser
 from smg.parsers.validation import constraint_for, selected_tools
 from smg.pipeline.backend import GrpcBackend, ModelRuntime
 from smg.pipeline.requests import GenerationRequest
@@ -58,6 +59,10 @@ class Prepared:
     def parser(self) -> ChoiceParser | None:
         rt = self.runtime
         tools = rt.tools if self.tools else None
+        if self.tools and _forces_call(self.req.tool_choice):
+            # The worker was constrained to a JSON array of calls (constraint_for), so the
+            # output is read as JSON whatever the model's own tool-call format is.
+            tools = get_tool_parser("json")
         if self.reasoning is None and tools is None:
             return None
         return ChoiceParser(self.reasoning, tools, tool_specs=self.tools,
@@ -75,6 +80,10 @@ async def _encode(runtime: ModelRuntime, text: str) -> list[int]:
     if len(text) > OFF_LOOP_CHARS:
         return await asyncio.to_thread(encode, text, False)
     return encode(text, False)
+
+
+def _forces_call(tool_choice: object) -> bool:
+    return tool_choice == "required" or isinstance(tool_choice, Mapping)
 
 
 def _routing_text(messages: list[dict]) -> str:
@@ -123,10 +132,7 @@ async def prepare(
     skip = req.skip_special_tokens
     if tools:
         skip = False  # tool-call markers may be special tokens
-    if reasoning is not None:
-        special = runtime.tokenizer.special_token_ids
-        marker_ids = {runtime.tokenizer.token_to_id(reasoning.start), runtime.tokenizer.token_to_id(reasoning.end)}
-        if marker_ids & special:
-            skip = False
+    if reasoning is not None and runtime.reasoning_uses_specials:
+        skip = False  # the reasoning markers are (or contain) special tokens
     info = RequestInfo(text=info_text, token_ids=ids, headers=headers, model=runtime.model, user=req.user)
     return Prepared(kind, req, runtime, rid, prompt, ids, info, reasoning, tools, skip)

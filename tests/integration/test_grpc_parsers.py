@@ -39,6 +39,7 @@ def gw(tmp_path_factory):
     script.write_text(json.dumps([
         {"match": "in Paris\\?", "output": TOOL_OUTPUT},
         {"match": "json please", "output": '{"answer": 42}'},
+        {"match": "call it now", "output": json.dumps([{"name": "get_weather", "parameters": ARGS}], ensure_ascii=False)},
         {"match": "", "output": "<think>short</think>Plain answer."},
     ]), encoding="utf-8")
     worker = GrpcWorkerThread(grpc_proto="sglang", model=MODEL, tokenizer="qwen", mode="script", script=str(script))
@@ -117,3 +118,29 @@ def test_response_format_is_validated(gw) -> None:
     with pytest.raises(openai.APIStatusError) as info:
         _ask(gw, "json please", response_format=bad)
     assert info.value.status_code == 502
+
+
+def test_required_tool_choice_reads_the_constrained_json_array(gw) -> None:
+    # With tool_choice=required the worker is constrained to a JSON array of calls; the
+    # gateway reads that array whatever the model's own tool-call format is.
+    resp = _ask(gw, "call it now", tools=TOOLS, tool_choice="required")
+    (call,) = resp.choices[0].message.tool_calls
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == ARGS
+    assert resp.choices[0].finish_reason == "tool_calls"
+
+
+def test_parse_endpoints(gw) -> None:
+    import urllib.request
+
+    base = str(gw.base_url).rstrip("/").removesuffix("/v1")
+
+    def post(path, body):
+        req = urllib.request.Request(base + path, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    out = post("/parse/function_call", {"text": TOOL_OUTPUT.split("</think>")[1], "tool_call_parser": "qwen", "tools": TOOLS})
+    assert out["tool_calls"][0]["function"]["name"] == "get_weather"
+    out = post("/parse/reasoning", {"text": TOOL_OUTPUT, "reasoning_parser": "qwen3"})
+    assert out["reasoning_text"] == REASONING
