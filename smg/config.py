@@ -65,6 +65,9 @@ class ServerConfig:
     connect_timeout_secs: float = _opt(10.0, "upstream connect timeout")
     shutdown_grace_period_secs: float = _opt(180.0, "time given to in-flight requests on exit")
     log_level: Literal["debug", "info", "warn", "error"] = _opt("info", "log level")
+    workers: int = _opt(
+        1, "gateway processes serving the port (SO_REUSEPORT); each keeps its own routing state"
+    )
     request_id_headers: tuple[str, ...] = _opt(
         ("x-request-id", "x-correlation-id", "x-trace-id", "request-id"),
         "headers a request id is taken from (echoed as x-request-id)",

@@ -35,12 +35,15 @@ log = logging.getLogger(__name__)
 ServerName = Literal["uvicorn", "hypercorn"]
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket (``port`` 0: one the OS picks)."""
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket (``port`` 0: one the OS picks). With ``reuse_port`` several
+    processes bind the same port and the kernel spreads connections over them."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto IPPROTO_TCP (not 0): uvloop sets TCP_NODELAY on accepted connections only then
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
@@ -113,14 +116,64 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 def run(config: GatewayConfig, *, on_listening: Callable[[str], None] | None = None) -> None:
-    """Serve the gateway described by ``config`` until SIGINT or SIGTERM."""
-    from smg.app import create_app
-
+    """Serve the gateway described by ``config`` until SIGINT or SIGTERM. With
+    ``server.workers`` > 1, that many processes serve the port (SO_REUSEPORT), each with
+    its own app and routing state; this one stops the others when it stops."""
     logging.basicConfig(level=config.server.log_level.upper().replace("WARN", "WARNING"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sock = bind_socket(config.server.host, config.server.port)
+    processes = max(1, config.server.workers)
+    sock = bind_socket(config.server.host, config.server.port, reuse_port=processes > 1)
+    port = sock.getsockname()[1]
+    children = _fork_servers(sock, processes - 1)
+    if children is None:  # a forked gateway process: serve, then leave without the parent's cleanup
+        sock = bind_socket(config.server.host, port, reuse_port=True)
+        try:
+            _serve_forever(config, sock)
+        finally:
+            os._exit(0)
     if on_listening is not None:
         on_listening(_url(sock))
+    try:
+        _serve_forever(config, sock)
+    finally:
+        _stop_children(children, config.server.shutdown_grace_period_secs)
+
+
+def _fork_servers(sock: socket.socket, n: int) -> list[int] | None:
+    """Fork ``n`` more gateway processes (before any event loop or thread exists). Returns
+    the children's pids in the parent, None in a child."""
+    children: list[int] = []
+    for _ in range(n):
+        pid = os.fork()
+        if pid == 0:
+            sock.close()  # the child binds its own socket to the same port
+            return None
+        children.append(pid)
+    if children:
+        log.info("serving with %d processes on port %d", n + 1, sock.getsockname()[1])
+    return children
+
+
+def _stop_children(children: list[int], grace: float) -> None:
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace + 5
+    for pid in children:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                    time.sleep(0.05)
+                    continue
+            break
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _serve_forever(config: GatewayConfig, sock: socket.socket) -> None:
+    from smg.app import create_app
+
     loop = _new_loop()
     shutdown = asyncio.Event()
 
