@@ -29,6 +29,9 @@ from smg.router import Worker
 __all__ = ["stream_events", "whole_response"]
 
 
+_END = object()  # the worker's stream ended
+
+
 class _Attempt:
     """One worker's stream for a request, with per-choice processing."""
 
@@ -50,41 +53,56 @@ class _Attempt:
         self.prompt_tokens = len(prep.input_ids)
         self.cached_tokens = 0
         self.completion: dict[int, int] = {}
+        self.done = False
 
     async def items(self, first: Any) -> AsyncIterator[tuple[int, Delta, Any, bool]]:
         """(choice index, delta, logprobs, choice finished) for everything the worker sends."""
         item = first
-        choices = self.choices
         while True:
-            if isinstance(item, Chunk):
-                self._counts(item)
-                ch = choices[item.index]
+            for event in self.take(item):
+                yield event
+            if self.done or item is _END:
+                return  # leaving early aborts the worker's generation
+            item = await self.next()
+
+    async def next(self) -> Any:
+        """The worker's next message, or ``_END`` when its stream ended."""
+        try:
+            return await self.stream.__anext__()
+        except StopAsyncIteration:
+            return _END
+
+    def take(self, item: Any) -> list[tuple[int, Delta, Any, bool]]:
+        """What one worker message (or ``_END``) means for the client: (choice index,
+        delta, logprobs, choice finished) events in order. Sets ``done`` once every
+        choice is finished, completed by the worker or stopped here."""
+        if isinstance(item, Chunk):
+            self._counts(item)
+            ch = self.choices[item.index]
+            if ch.stopped:
+                return []
+            out = [(item.index, ch.feed(item.token_ids), item.logprobs, False)]
+            if ch.stopped:  # a local stop
+                out.append((item.index, ch.finish("stop", None), None, True))
+                self.done = self._all_done()
+            return out
+        if isinstance(item, Complete):
+            self._counts(item)
+            ch = self.choices[item.index]
+            self.completed.add(item.index)
+            out = []
+            if not ch.stopped:
+                if item.output_ids and ch.tokens == 0:  # a worker that sends only Complete
+                    out.append((item.index, ch.feed(item.output_ids), item.logprobs, False))
                 if not ch.stopped:
-                    yield item.index, ch.feed(item.token_ids), item.logprobs, False
-                    if ch.stopped:  # a local stop
-                        yield item.index, ch.finish("stop", None), None, True
-                        if self._all_done():
-                            return  # leaving early aborts the worker's generation
-            elif isinstance(item, Complete):
-                self._counts(item)
-                ch = choices[item.index]
-                self.completed.add(item.index)
-                if not ch.stopped:
-                    if item.output_ids and ch.tokens == 0:  # a worker that sends only Complete
-                        yield item.index, ch.feed(item.output_ids), item.logprobs, False
-                    if not ch.stopped:
-                        yield item.index, ch.finish(item.finish_reason, item.matched_stop), None, True
-                    else:
-                        yield item.index, ch.finish("stop", None), None, True
-                if self._all_done():
-                    return
-            try:
-                item = await self.stream.__anext__()
-            except StopAsyncIteration:
-                for ch in choices:
-                    if not ch.stopped:
-                        yield ch.index, ch.finish("abort", None), None, True
-                return
+                    out.append((item.index, ch.finish(item.finish_reason, item.matched_stop), None, True))
+                else:
+                    out.append((item.index, ch.finish("stop", None), None, True))
+            self.done = self._all_done()
+            return out
+        if item is _END:  # the stream ended with choices unfinished
+            return [(ch.index, ch.finish("abort", None), None, True) for ch in self.choices if not ch.stopped]
+        return []
 
     def _all_done(self) -> bool:
         """Every choice completed by the worker or stopped here (checked only when one
@@ -231,20 +249,28 @@ async def _events(prep: Prepared, attempt: _Attempt, first: Any, shape: Response
         if prep.kind == "text" and prep.req.echo:
             for i in range(prep.req.n):
                 yield encode(shape.delta_chunk(i, Delta(content=prep.prompt_text)))
-        async for index, delta, lp, finished in attempt.items(first):
-            if chat and index not in started:
-                started.add(index)
-                yield encode(shape.role_chunk(index))
-            if sse and (lp is None or not want_lp) and not delta.reasoning and not delta.tool_calls:
-                if delta.content:  # the per-token case: encoded without building the chunk
-                    yield shape.content_sse(index, delta.content)
-            else:
-                chunk = shape.delta_chunk(index, delta, _logprobs(prep, [lp]) if lp is not None and want_lp else None)
-                if chunk is not None:
-                    yield encode(chunk)
-            if finished:
-                ch = attempt.choices[index]
-                yield encode(shape.finish_chunk(index, attempt.finish_reason(ch), ch.matched_stop))
+        item, stream = first, attempt.stream
+        while True:  # the worker's messages straight from its stream: no generator in between
+            for index, delta, lp, finished in attempt.take(item):
+                if chat and index not in started:
+                    started.add(index)
+                    yield encode(shape.role_chunk(index))
+                if sse and (lp is None or not want_lp) and not delta.reasoning and not delta.tool_calls:
+                    if delta.content:  # the per-token case: encoded without building the chunk
+                        yield shape.content_sse(index, delta.content)
+                else:
+                    chunk = shape.delta_chunk(index, delta, _logprobs(prep, [lp]) if lp is not None and want_lp else None)
+                    if chunk is not None:
+                        yield encode(chunk)
+                if finished:
+                    ch = attempt.choices[index]
+                    yield encode(shape.finish_chunk(index, attempt.finish_reason(ch), ch.matched_stop))
+            if attempt.done or item is _END:
+                break  # leaving early aborts the worker's generation
+            try:
+                item = await stream.__anext__()
+            except StopAsyncIteration:
+                item = _END
         if prep.req.include_usage:
             yield encode(shape.usage_chunk(attempt.prompt_tokens, attempt.completion_tokens(), attempt.cached_tokens))
         ok = True
