@@ -95,6 +95,12 @@ class RoutingConfig:
     load_factor: float = _opt(1.25, "prefix_hash: load factor", flag="--prefix-hash-load-factor")
     load_monitor_interval: float = _opt(5.0, "seconds between /v1/loads polls of each worker")
     disable_load_monitoring: bool = _opt(False, "do not poll workers for load reports")
+    prefix_tiebreak: bool = _opt(
+        False,
+        "cache_aware: break miss ties by a stable digest of the prompt's start (on by itself "
+        "with --workers > 1, so the processes agree)",
+        flag="--cache-aware-prefix-tiebreak",
+    )
 
 
 @dataclass(frozen=True)
@@ -244,6 +250,7 @@ class GatewayConfig:
             block_size=r.block_size,
             prefix_token_count=r.prefix_token_count,
             load_factor=r.load_factor,
+            prefix_tiebreak=r.prefix_tiebreak,
         )
 
     # -- loaders --------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
-import random
 import signal
 import socket
 import threading
@@ -123,8 +123,9 @@ def run(config: GatewayConfig, *, on_listening: Callable[[str], None] | None = N
     logging.basicConfig(level=config.server.log_level.upper().replace("WARN", "WARNING"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     processes = max(1, config.server.workers)
-    if processes > 1:
-        _coherent_cache_aware()
+    if processes > 1 and not config.routing.prefix_tiebreak:
+        # Each process has its own prefix trees: break miss ties alike in all of them.
+        config = dataclasses.replace(config, routing=dataclasses.replace(config.routing, prefix_tiebreak=True))
     sock = bind_socket(config.server.host, config.server.port, reuse_port=processes > 1)
     port = sock.getsockname()[1]
     children = _fork_servers(sock, processes - 1)
@@ -140,44 +141,6 @@ def run(config: GatewayConfig, *, on_listening: Callable[[str], None] | None = N
         _serve_forever(config, sock)
     finally:
         _stop_children(children, config.server.shutdown_grace_period_secs)
-
-
-def _url_of(worker: Any) -> str:
-    return worker.url
-
-
-def _coherent_cache_aware() -> None:
-    """Make cache_aware agree across gateway processes without sharing its trees.
-
-    Each process has its own prefix tree, and a prefix one process never saw is a miss
-    there, tie-broken at random among the least-loaded workers — so the next turn of a
-    conversation that lands on another process would usually go to another worker. Here
-    the tie-break is a digest of the request's first tokens (or characters) instead, the
-    same in every process forked from this one (``hash`` shares its secret across
-    fork): a miss goes where the other processes sent that prefix, load permitting."""
-    from smg.router.policies import register_policy
-    from smg.router.policies.cache_aware import CacheAwarePolicy
-
-    class PrefixTieBreak(random.Random):
-        digest: int | None = None
-
-        def randrange(self, start, stop=None, step=1):  # type: ignore[override]
-            if self.digest is not None and stop is None:
-                return self.digest % start
-            return super().randrange(start, stop, step)
-
-    class ProcessCoherentCacheAware(CacheAwarePolicy):
-        def __init__(self, config) -> None:
-            super().__init__(config, PrefixTieBreak())
-
-        def select(self, workers, request):
-            tokens, text = request.token_ids, request.text
-            self.rng.digest = (hash(tuple(tokens[:64])) if tokens is not None else
-                               hash(text[:256]) if text else None)
-            # the same candidate order everywhere (registries fill in any order)
-            return super().select(sorted(workers, key=_url_of), request)
-
-    register_policy("cache_aware", ProcessCoherentCacheAware)
 
 
 def _fork_servers(sock: socket.socket, n: int) -> list[int] | None:

@@ -41,7 +41,9 @@ Where smg does better than SMG (users' complaints, peers.md section 7):
 
 from __future__ import annotations
 
+import hashlib
 import random
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
@@ -57,6 +59,22 @@ TreeFactory = Callable[[str, int], Any]  # (kind "text"|"tokens", page_size) -> 
 
 _load = attrgetter("load")
 _processed = attrgetter("processed")
+
+
+def _url(worker: Worker) -> str:
+    return worker.url
+
+
+def _stable_digest(request: RequestInfo) -> int | None:
+    """A digest of the request's leading tokens (or characters) that every process and
+    every gateway replica computes alike (unlike ``hash``, which is salted per process)."""
+    if request.token_ids is not None:
+        data = array("I", request.token_ids[:64]).tobytes()
+    elif request.text:
+        data = request.text[:256].encode("utf-8", "surrogatepass")
+    else:
+        return None
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
 def _radix_tree(kind: str, page_size: int) -> Any:
@@ -79,6 +97,7 @@ class CacheAwarePolicy(Policy):
         self._recent: OrderedDict[int, str] = OrderedDict()  # hash of a recent key -> worker url
         self.stats: dict[str, int] = dict.fromkeys(("imbalanced", "hit", "continuation", "session", "miss", "no_key"), 0)
         self.evicted = 0
+        self._tie: int | None = None  # this request's stable tie-break digest (prefix_tiebreak)
 
     # -- selection -----------------------------------------------------------------
     # Hot path: per-worker work is a few C-level passes (map/attrgetter, comprehensions);
@@ -87,6 +106,8 @@ class CacheAwarePolicy(Policy):
         if not workers:
             return None
         kind, key, full_len = self._key(request)
+        if self.config.prefix_tiebreak:
+            self._tie = _stable_digest(request)
         tree = self.tree(request.model, kind) if key else None
         session = routing_key(request)
         if len(workers) == 1:
@@ -199,7 +220,11 @@ class CacheAwarePolicy(Policy):
             return workers[0]
         lo = min(map(_load, workers))
         tied = [w for w in workers if w.load == lo]
-        return tied[0] if len(tied) == 1 else tied[self.rng.randrange(len(tied))]
+        if len(tied) == 1:
+            return tied[0]
+        if self._tie is not None:  # the same choice in every process, whatever the registry order
+            return sorted(tied, key=_url)[self._tie % len(tied)]
+        return tied[self.rng.randrange(len(tied))]
 
     @staticmethod
     def _digest(key: Any) -> int:

@@ -44,6 +44,12 @@ class PolicyConfig:
     session_capacity: int = field(
         default=65536, metadata={"help": "cache_aware: session keys and recent request keys remembered (LRU each)"}
     )
+    prefix_tiebreak: bool = field(
+        default=False,
+        metadata={"help": "cache_aware: break ties among equally loaded workers on a miss by a stable "
+                          "digest of the request's first 64 tokens / 256 chars instead of at random, so "
+                          "several gateway processes or replicas send an unseen prefix to the same worker"},
+    )
     prefix_token_count: int = field(default=256, metadata={"help": "prefix_hash: tokens hashed for the key"})
     load_factor: float = field(
         default=1.25, metadata={"help": "prefix_hash: ring worker kept while load <= mean * this"}
