@@ -180,6 +180,13 @@ async def _with_retries(prep: Prepared, state: Any, backend: GrpcBackend, body):
     raise UpstreamError("all workers failed")
 
 
+def _completed(state: Any, attempt: _Attempt, prep: Prepared, ok: bool) -> None:
+    """Tell the policy the request finished (policies that learn from completions)."""
+    on_complete = getattr(state.router, "on_complete", None)
+    if on_complete is not None:
+        on_complete(attempt.worker, prep.info, ok)
+
+
 def _http_error(exc: WorkerCallError) -> SmgError:
     return UpstreamTimeout(exc.message) if exc.status == 504 else UpstreamError(exc.message)
 
@@ -193,6 +200,7 @@ async def whole_response(prep: Prepared, state: Any, backend: GrpcBackend) -> di
             if lp is not None and prep.req.logprobs:
                 lps[index].append(lp)
         attempt.worker.end(True)
+        _completed(state, attempt, prep, True)
         choices = []
         for ch in attempt.choices:
             r = ch.result()
@@ -235,11 +243,11 @@ async def stream_events(prep: Prepared, state: Any, backend: GrpcBackend, *,
             if not exc.retryable or n == attempts - 1:
                 raise _http_error(exc) from None
             await asyncio.sleep(state.retry.delay(n))
-    return _events(prep, attempt, first, shape, sse)
+    return _events(prep, attempt, first, shape, sse, state)
 
 
 async def _events(prep: Prepared, attempt: _Attempt, first: Any, shape: ResponseShape,
-                  sse: bool = False) -> AsyncIterator[Any]:
+                  sse: bool = False, state: Any = None) -> AsyncIterator[Any]:
     started: set[int] = set()
     ok = False
     chat = prep.kind == "chat"
@@ -278,6 +286,8 @@ async def _events(prep: Prepared, attempt: _Attempt, first: Any, shape: Response
         yield encode({"error": {"message": exc.message, "type": "upstream_error", "code": exc.status}})
     finally:
         attempt.worker.end(ok)
+        if state is not None:
+            _completed(state, attempt, prep, ok)
         with contextlib.suppress(Exception):
             await attempt.stream.aclose()
     if sse:
