@@ -1,7 +1,9 @@
-"""Pooled keep-alive HTTP to workers: one :class:`UpstreamClient` (one aiohttp session) per app.
+"""Pooled keep-alive HTTP to workers: one :class:`UpstreamClient` per app.
 
-Proxied bodies go out as the bytes the client sent and come back undecoded
-(``auto_decompress=False``), so what the worker wrote is what the client reads.
+Proxied bodies go out as the bytes the client sent and come back as the worker wrote
+them (no decompression), so what the worker wrote is what the client reads. The wire
+protocol (one ``asyncio.Protocol`` per keep-alive connection, httptools parsing) is in
+:mod:`smg.clients.http1`.
 """
 
 from __future__ import annotations
@@ -10,19 +12,22 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import aiohttp
 import orjson
+
+from smg.clients.http1 import Http1Pool, UpstreamConnectionError, UpstreamResponse
 
 __all__ = [
     "HOP_BY_HOP",
     "UpstreamClient",
+    "UpstreamConnectionError",
+    "UpstreamResponse",
     "forward_headers",
     "parse_load_report",
     "response_headers",
 ]
 
 # Headers that describe one connection, not the message (RFC 9110 7.6.1), plus the ones
-# the gateway recomputes.
+# the gateway recomputes (and ``expect``: the gateway already answered it).
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -37,84 +42,100 @@ HOP_BY_HOP = frozenset(
         "upgrade",
         "host",
         "content-length",
+        "expect",
     }
 )
 _HOP_BY_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
+_NO_HEADERS: Mapping[str, str] = {}
+_JSON_HEADERS: Mapping[str, str] = {"content-type": "application/json"}
 
 
 class UpstreamClient:
-    """One pooled aiohttp session; created in the app lifespan, closed on shutdown."""
+    """Keep-alive connection pools, one per worker origin; closed on app shutdown.
+
+    ``request_timeout`` bounds a whole exchange (until the last body byte), and
+    ``connect_timeout`` a new connection. Failures raise :class:`UpstreamConnectionError`
+    (an ``OSError``) or ``asyncio.TimeoutError``."""
 
     def __init__(self, *, request_timeout: float, connect_timeout: float, keepalive_timeout: float = 50.0) -> None:
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
         self.keepalive_timeout = keepalive_timeout
-        self._session: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=0, keepalive_timeout=self.keepalive_timeout, ttl_dns_cache=300
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(
-                total=self.request_timeout, sock_connect=self.connect_timeout
-            ),
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-            json_serialize=lambda obj: orjson.dumps(obj).decode(),
-        )
+        self._pools: dict[str, Http1Pool] = {}
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            pool.close()
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("UpstreamClient.start() was not awaited")
-        return self._session
+    async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
+        """POST ``body`` as is; the caller reads the response (or closes it to give up)."""
+        return await self.request("POST", url, body, headers)
 
-    async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
-        """POST ``body`` as is; the caller reads and releases (or closes) the response."""
-        return await self.session.post(url, data=body, headers=headers)
+    async def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes = b"",
+        headers: Mapping[str, str] = _NO_HEADERS,
+        *,
+        timeout: float | None = None,
+    ) -> UpstreamResponse:
+        """One request; returns when the response headers are in. ``headers`` are the
+        message's own (no Host, Content-Length or hop-by-hop ones: see :func:`forward_headers`)."""
+        cut = url.find("/", url.find("//") + 2)
+        origin, path = (url, "/") if cut < 0 else (url[:cut], url[cut:])
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = self._pools[origin] = Http1Pool(origin, keepalive=self.keepalive_timeout)
+        head = request_head(method, path, pool.host_header, headers, body)
+        deadline = asyncio.get_running_loop().time() + (self.request_timeout if timeout is None else timeout)
+        return await pool.send(head, body, deadline, self.connect_timeout)
 
     async def probe(self, url: str, timeout: float) -> bool:
         """GET ``url``: True for a 2xx answer within ``timeout``."""
         try:
-            async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            async with await self.request("GET", url, timeout=timeout) as resp:
                 await resp.read()
                 return 200 <= resp.status < 300
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        except (asyncio.TimeoutError, OSError, ValueError):
             return False
 
     async def get_json(self, url: str, timeout: float) -> Any | None:
         """GET ``url`` and decode JSON; None on any failure."""
         try:
-            async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-                if resp.status != 200:
-                    return None
-                return orjson.loads(await resp.read())
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, orjson.JSONDecodeError):
+            async with await self.request("GET", url, timeout=timeout) as resp:
+                data = await resp.read()
+                return orjson.loads(data) if resp.status == 200 else None
+        except (asyncio.TimeoutError, OSError, ValueError):  # orjson.JSONDecodeError is a ValueError
             return None
 
     async def post_json(self, url: str, payload: Any, timeout: float) -> tuple[int, Any]:
         """POST JSON; returns (status, decoded body or text); status 0 when unreachable."""
         try:
-            async with self.session.post(
-                url,
-                data=orjson.dumps(payload),
-                headers={"content-type": "application/json"},
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as resp:
+            async with await self.request("POST", url, orjson.dumps(payload), _JSON_HEADERS, timeout=timeout) as resp:
                 raw = await resp.read()
-                try:
-                    return resp.status, orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    return resp.status, raw.decode(errors="replace")
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (asyncio.TimeoutError, OSError, ValueError) as exc:
             return 0, str(exc) or type(exc).__name__
+        try:
+            return resp.status, orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return resp.status, raw.decode(errors="replace")
+
+
+def request_head(method: str, path: str, host: str, headers: Mapping[str, str], body: bytes) -> bytes:
+    """The request line and headers of one HTTP/1.1 request (Content-Length from ``body``;
+    none for a GET without one). A CR or LF anywhere in them is a ValueError."""
+    fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    lines = len(headers) + 3
+    if body or method != "GET":
+        head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{fields}Content-Length: {len(body)}\r\n\r\n"
+        lines += 1
+    else:
+        head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{fields}\r\n"
+    if head.count("\n") != lines or head.count("\r") != lines:
+        raise ValueError(f"CR or LF inside a request line or header: {head!r}")
+    return head.encode("latin-1")
 
 
 def forward_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:

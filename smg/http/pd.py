@@ -27,11 +27,10 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-import aiohttp
 import orjson
 from starlette.types import Send
 
-from smg.clients.http import UpstreamClient, response_headers
+from smg.clients.http import UpstreamClient, UpstreamResponse, response_headers
 from smg.errors import NoHealthyWorker, SmgError, UpstreamError, UpstreamTimeout
 from smg.http.pd_body import (
     batch_size,
@@ -51,7 +50,7 @@ __all__ = ["PDExchange", "PDHttpExecutor", "PD_STYLES"]
 log = logging.getLogger(__name__)
 
 PD_STYLES = ("auto", "sglang", "vllm")
-_UPSTREAM_ERRORS = (aiohttp.ClientError, OSError)
+_UPSTREAM_ERRORS = (OSError,)  # UpstreamConnectionError and socket errors
 _BOOTSTRAP_STATUS = (409, 504)  # the reference decode worker: prompt mismatch, room never came
 
 
@@ -238,7 +237,7 @@ class PDHttpExecutor:
                 elapsed = time.perf_counter() - started
                 self.metrics.first_token("prefill", elapsed)
                 self.metrics.prefill_done(elapsed)
-            return resp.status, response_headers(resp.raw_headers), data
+            return resp.status, response_headers(resp.headers), data
 
     def _prefill_result(self, legs: _Legs) -> _Failed | None:
         """Account the finished prefill leg; its failure, or None when it answered well."""
@@ -280,7 +279,7 @@ class PDHttpExecutor:
         await self._finish_prefill(legs, 0)
         return self._leg_error(legs, "decode", kind, error)
 
-    async def _decode_answer(self, legs: _Legs, resp: aiohttp.ClientResponse) -> _Failed:
+    async def _decode_answer(self, legs: _Legs, resp: UpstreamResponse) -> _Failed:
         """The decode worker answered with an error status before any token."""
         status = resp.status
         try:
@@ -288,13 +287,13 @@ class PDHttpExecutor:
         except (asyncio.TimeoutError, *_UPSTREAM_ERRORS):
             body = b""
         finally:
-            resp.release()
+            resp.close()
         await self._finish_prefill(legs, 0)
         self.metrics.leg_failed("decode", f"status_{status}")
         if status in _BOOTSTRAP_STATUS:
             self.metrics.bootstrap_failed()
         legs.end("decode", _outcome(status))
-        return _Failed("decode", status in RETRYABLE_STATUS, None, status, response_headers(resp.raw_headers), body)
+        return _Failed("decode", status in RETRYABLE_STATUS, None, status, response_headers(resp.headers), body)
 
     # -- vLLM style: prefill, then decode ---------------------------------------------
 
@@ -326,9 +325,9 @@ class PDHttpExecutor:
 
     # -- the decode answer to the client ----------------------------------------------
 
-    async def _relay(self, ex: PDExchange, legs: _Legs, resp: aiohttp.ClientResponse, started: float) -> int | _Failed:
+    async def _relay(self, ex: PDExchange, legs: _Legs, resp: UpstreamResponse, started: float) -> int | _Failed:
         try:
-            if resp.content_length is not None and not is_event_stream(resp.headers.get("content-type")):
+            if resp.content_length is not None and not is_event_stream(resp.content_type):
                 result = await self._relay_whole(ex, legs, resp, started)
             else:
                 result = await self._relay_stream(ex, legs, resp, started)
@@ -338,7 +337,7 @@ class PDHttpExecutor:
         await self._finish_prefill(legs, self.prefill_grace)
         return result
 
-    async def _relay_whole(self, ex: PDExchange, legs: _Legs, resp: aiohttp.ClientResponse,
+    async def _relay_whole(self, ex: PDExchange, legs: _Legs, resp: UpstreamResponse,
                            started: float) -> int | _Failed:
         try:
             data = await resp.read()
@@ -347,7 +346,6 @@ class PDHttpExecutor:
             await self._finish_prefill(legs, 0)
             return self._leg_error(legs, "decode", "read",
                                    UpstreamError(f"decode worker {legs.pair.decode.url} failed: {exc}"))
-        resp.release()
         self.metrics.first_token("decode", time.perf_counter() - started)
         legs.end("decode", True)
         if legs.merge_logprobs and resp.status == 200 and legs.prefill is not None:
@@ -356,17 +354,17 @@ class PDHttpExecutor:
             if prefill.done() and not prefill.cancelled() and prefill.exception() is None:
                 data = merge_input_logprobs(data, prefill.result()[2])
         ex.finished = ex.responded = True
-        await _send_whole(ex.send, resp.status, response_headers(resp.raw_headers), data)
+        await _send_whole(ex.send, resp.status, response_headers(resp.headers), data)
         return resp.status
 
-    async def _relay_stream(self, ex: PDExchange, legs: _Legs, resp: aiohttp.ClientResponse, started: float) -> int:
+    async def _relay_stream(self, ex: PDExchange, legs: _Legs, resp: UpstreamResponse, started: float) -> int:
         send = ex.send
         ex.responded = True
         await send({"type": "http.response.start", "status": resp.status,
-                     "headers": response_headers(resp.raw_headers)})
+                     "headers": response_headers(resp.headers)})
         first = True
         try:
-            async for chunk in resp.content.iter_any():
+            async for chunk in resp:
                 if first:
                     first = False
                     self.metrics.first_token("decode", time.perf_counter() - started)
@@ -376,12 +374,11 @@ class PDHttpExecutor:
             resp.close()
             legs.end("decode", False)
             self.metrics.leg_failed("decode", "stream")
-            if not is_event_stream(resp.headers.get("content-type")):
+            if not is_event_stream(resp.content_type):
                 raise UpstreamError(f"decode worker {legs.pair.decode.url} failed mid-body: {exc!r}") from exc
             await send({"type": "http.response.body", "more_body": True,
                         "body": error_event(f"decode worker failed mid-stream: {exc!r}")})
         else:
-            resp.release()
             legs.end("decode", True)
         ex.finished = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -402,7 +399,7 @@ async def _cancel(task: asyncio.Future) -> None:
     if task.done():
         if not task.cancelled() and task.exception() is None:
             result = task.result()
-            if isinstance(result, aiohttp.ClientResponse):
+            if isinstance(result, UpstreamResponse):
                 result.close()
         return
     task.cancel()

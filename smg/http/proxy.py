@@ -19,10 +19,9 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-import aiohttp
 from starlette.types import Receive, Scope, Send
 
-from smg.clients.http import forward_headers, response_headers
+from smg.clients.http import UpstreamResponse, forward_headers, response_headers
 from smg.errors import ModelNotFound, NoHealthyWorker, SmgError, UpstreamError, UpstreamTimeout, send_error
 from smg.http.pd_body import PD_PATHS
 from smg.http.sse import error_event, is_event_stream
@@ -32,7 +31,7 @@ from smg.router import RETRYABLE_STATUS, RequestInfo, Worker
 
 __all__ = ["ProxyEndpoint"]
 
-_UPSTREAM_ERRORS = (aiohttp.ClientError, OSError)
+_UPSTREAM_ERRORS = (OSError,)  # UpstreamConnectionError and socket errors
 
 
 class _ClientGone(Exception):
@@ -226,7 +225,7 @@ async def _attempt(ex: _Exchange, worker: Worker) -> int | _Answer | SmgError:
         ex.done(worker, None)
         raise
     if resp.status in RETRYABLE_STATUS or (
-        resp.content_length is not None and not is_event_stream(resp.headers.get("content-type"))
+        resp.content_length is not None and not is_event_stream(resp.content_type)
     ):
         return await _relay_whole(ex, worker, resp)
     return await _relay_stream(ex, worker, resp)
@@ -244,7 +243,7 @@ def _outcome(status: int) -> bool | None:
     return False if status in RETRYABLE_STATUS else None
 
 
-async def _relay_whole(ex: _Exchange, worker: Worker, resp: aiohttp.ClientResponse) -> int | _Answer | SmgError:
+async def _relay_whole(ex: _Exchange, worker: Worker, resp: UpstreamResponse) -> int | _Answer | SmgError:
     """A sized (or error) body: read it all, then answer in one piece."""
     status = resp.status
     try:
@@ -259,8 +258,7 @@ async def _relay_whole(ex: _Exchange, worker: Worker, resp: aiohttp.ClientRespon
         resp.close()
         ex.done(worker, None)
         raise
-    resp.release()
-    headers = response_headers(resp.raw_headers)
+    headers = response_headers(resp.headers)
     if status in RETRYABLE_STATUS:
         ex.state.metrics.worker_error(worker, f"status_{status}")
         ex.done(worker, False)
@@ -278,24 +276,22 @@ async def _send_whole(ex: _Exchange, status: int, headers: list[tuple[bytes, byt
     await send({"type": "http.response.body", "body": body})
 
 
-async def _relay_stream(ex: _Exchange, worker: Worker, resp: aiohttp.ClientResponse) -> int:
+async def _relay_stream(ex: _Exchange, worker: Worker, resp: UpstreamResponse) -> int:
     """An SSE or chunked body: pass each chunk on as it arrives."""
     send = ex.send
     status = resp.status
     success: bool | None = _outcome(status)
-    complete = False
     ex.responded = True
-    await send({"type": "http.response.start", "status": status, "headers": response_headers(resp.raw_headers)})
+    await send({"type": "http.response.start", "status": status, "headers": response_headers(resp.headers)})
     try:
-        async for chunk in resp.content.iter_any():
+        async for chunk in resp:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        complete = True
     except (asyncio.TimeoutError, *_UPSTREAM_ERRORS) as exc:
         # Bytes already reached the client: no retry, no status. End an event stream with
         # an error event; any other body is cut off so the client sees it incomplete.
         success = False
         ex.state.metrics.worker_error(worker, "stream")
-        if not is_event_stream(resp.headers.get("content-type")):
+        if not is_event_stream(resp.content_type):
             raise UpstreamError(f"worker {worker.url} failed mid-body: {exc!r}") from exc
         await send({"type": "http.response.body", "body": error_event(f"worker failed mid-stream: {exc!r}"),
                     "more_body": True})
@@ -303,10 +299,7 @@ async def _relay_stream(ex: _Exchange, worker: Worker, resp: aiohttp.ClientRespo
         success = None
         raise
     finally:
-        if complete:
-            resp.release()
-        else:
-            resp.close()
+        resp.close()  # a no-op once the body is complete; else the worker sees the connection go
         ex.done(worker, success)
     ex.finished = True
     await send({"type": "http.response.body", "body": b"", "more_body": False})

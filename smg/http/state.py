@@ -70,7 +70,6 @@ class AppState:
             request_timeout=config.server.request_timeout_secs,
             connect_timeout=config.server.connect_timeout_secs,
         )
-        await client.start()
         health_config = config.health.to_router()
 
         grpc_backend = GrpcBackend(GrpcSettings.from_config(config.model)) if config.grpc_mode() else None
