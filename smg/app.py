@@ -1,6 +1,8 @@
-"""``create_app(config)``: the gateway as one Starlette app.
+"""``create_app(config)``: the gateway as one ASGI app.
 
-The lifespan builds the :class:`~smg.http.state.AppState` (workers, policy, pooled
+A Starlette app serves every route; in front of it, :class:`~smg.http.middleware.Front`
+handles request ids and the body limit for all requests and sends the hot ``POST`` paths
+(the proxy or gRPC-mode generation endpoints) straight to their endpoints. The lifespan builds the :class:`~smg.http.state.AppState` (workers, policy, pooled
 upstream client, background loops) and keeps it on ``app.state.smg``; endpoints read it
 from there. Every :class:`~smg.errors.SmgError` renders as an OpenAI-style JSON error.
 """
@@ -8,17 +10,18 @@ from there. Every :class:`~smg.errors.SmgError` renders as an OpenAI-style JSON 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from smg.config import GatewayConfig
 from smg.errors import SmgError, error_handler
 from smg.http import admin, grpc_endpoints, health, parse
-from smg.http.middleware import BodyLimitMiddleware, FastRoutes, RequestIdMiddleware
+from smg.http.middleware import Front, request_endpoint
 from smg.http.proxy import ProxyEndpoint
 from smg.http.state import AppState
 from smg.protocol import PARSERS
@@ -26,7 +29,7 @@ from smg.protocol import PARSERS
 __all__ = ["create_app"]
 
 
-def create_app(config: GatewayConfig | None = None) -> Starlette:
+def create_app(config: GatewayConfig | None = None) -> Front:
     config = config or GatewayConfig()
 
     @contextlib.asynccontextmanager
@@ -38,21 +41,28 @@ def create_app(config: GatewayConfig | None = None) -> Starlette:
         finally:
             await state.close()
 
-    middleware = [
-        Middleware(RequestIdMiddleware, header_names=config.server.request_id_headers),
-        Middleware(BodyLimitMiddleware, max_bytes=config.server.max_payload_size),
-    ]
+    fast: dict[str, ASGIApp]
     if config.grpc_mode():
         if not all(u.startswith(("grpc://", "grpcs://")) for u in config.routing.worker_urls):
             raise ValueError("worker URLs mix grpc:// and http:// workers; run one gateway per mode")
         generate_routes = list(grpc_endpoints.routes)
+        fast = {r.path: _fast_endpoint(r) for r in generate_routes
+                if isinstance(r, Route) and r.methods == {"POST"} and not r.param_convertors}
     else:
-        proxies = {path: ProxyEndpoint(path) for path in PARSERS}
-        generate_routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in proxies.items()]
-        middleware.append(Middleware(FastRoutes, endpoints=proxies))
-    return Starlette(
+        fast = {path: ProxyEndpoint(path) for path in PARSERS}
+        generate_routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in fast.items()]
+    app = Starlette(
         routes=[*generate_routes, *health.routes, *admin.routes, *parse.routes],
-        middleware=middleware,
         exception_handlers={SmgError: error_handler, HTTPException: error_handler, Exception: error_handler},
         lifespan=lifespan,
     )
+    return Front(app, fast=fast, header_names=config.server.request_id_headers,
+                 max_bytes=config.server.max_payload_size)
+
+
+def _fast_endpoint(route: Route) -> ASGIApp:
+    """The ASGI app a fast route calls for ``route``: a request/response function without
+    Starlette's per-request wrapping, anything else as the route would call it."""
+    if inspect.isfunction(route.endpoint) or inspect.ismethod(route.endpoint):
+        return request_endpoint(route.endpoint)
+    return route.app

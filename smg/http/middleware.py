@@ -1,15 +1,37 @@
-"""Pure ASGI middleware: request ids and the request body size limit."""
+"""The gateway's outermost ASGI app: request ids, the body size limit and the fast routes
+in one pass, in front of the Starlette app.
+
+:class:`Front` is what the server calls. For every HTTP request it
+
+- takes the request id from the first configured header present, or makes one, keeps it
+  in ``scope["smg.request_id"]`` and echoes it as ``x-request-id``;
+- answers 413 at once when Content-Length passes the limit, and otherwise, when the
+  length is not known up front, makes ``receive`` raise :class:`PayloadTooLarge` as soon as
+  the streamed body passes it;
+- sends ``POST`` requests for the hot paths straight to their endpoints, past Starlette's
+  middleware and router; an error they do not render themselves still becomes an
+  OpenAI-style JSON answer (500 for an unexpected exception, never a traceback).
+
+Everything else (lifespan, GETs, admin, /parse, 404/405) goes to the Starlette app.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from smg.errors import PayloadTooLarge, error_body
+from smg.errors import PayloadTooLarge, SmgError, error_body, error_handler, send_error
 
-__all__ = ["BodyLimitMiddleware", "FastRoutes", "RequestIdMiddleware", "request_id_prefix"]
+__all__ = ["Front", "request_endpoint", "request_id_prefix"]
+
+log = logging.getLogger(__name__)
 
 _PREFIXES = {
     "/v1/chat/completions": "chatcmpl-",
@@ -17,107 +39,154 @@ _PREFIXES = {
     "/generate": "gnt-",
 }
 
+_CONTENT_LENGTH = -1  # its rank in Front.ranks, beside the request id headers'
+_TRUSTED_LENGTH = ("1.1", "1.0")  # HTTP versions whose server stops the body at Content-Length
+_X_REQUEST_ID = b"x-request-id"
+
 
 def request_id_prefix(path: str) -> str:
     return _PREFIXES.get(path, "req-")
 
 
-class FastRoutes:
-    """Send ``POST`` requests for ``endpoints``' paths straight to them, past Starlette's
-    routing and exception middleware (the endpoints render their own errors)."""
+class _RandomHex:
+    """24 random hex digits per call (12 bytes from ``os.urandom``), drawn from the OS in
+    blocks: one system call per ``block`` ids instead of one per request."""
 
-    def __init__(self, app: ASGIApp, endpoints: Mapping[str, ASGIApp]) -> None:
-        self.app = app
-        self.endpoints = dict(endpoints)
+    def __init__(self, block: int = 256) -> None:
+        self.block = block
+        self._ids: Callable[[], str] = iter(()).__next__
+        # a forked process must not hand out the ids its parent has drawn
+        os.register_at_fork(after_in_child=self.reset)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            endpoint = self.endpoints.get(scope["path"])
-            if endpoint is not None:
-                await endpoint(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    def reset(self) -> None:
+        self._ids = iter(()).__next__
 
-
-class RequestIdMiddleware:
-    """Take the request id from the first of ``header_names`` present, else make one; keep it
-    in ``scope["smg.request_id"]`` and echo it as ``x-request-id``."""
-
-    def __init__(self, app: ASGIApp, header_names: tuple[str, ...] = ("x-request-id",)) -> None:
-        self.app = app
-        self.header_names = tuple(h.lower().encode("latin-1") for h in header_names)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        names = self.header_names
-        rid = None
-        rank = len(names)
-        for key, value in scope["headers"]:  # one pass: the earliest-listed name wins
-            if key in names:
-                i = names.index(key)
-                if i < rank:
-                    rid, rank = value, i
-        if rid is None:
-            rid = (request_id_prefix(scope["path"]) + os.urandom(12).hex()).encode()
-        scope["smg.request_id"] = rid.decode("latin-1")
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                # a new list: the app's may be shared (a module-level constant)
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid)]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
+    def __call__(self) -> str:
+        try:
+            return self._ids()
+        except StopIteration:
+            data = os.urandom(12 * self.block).hex()
+            self._ids = iter([data[i : i + 24] for i in range(0, len(data), 24)]).__next__
+            return self._ids()
 
 
-class BodyLimitMiddleware:
-    """Refuse bodies over ``max_bytes`` with 413: at once from Content-Length, or as soon
-    as the streamed body passes the limit (``receive`` raises :class:`PayloadTooLarge`)."""
+random_hex = _RandomHex()
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class Front:
+    """The outermost ASGI app (see the module docstring). ``fast`` maps the hot ``POST``
+    paths to ASGI endpoints; each is called with ``scope["app"]`` set to ``app``, as
+    Starlette would."""
+
+    def __init__(self, app: ASGIApp, *, fast: Mapping[str, ASGIApp] | None = None,
+                 header_names: tuple[str, ...] = ("x-request-id",), max_bytes: int) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
         self.app = app
+        self.fast = {path: (endpoint, request_id_prefix(path)) for path, endpoint in (fast or {}).items()}
         self.max_bytes = max_bytes
+        # one dict lookup per request header finds both the id headers and Content-Length
+        self.ranks: dict[bytes, int] = {}
+        for rank, name in enumerate(header_names):
+            self.ranks.setdefault(name.lower().encode("latin-1"), rank)
+        self.ranks[b"content-length"] = _CONTENT_LENGTH
+
+    @property
+    def state(self) -> Any:
+        """The Starlette app's ``state`` (``state.smg`` once the lifespan has started)."""
+        return self.app.state  # type: ignore[attr-defined]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        ranks = self.ranks
+        rid: bytes | None = None
+        rank = len(ranks)
+        length: bytes | None = None
+        for key, value in scope["headers"]:  # one pass: the earliest-listed id header wins
+            r = ranks.get(key)
+            if r is not None:
+                if r == _CONTENT_LENGTH:
+                    if length is None:
+                        length = value
+                elif r < rank:
+                    rid, rank = value, r
+        entry = self.fast.get(scope["path"]) if scope["method"] == "POST" else None
+        if rid is None:
+            prefix = entry[1] if entry is not None else request_id_prefix(scope["path"])
+            rid_str = prefix + random_hex()
+            rid = rid_str.encode("latin-1")
+        else:
+            rid_str = rid.decode("latin-1")
+        scope["smg.request_id"] = rid_str
+        started = False
+
+        def send_with_id(message: Message) -> Awaitable[None]:
+            # a plain function handing back send's awaitable: no extra coroutine per message
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                # a new list: the app's may be shared (a module-level constant)
+                message["headers"] = [*message.get("headers", ()), (_X_REQUEST_ID, rid)]
+            return send(message)
+
         limit = self.max_bytes
-        for key, value in scope["headers"]:
-            if key == b"content-length":
-                if value.isdigit() and int(value) > limit:
-                    await _send_413(send, limit)
-                    return
-                break
-        seen = 0
+        if length is not None and length.isdigit() and scope.get("http_version") in _TRUSTED_LENGTH:
+            if int(length) > limit:
+                await _send_413(send_with_id, limit)
+                return
+        else:  # length unknown up front: count the body as it streams in
+            receive = _limited(receive, limit)
+        if entry is None:
+            await self.app(scope, receive, send_with_id)
+            return
+        scope["app"] = self.app
+        try:
+            await entry[0](scope, receive, send_with_id)
+        except Exception as exc:
+            if started:
+                raise  # the server cuts the connection: the client sees the answer incomplete
+            if not isinstance(exc, SmgError):
+                log.exception("unexpected error on %s", scope["path"])
+                exc = SmgError("internal error")
+            await send_error(send_with_id, exc)
 
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-            return message
 
-        await self.app(scope, limited_receive, send)
+def _limited(receive: Receive, limit: int) -> Receive:
+    seen = 0
+
+    async def limited_receive() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+        return message
+
+    return limited_receive
 
 
 async def _send_413(send: Send, limit: int) -> None:
     body = error_body(413, f"request body exceeds {limit} bytes", PayloadTooLarge.error_type)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", b"%d" % len(body)),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
+               (b"connection", b"close")]  # the unread body is not worth reading
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def request_endpoint(func: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
+    """A Starlette-style endpoint (``async def f(request) -> Response``) as a bare ASGI app
+    for :class:`Front`'s fast routes: what its Route would do, minus the routing. Errors
+    raised before the response starts render as Starlette's exception handlers would."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        try:
+            response = await func(request)
+        except (SmgError, HTTPException) as exc:
+            response = await error_handler(request, exc)
+        await response(scope, receive, send)
+
+    return app
