@@ -273,7 +273,9 @@ class _Conn(asyncio.Protocol):
     def _done(self, resp: UpstreamResponse) -> None:
         self.response = None
         resp._detach()
-        if resp._keep_alive and not self.lost:
+        # an answer that came before the whole request was written (an early 413, say)
+        # leaves the rest of that body in front of the next request: not reusable
+        if resp._keep_alive and not self.lost and not self.transport.get_write_buffer_size():  # type: ignore[union-attr]
             self.resume()
             self.pool.put(self)
         else:

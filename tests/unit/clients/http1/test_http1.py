@@ -301,6 +301,23 @@ async def test_a_lagging_consumer_pauses_reading(client, monkeypatch):
     await s.stop()
 
 
+async def test_an_answer_before_the_whole_body_was_sent_is_not_reused(client):
+    async def handler(req: Request, w) -> bool:
+        w.write(answer(b"too large", status=413))
+        await req.until_client_closes()
+        return False
+
+    s = Server(handler, read_bodies=False)
+    await s.start()
+    resp = await client.send(s.url + "/x", bytes(32 << 20), {})  # more than the socket buffers hold
+    assert resp.status == 413 and await resp.read() == b"too large"
+    await s.wait_ended(1)  # the rest of that body must never reach the worker as a request
+    s.read_bodies = True
+    s.handler = echo
+    assert await (await client.send(s.url + "/y", b"ok", {})).read() == b"POST /y 1 2"
+    await s.stop()
+
+
 async def test_informational_answer_is_skipped(client):
     async def handler(req: Request, w) -> bool:
         w.write(b"HTTP/1.1 100 Continue\r\n\r\n" + answer(b"done"))
