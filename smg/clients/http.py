@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from smg.clients.http1 import Http1Pool, UpstreamConnectionError, UpstreamResponse
+from smg.clients.http1 import Deadlines, Http1Pool, UpstreamConnectionError, UpstreamResponse
 
 __all__ = [
     "HOP_BY_HOP",
@@ -62,11 +62,13 @@ class UpstreamClient:
         self.connect_timeout = connect_timeout
         self.keepalive_timeout = keepalive_timeout
         self._pools: dict[str, Http1Pool] = {}
+        self._deadlines = Deadlines()
 
     async def close(self) -> None:
         pools, self._pools = self._pools, {}
         for pool in pools.values():
             pool.close()
+        self._deadlines.close()
 
     async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
         """POST ``body`` as is; the caller reads the response (or closes it to give up)."""
@@ -87,7 +89,7 @@ class UpstreamClient:
         origin, path = (url, "/") if cut < 0 else (url[:cut], url[cut:])
         pool = self._pools.get(origin)
         if pool is None:
-            pool = self._pools[origin] = Http1Pool(origin, keepalive=self.keepalive_timeout)
+            pool = self._pools[origin] = Http1Pool(origin, keepalive=self.keepalive_timeout, deadlines=self._deadlines)
         head = request_head(method, path, pool.host_header, headers, body)
         deadline = asyncio.get_running_loop().time() + (self.request_timeout if timeout is None else timeout)
         return await pool.send(head, body, deadline, self.connect_timeout)

@@ -24,7 +24,7 @@ from collections import deque
 
 import httptools
 
-__all__ = ["Http1Pool", "UpstreamConnectionError", "UpstreamResponse"]
+__all__ = ["Deadlines", "Http1Pool", "UpstreamConnectionError", "UpstreamResponse"]
 
 # A streaming consumer this far behind pauses reading from the worker ...
 HIGH_WATER = 256 * 1024
@@ -42,7 +42,7 @@ class UpstreamResponse:
 
     __slots__ = (
         "status", "headers", "content_length", "content_type",
-        "_conn", "_parser", "_loop", "_waiter", "_timer", "_chunks", "_buffered",
+        "_conn", "_parser", "_loop", "_waiter", "_deadlines", "_chunks", "_buffered",
         "_headers_done", "_complete", "_keep_alive", "_to_eof", "_whole", "_received", "_exc",
     )
 
@@ -55,7 +55,7 @@ class UpstreamResponse:
         self._parser = httptools.HttpResponseParser(self)
         self._loop = conn.loop
         self._waiter: asyncio.Future | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadlines: Deadlines | None = None  # where its deadline waits, while it does
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._headers_done = False
@@ -186,7 +186,7 @@ class UpstreamResponse:
     # -- the connection's side ------------------------------------------------------------
 
     def _fail(self, exc: BaseException) -> None:
-        if self._complete:
+        if self._complete or self._exc is not None:
             return
         self._detach()
         self._exc = exc
@@ -194,16 +194,16 @@ class UpstreamResponse:
 
     def _detach(self) -> None:
         self._conn = None
-        timer = self._timer
-        if timer is not None:
-            self._timer = None
-            timer.cancel()
+        deadlines = self._deadlines
+        if deadlines is not None:
+            self._deadlines = None
+            deadlines.pending.pop(self, None)
 
     def _timed_out(self) -> None:
         conn = self._conn
-        self._timer = None
         self._fail(asyncio.TimeoutError())
         if conn is not None:
+            conn.response = None
             conn.abort()
 
 
@@ -230,7 +230,7 @@ class _Conn(asyncio.Protocol):
 
     def start(self, data: bytes, deadline: float) -> UpstreamResponse:
         resp = self.response = UpstreamResponse(self)
-        resp._timer = self.loop.call_at(deadline, resp._timed_out)
+        self.pool.deadlines.add(resp, deadline, self.loop)
         assert self.transport is not None
         self.transport.write(data)
         return resp
@@ -301,9 +301,10 @@ class _Conn(asyncio.Protocol):
 class Http1Pool:
     """The keep-alive connections to one worker origin (``scheme://host:port``)."""
 
-    __slots__ = ("origin", "host", "port", "ssl", "host_header", "keepalive", "idle", "live")
+    __slots__ = ("origin", "host", "port", "ssl", "host_header", "keepalive", "deadlines", "idle", "live")
 
-    def __init__(self, origin: str, *, keepalive: float, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, origin: str, *, keepalive: float, deadlines: Deadlines,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         scheme, _, netloc = origin.partition("://")
         if scheme not in ("http", "https") or not netloc:
             raise ValueError(f"not an http(s) origin: {origin!r}")
@@ -314,6 +315,7 @@ class Http1Pool:
         self.ssl = (ssl_context or ssl.create_default_context()) if scheme == "https" else None
         self.host_header = netloc
         self.keepalive = keepalive
+        self.deadlines = deadlines
         self.idle: deque[_Conn] = deque()
         self.live: set[_Conn] = set()
 
@@ -387,6 +389,38 @@ class Http1Pool:
         self.idle.clear()
         for conn in list(self.live):
             conn.abort()
+
+
+class Deadlines:
+    """Request deadlines, checked every ``tick`` seconds by one timer while any are
+    pending (a timer per request costs more than the rest of its bookkeeping); a request
+    times out up to ``tick`` late."""
+
+    __slots__ = ("tick", "pending", "_handle")
+
+    def __init__(self, tick: float = 0.05) -> None:
+        self.tick = tick
+        self.pending: dict[UpstreamResponse, float] = {}
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, resp: UpstreamResponse, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
+        resp._deadlines = self
+        self.pending[resp] = deadline
+        if self._handle is None:
+            self._handle = loop.call_later(self.tick, self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        pending = self.pending
+        for resp in [r for r, deadline in pending.items() if deadline <= now]:
+            resp._timed_out()  # which takes it out of pending
+        self._handle = loop.call_later(self.tick, self._sweep, loop) if pending else None
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.pending.clear()
 
 
 def _split_netloc(netloc: str, default_port: int) -> tuple[str, int]:

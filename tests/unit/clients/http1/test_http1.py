@@ -57,6 +57,7 @@ async def test_keep_alive_reuses_one_connection_per_concurrent_request(client):
         resps = await asyncio.gather(*(client.send(s.url + "/c", b"", {}) for _ in range(3)))
         assert [(await r.read()).split()[-1] for r in resps] == [b"0"] * 3
     assert s.connections == 3
+    assert not client._deadlines.pending  # finished requests leave no deadline behind
     await s.stop()
 
 
