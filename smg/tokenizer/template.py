@@ -3,8 +3,9 @@
 The environment matches what HF ``transformers`` gives templates: ``trim_blocks`` and
 ``lstrip_blocks``, the ``loopcontrols`` extension, ``{% generation %}`` blocks, the
 ``raise_exception`` and ``strftime_now`` globals and a ``tojson`` filter that does not
-HTML-escape. It is an ``ImmutableSandboxedEnvironment``: templates cannot reach Python
-internals (``__class__``, ``__globals__``) or mutate the lists and dicts they are given.
+HTML-escape. It is an ``ImmutableSandboxedEnvironment`` (``smg.tokenizer.sandbox``, with
+cheap checks for plain data): templates cannot reach Python internals (``__class__``,
+``__globals__``) or mutate the lists and dicts they are given.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import Any, Literal
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from smg.tokenizer.errors import ChatTemplateError, TokenizerError
+from smg.tokenizer.sandbox import ChatSandbox
 
 __all__ = ["ChatTemplate", "ContentFormat"]
 
@@ -71,17 +72,8 @@ class _GenerationBlock(Extension):
         return parser.parse_statements(("name:endgeneration",), drop_needle=True)
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """Unsafe attribute access fails at once (the stock sandbox renders it as empty)."""
-
-    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
-        raise SecurityError(
-            f"access to attribute {attribute!r} of {type(obj).__name__!r} is not allowed"
-        )
-
-
-def _environment() -> ImmutableSandboxedEnvironment:
-    env = _Sandbox(
+def _environment(sandbox: type[ImmutableSandboxedEnvironment] = ChatSandbox) -> ImmutableSandboxedEnvironment:
+    env = sandbox(
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
