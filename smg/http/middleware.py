@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smg.errors import PayloadTooLarge, SmgError, error_body, error_handler, send_error
 
-__all__ = ["Front", "request_endpoint", "request_id_prefix"]
+__all__ = ["Front", "random_hex", "request_endpoint", "request_id_prefix"]
 
 log = logging.getLogger(__name__)
 
@@ -48,29 +48,34 @@ def request_id_prefix(path: str) -> str:
     return _PREFIXES.get(path, "req-")
 
 
-class _RandomHex:
-    """24 random hex digits per call (12 bytes from ``os.urandom``), drawn from the OS in
-    blocks: one system call per ``block`` ids instead of one per request."""
+class _IdPool:
+    """Random 24-hex-digit ids (12 bytes from ``os.urandom`` each), drawn from the OS in
+    blocks: one system call per ``block`` ids instead of one per request. ``next(pool.ids,
+    None) or pool.refill()`` takes one."""
+
+    __slots__ = ("block", "ids")
 
     def __init__(self, block: int = 256) -> None:
         self.block = block
-        self._ids: Callable[[], str] = iter(()).__next__
+        self.ids: Iterator[str] = iter(())
         # a forked process must not hand out the ids its parent has drawn
         os.register_at_fork(after_in_child=self.reset)
 
     def reset(self) -> None:
-        self._ids = iter(()).__next__
+        self.ids = iter(())
 
-    def __call__(self) -> str:
-        try:
-            return self._ids()
-        except StopIteration:
-            data = os.urandom(12 * self.block).hex()
-            self._ids = iter([data[i : i + 24] for i in range(0, len(data), 24)]).__next__
-            return self._ids()
+    def refill(self) -> str:
+        data = os.urandom(12 * self.block).hex()
+        self.ids = iter([data[i : i + 24] for i in range(0, len(data), 24)])
+        return next(self.ids)
 
 
-random_hex = _RandomHex()
+_ids = _IdPool()
+
+
+def random_hex() -> str:
+    """24 random hex digits (a made-up request id without its prefix)."""
+    return next(_ids.ids, None) or _ids.refill()
 
 
 class Front:
@@ -100,12 +105,12 @@ class Front:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        ranks = self.ranks
+        ranked = self.ranks.get
         rid: bytes | None = None
-        rank = len(ranks)
+        rank = len(self.ranks)
         length: bytes | None = None
         for key, value in scope["headers"]:  # one pass: the earliest-listed id header wins
-            r = ranks.get(key)
+            r = ranked(key)
             if r is not None:
                 if r == _CONTENT_LENGTH:
                     if length is None:
@@ -115,7 +120,7 @@ class Front:
         entry = self.fast.get(scope["path"]) if scope["method"] == "POST" else None
         if rid is None:
             prefix = entry[1] if entry is not None else request_id_prefix(scope["path"])
-            rid_str = prefix + random_hex()
+            rid_str = prefix + (next(_ids.ids, None) or _ids.refill())
             rid = rid_str.encode("latin-1")
         else:
             rid_str = rid.decode("latin-1")
