@@ -4,6 +4,9 @@ The only module (with ``smg._proto``) that knows grpc. One ``GrpcWorkerClient`` 
 worker holds one channel; ``generate`` yields ``Chunk``/``Complete`` and aborts the
 request on the worker when the consumer stops early (client gone, local stop).
 This is the transport seam: a leaner HTTP/2 client can replace it behind the same API.
+
+``stream`` is the same call read a batch at a time (the streamed pipeline's interface,
+``ItemStream``): ``take()`` everything that arrived, ``await wait()`` for more.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from smg._proto import common_pb2, sglang_scheduler_pb2 as sg, sglang_scheduler_
 from smg._proto import vllm_engine_pb2 as vl, vllm_engine_pb2_grpc as vl_grpc
 from smg.clients.grpc_types import Chunk, Complete, GenParams, Logprobs, WorkerCallError
 
-__all__ = ["GrpcWorkerClient", "grpc_target", "make_client"]
+__all__ = ["GrpcWorkerClient", "ItemStream", "grpc_target", "make_client"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,60 @@ def grpc_target(url: str) -> str:
         if url.startswith(prefix):
             return url[len(prefix) :].rstrip("/")
     return url
+
+
+class ItemStream:
+    """A worker's response stream read a batch at a time, over any async iterator of
+    ``Chunk``/``Complete`` (grpc.aio calls, prefill/decode pairs).
+
+    ``take()`` returns the items that arrived (and raises the stream's
+    ``WorkerCallError`` once they are all taken); ``ended`` says the stream finished and
+    everything was taken; ``await wait()`` waits for more; ``await first()`` waits for the
+    first item (a failure before it raises, for the caller to retry elsewhere);
+    ``await aclose()`` leaves the stream (early: the iterator's cleanup aborts the request).
+    The lean client's ``GenerateStream`` has the same interface over its HTTP/2 call.
+    """
+
+    __slots__ = ("_it", "_buf", "_exc", "_eof", "ended")
+
+    def __init__(self, it: AsyncIterator, ready: tuple = ()) -> None:
+        self._it = it
+        self._buf = list(ready)
+        self._exc: BaseException | None = None
+        self._eof = False
+        self.ended = False
+
+    async def first(self) -> None:
+        if not self._buf and not self._eof:
+            await self.wait()
+        if self._exc is not None and not self._buf:
+            exc, self._exc = self._exc, None
+            self._eof = self.ended = True
+            raise exc
+
+    def take(self) -> list:
+        out, self._buf = self._buf, []
+        if not out:
+            if self._exc is not None:
+                exc, self._exc = self._exc, None
+                self.ended = True
+                raise exc
+            self.ended = self._eof
+        return out
+
+    async def wait(self) -> None:
+        if self._eof or self._exc is not None:
+            return
+        try:
+            self._buf.append(await self._it.__anext__())
+        except StopAsyncIteration:
+            self._eof = True
+        except WorkerCallError as exc:
+            self._exc = exc
+            self._eof = True
+
+    async def aclose(self) -> None:
+        await self._it.aclose()
 
 
 def make_client(url: str, proto: str = "sglang", transport: str = "lean") -> GrpcWorkerClient:

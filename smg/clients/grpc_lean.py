@@ -250,60 +250,117 @@ class LeanGrpcWorkerClient(GrpcWorkerClient):
     # -- generate ----------------------------------------------------------------------
     async def generate(self, params: GenParams) -> AsyncIterator[Chunk | Complete]:
         """Stream one request. Stopping iteration early aborts it on the worker."""
+        stream = await self.stream(params)
+        try:
+            while True:
+                for item in stream.take():
+                    yield Chunk(*item) if type(item) is tuple else item
+                if stream.ended:
+                    return
+                await stream.wait()
+        finally:
+            await stream.aclose()
+
+    async def stream(self, params: GenParams) -> GenerateStream:
+        """Start one request, to be read a batch at a time (``GenerateStream``)."""
         try:
             conn, call = await self._start(self._gen_block, self._generate_request(params))
         except OSError as exc:
             raise WorkerCallError(f"worker {self.url}: UNAVAILABLE: failed to connect: {exc}",
                                   status=502, retryable=True) from None
-        parse, item_of, messages = self._parse_generate, self._item, call.messages
-        loop = conn.loop
-        # plain chunks straight from their bytes (compiled kernel); the rest through upb
-        fast = _decode_chunk is not None
-        chunk_field, complete_field, index_field = self._chunk_fields
-        got_any = False
-        done = False
-        try:
-            while True:
-                if messages:
-                    raw = messages.popleft()
-                    if fast:
-                        t = _decode_chunk(raw, chunk_field, complete_field, index_field)
-                        if t is not None:
-                            got_any = True
-                            yield Chunk(t[0], t[1], t[2], t[3], t[4])
-                            continue
-                    try:
-                        item = item_of(parse(raw))
-                    except Exception:  # protobuf's DecodeError
-                        raise WorkerCallError(f"worker {self.url}: INTERNAL: unparsable response",
-                                              retryable=not got_any) from None
-                    if item is not None:
-                        got_any = True
-                        yield item
-                elif call.status is None:
-                    call.waiter = waiter = loop.create_future()
-                    await waiter
-                else:
-                    break
-            done = True
-            if call.status != OK:
-                code = _code(call.status)
-                status = 504 if code == grpc.StatusCode.DEADLINE_EXCEEDED else (
-                    400 if code == grpc.StatusCode.INVALID_ARGUMENT else 502)
-                raise WorkerCallError(f"worker {self.url}: {code.name}: {call.details}",
-                                      status=status, retryable=not got_any and code in _RETRYABLE)
-        finally:
-            if not done and call.status is None:
-                # Abort first, then reset: a worker whose handler is cancelled by the reset
-                # may drop the request without seeing it as aborted.
-                conn.discard(call)
-                task = asyncio.get_running_loop().create_task(
-                    self._abort_then_reset(conn, call, params.request_id))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+        return GenerateStream(self, conn, call, params.request_id)
 
     async def _abort_then_reset(self, conn: H2Connection, call: Call, request_id: str) -> None:
         try:
             await self.abort(request_id)
         finally:
             conn.reset(call)
+
+
+class GenerateStream:
+    """A running Generate call read a worker read at a time (``ItemStream``'s interface).
+
+    ``take()`` returns every response that arrived since the last take: a plain chunk as
+    the tuple ``(index, token_ids, prompt_tokens, completion_tokens, cached_tokens)``
+    (decoded from its bytes by the compiled kernel; the fields of ``Chunk``), anything
+    else as ``Chunk``/``Complete``. Once the call ended and everything was taken,
+    ``ended`` is set, or ``take()`` raises its ``WorkerCallError``. ``wait()`` returns a
+    future that completes when more arrived; ``aclose()`` before the end aborts the
+    request on the worker and resets the stream.
+    """
+
+    __slots__ = ("_client", "_conn", "_call", "_request_id", "_got_any", "ended")
+
+    def __init__(self, client: LeanGrpcWorkerClient, conn: H2Connection, call: Call, request_id: str) -> None:
+        self._client = client
+        self._conn = conn
+        self._call = call
+        self._request_id = request_id
+        self._got_any = False
+        self.ended = False
+
+    async def first(self) -> None:
+        """Wait for the first response (or the end); a failure before any raises."""
+        call = self._call
+        while not call.messages and call.status is None:
+            await self.wait()
+        if not call.messages and call.status != OK:
+            self.take()
+
+    def wait(self) -> asyncio.Future:
+        call = self._call
+        fut = self._conn.loop.create_future()
+        if call.messages or call.status is not None:
+            fut.set_result(None)
+        else:
+            call.waiter = fut
+        return fut
+
+    def take(self) -> list:
+        call = self._call
+        messages = call.messages
+        out: list = []
+        if messages:
+            client = self._client
+            if _decode_chunk is not None:
+                chunk_field, complete_field, index_field = client._chunk_fields
+            while messages:
+                raw = messages.popleft()
+                if _decode_chunk is not None:
+                    t = _decode_chunk(raw, chunk_field, complete_field, index_field)
+                    if t is not None:
+                        out.append(t)
+                        continue
+                try:
+                    item = client._item(client._parse_generate(raw))
+                except Exception:  # protobuf's DecodeError
+                    if out:  # hand over what came before it first
+                        messages.appendleft(raw)
+                        break
+                    raise WorkerCallError(f"worker {client.url}: INTERNAL: unparsable response",
+                                          retryable=not self._got_any) from None
+                if item is not None:
+                    out.append(item)
+        if out:
+            self._got_any = True
+        elif call.status is not None and not messages and not self.ended:
+            self.ended = True
+            if call.status != OK:
+                code = _code(call.status)
+                status = 504 if code == grpc.StatusCode.DEADLINE_EXCEEDED else (
+                    400 if code == grpc.StatusCode.INVALID_ARGUMENT else 502)
+                raise WorkerCallError(f"worker {self._client.url}: {code.name}: {call.details}",
+                                      status=status, retryable=not self._got_any and code in _RETRYABLE)
+        return out
+
+    async def aclose(self) -> None:
+        call = self._call
+        if not self.ended and call.status is None:
+            # Abort first, then reset: a worker whose handler is cancelled by the reset
+            # may drop the request without seeing it as aborted.
+            self.ended = True
+            client, conn = self._client, self._conn
+            conn.discard(call)
+            task = conn.loop.create_task(client._abort_then_reset(conn, call, self._request_id))
+            client._tasks.add(task)
+            task.add_done_callback(client._tasks.discard)

@@ -7,23 +7,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from smg.errors import BadRequest, ModelNotFound
 from smg.pipeline.prepare import prepare
 from smg.pipeline.requests import GenerationRequest, parse_chat, parse_completion
-from smg.pipeline.run import stream_events, whole_response
+from smg.pipeline.run import whole_response
+from smg.pipeline.stream import StreamRun, stream_events, stream_sse
 
 __all__ = ["routes"]
-
-_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 async def _body(request: Request) -> Any:
@@ -38,24 +36,29 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status, media_type="application/json")
 
 
-class EventStream(StreamingResponse):
-    """SSE response that writes everything its producer has ready in one send, and stops
-    the producer as soon as the client disconnects.
+class EventStream(Response):
+    """SSE response over a ``StreamRun`` (or any async iterator of SSE bytes) that stops
+    as soon as the client disconnects.
 
-    Under load a worker's socket read carries several tokens of one stream; the producer
-    then yields several events without waiting, and they leave in one write (one
-    syscall) instead of one each. At low load every event is sent at once. Starlette no
-    longer watches ``receive`` while streaming under ASGI 2.4 servers, so a gone client
-    would leave the worker generating; here a watcher cancels the producer, whose
-    cleanup aborts the request on the worker.
+    A run is pumped without a generator in between: per worker read one wake-up, one
+    synchronous ``step()`` (every message of that read, all their tokens at once) and
+    one send; under load a read carries several tokens of a stream and they leave in one
+    write. Starlette no longer watches ``receive`` while streaming under ASGI 2.4
+    servers, so a gone client would leave the worker generating; here a watcher cancels
+    the producer, whose cleanup aborts the request on the worker.
     """
 
-    def __init__(self, content: AsyncIterator[bytes]) -> None:
-        super().__init__(content, media_type="text/event-stream", headers=_SSE_HEADERS)
-        self.events = content
+    media_type = "text/event-stream"
+
+    def __init__(self, content: StreamRun | AsyncIterator[bytes]) -> None:  # noqa: D107 - no body to render
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = list(_SSE_RAW_HEADERS)
+        self.content = content
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[override]
-        producer = asyncio.ensure_future(self._pump(send))
+        pump = self._pump_run if isinstance(self.content, StreamRun) else self._pump_iter
+        producer = asyncio.ensure_future(pump(send))
 
         async def watch() -> None:
             while True:
@@ -73,80 +76,34 @@ class EventStream(StreamingResponse):
         finally:
             watcher.cancel()
 
-    async def _pump(self, send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        events, out = self.events, []
-        while True:
-            step = events.__anext__()
-            try:
-                try:
-                    pending = step.send(None)
-                except StopIteration as ready:  # produced without waiting: keep it for now
-                    out.append(ready.value)
-                    if len(out) < _MAX_BATCH:
-                        continue
-                    pending = None
-                if out:  # the producer is about to wait (or the batch is full): write
-                    try:
-                        await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
-                    except BaseException as exc:  # cancelled or failed mid-write: unwind the producer
-                        if pending is not None:
-                            await _unwind(step, exc)
-                        raise
-                    out.clear()
-                if pending is not None:
-                    out.append(await _Resume(step, pending))
-            except StopAsyncIteration:
-                break
-            finally:
-                step.close()  # a no-op once finished; closes it when a send failed
-        await send({"type": "http.response.body", "body": b"".join(out), "more_body": False})
+    async def _pump_run(self, send) -> None:
+        run = self.content
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            while True:
+                body = run.step()
+                if run.finished:
+                    break
+                if body:
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                await run.wait()
+        finally:
+            await run.close()  # before the end (cancelled, failed write): aborts on the worker
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def _pump_iter(self, send) -> None:
+        events = self.content
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            async for body in events:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        finally:
+            await events.aclose()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-_MAX_BATCH = 64
-
-
-async def _unwind(step: Any, exc: BaseException) -> None:
-    """Deliver ``exc`` to a suspended producer step and let its cleanup (which aborts the
-    request on the worker) run to the end."""
-    try:
-        pending = step.throw(exc)
-    except BaseException:  # noqa: BLE001 - the producer ended, as it should
-        return
-    with contextlib.suppress(BaseException):
-        await _Resume(step, pending)
-
-
-class _Resume:
-    """Await a coroutine that was started by hand and suspended on ``pending`` (what it
-    yielded): hands each yield to the running task and each wake-up (or exception,
-    cancellation included) back to it, as ``await`` would have."""
-
-    __slots__ = ("coro", "pending")
-
-    def __init__(self, coro: Any, pending: Any) -> None:
-        self.coro, self.pending = coro, pending
-
-    def __await__(self):
-        coro, pending = self.coro, self.pending
-        while True:
-            try:
-                value = yield pending
-            except BaseException as exc:  # noqa: BLE001 - thrown into the task: pass it on
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration as done:
-                    return done.value
-            else:
-                try:
-                    pending = coro.send(value)
-                except StopIteration as done:
-                    return done.value
-
-
-async def _never() -> dict:
-    await asyncio.Event().wait()
-    return {"type": "http.disconnect"}
+_SSE_RAW_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"),
+                    (b"content-type", b"text/event-stream; charset=utf-8")]
 
 
 async def _run(request: Request, kind: str, req: GenerationRequest) -> Response:
@@ -154,7 +111,7 @@ async def _run(request: Request, kind: str, req: GenerationRequest) -> Response:
     headers = {k.lower(): v for k, v in request.headers.items()}
     prep = await prepare(kind, req, state.grpc, headers, request.headers.get("x-request-id"))
     if req.stream:
-        return EventStream(await stream_events(prep, state, state.grpc, sse=True))
+        return EventStream(await stream_sse(prep, state, state.grpc))
     return _json(await whole_response(prep, state, state.grpc))
 
 
@@ -208,14 +165,17 @@ def _sglang_whole(whole: dict[str, Any], rid: str) -> dict[str, Any]:
 
 async def _sglang_stream(events: AsyncIterator[dict[str, Any]], rid: str) -> AsyncIterator[bytes]:
     text = ""
-    async for event in events:
-        if "error" in event:
-            yield b"data: " + orjson.dumps(event) + b"\n\n"
-            continue
-        for choice in event.get("choices", []):
-            text += choice.get("text", "")
-            out = {"text": text, "meta_info": _meta(rid, choice, event.get("usage") or {})}
-            yield b"data: " + orjson.dumps(out) + b"\n\n"
+    try:
+        async for event in events:
+            if "error" in event:
+                yield b"data: " + orjson.dumps(event) + b"\n\n"
+                continue
+            for choice in event.get("choices", []):
+                text += choice.get("text", "")
+                out = {"text": text, "meta_info": _meta(rid, choice, event.get("usage") or {})}
+                yield b"data: " + orjson.dumps(out) + b"\n\n"
+    finally:
+        await events.aclose()  # early (client gone): aborts the request on the worker
     yield b"data: [DONE]\n\n"
 
 

@@ -56,17 +56,34 @@ class ChoiceStream:
         """Stopped on a stop string: only the gateway knows, so the worker must be aborted."""
         return self.stopped and isinstance(self.matched_stop, str)
 
+    @property
+    def plain(self) -> bool:
+        """No reasoning/tool parser: the text is the content (``feed_text`` applies)."""
+        return self._parser is None
+
     def feed(self, token_ids: Sequence[int]) -> Delta:
         """New tokens from the worker; returns what the client should see now."""
         if self.stopped:
             return Delta()
+        return self._parse(self._step(token_ids))
+
+    def feed_text(self, token_ids: Sequence[int]) -> str:
+        """``feed`` for a ``plain`` choice: the content to send now, without a Delta."""
+        if self.stopped:
+            return ""
+        text = self._step(token_ids)
+        if text:
+            self.text_parts.append(text)
+        return text
+
+    def _step(self, token_ids: Sequence[int]) -> str:
         self.tokens += len(token_ids)
         result = self._decoder.step_many(token_ids)
         if result.finished:
             self.stopped = True
             self.finish_reason = "stop"
             self.matched_stop = result.matched
-        return self._parse(result.text)
+        return result.text
 
     def finish(self, reason: str, matched: int | str | None) -> Delta:
         """The worker finished this choice (or its stream ended): flush what was held."""

@@ -4,17 +4,19 @@ A worker that fails before anything reached the client is replaced by another (w
 backoff), up to the retry budget; for whole (non-streamed) responses that holds until
 the response is sent, since the client has seen nothing. Leaving the worker's stream
 early (client gone, every choice stopped locally) cancels it and sends Abort.
+
+A worker's stream is read a batch at a time (``take`` what arrived, ``wait`` for more:
+``smg.clients.grpc.ItemStream``); streamed responses are produced from it by
+``smg.pipeline.stream``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
-
+from smg.clients.grpc import ItemStream
 from smg.clients.grpc_types import Chunk, Complete, WorkerCallError
 from smg.errors import NoHealthyWorker, SmgError, UpstreamError, UpstreamTimeout
 from smg.parsers.core import Delta
@@ -26,19 +28,19 @@ from smg.pipeline.prepare import Prepared
 from smg.pipeline.responses import ResponseShape
 from smg.router import Worker
 
-__all__ = ["stream_events", "whole_response"]
+__all__ = ["END", "Attempt", "logprobs_of", "open_attempt", "whole_response"]
 
 
-_END = object()  # the worker's stream ended
+END = object()  # the worker's stream ended
 
 
-class _Attempt:
+class Attempt:
     """One worker's stream for a request, with per-choice processing."""
 
-    def __init__(self, prep: Prepared, worker: Worker, stream: AsyncIterator[Any]) -> None:
+    def __init__(self, prep: Prepared, worker: Worker, source: Any) -> None:
         self.prep = prep
         self.worker = worker
-        self.stream = stream
+        self.source = source  # ItemStream's interface: take(), ended, wait(), aclose()
         req = prep.req
         stop_ids = prep.stop_token_ids()
         self.choices = [
@@ -54,40 +56,35 @@ class _Attempt:
         self.cached_tokens = 0
         self.completion: dict[int, int] = {}
         self.done = False
+        self._released = False
 
-    async def items(self, first: Any) -> AsyncIterator[tuple[int, Delta, Any, bool]]:
+    async def items(self) -> AsyncIterator[tuple[int, Delta, Any, bool]]:
         """(choice index, delta, logprobs, choice finished) for everything the worker sends."""
-        item = first
+        source = self.source
         while True:
-            for event in self.take(item):
-                yield event
-            if self.done or item is _END:
-                return  # leaving early aborts the worker's generation
-            item = await self.next()
-
-    async def next(self) -> Any:
-        """The worker's next message, or ``_END`` when its stream ended."""
-        try:
-            return await self.stream.__anext__()
-        except StopAsyncIteration:
-            return _END
+            for item in source.take():
+                for event in self.take(item):
+                    yield event
+                if self.done:
+                    return  # leaving early aborts the worker's generation
+            if source.ended:
+                for event in self.take(END):
+                    yield event
+                return
+            await source.wait()
 
     def take(self, item: Any) -> list[tuple[int, Delta, Any, bool]]:
-        """What one worker message (or ``_END``) means for the client: (choice index,
+        """What one worker message (or ``END``) means for the client: (choice index,
         delta, logprobs, choice finished) events in order. Sets ``done`` once every
-        choice is finished, completed by the worker or stopped here."""
+        choice is finished, completed by the worker or stopped here. A plain chunk may
+        come as the tuple of ``Chunk``'s first five fields."""
+        if type(item) is tuple:
+            item = Chunk(*item)
         if isinstance(item, Chunk):
-            self._counts(item)
-            ch = self.choices[item.index]
-            if ch.stopped:
-                return []
-            out = [(item.index, ch.feed(item.token_ids), item.logprobs, False)]
-            if ch.stopped:  # a local stop
-                out.append((item.index, ch.finish("stop", None), None, True))
-                self.done = self._all_done()
-            return out
+            self.counts(item.index, item.prompt_tokens, item.completion_tokens, item.cached_tokens)
+            return self.feed(item.index, item.token_ids, item.logprobs)
         if isinstance(item, Complete):
-            self._counts(item)
+            self.counts(item.index, item.prompt_tokens, item.completion_tokens, item.cached_tokens)
             ch = self.choices[item.index]
             self.completed.add(item.index)
             out = []
@@ -98,21 +95,47 @@ class _Attempt:
                     out.append((item.index, ch.finish(item.finish_reason, item.matched_stop), None, True))
                 else:
                     out.append((item.index, ch.finish("stop", None), None, True))
-            self.done = self._all_done()
+            self.done = self.all_done()
             return out
-        if item is _END:  # the stream ended with choices unfinished
+        if item is END:  # the stream ended with choices unfinished
             return [(ch.index, ch.finish("abort", None), None, True) for ch in self.choices if not ch.stopped]
         return []
 
-    def _all_done(self) -> bool:
+    def feed(self, index: int, token_ids: list[int], logprobs: Any) -> list[tuple[int, Delta, Any, bool]]:
+        """Events of new tokens for one choice (a local stop finishes it)."""
+        ch = self.choices[index]
+        if ch.stopped:
+            return []
+        out = [(index, ch.feed(token_ids), logprobs, False)]
+        if ch.stopped:  # a local stop
+            out.append((index, ch.finish("stop", None), None, True))
+            self.done = self.all_done()
+        return out
+
+    def all_done(self) -> bool:
         """Every choice completed by the worker or stopped here (checked only when one
         of them changes, not per token)."""
         return all(c.index in self.completed or c.stopped_by_string for c in self.choices)
 
-    def _counts(self, item: Chunk | Complete) -> None:
-        self.prompt_tokens = item.prompt_tokens or self.prompt_tokens
-        self.cached_tokens = max(self.cached_tokens, item.cached_tokens)
-        self.completion[item.index] = item.completion_tokens
+    def counts(self, index: int, prompt: int, completion: int, cached: int) -> None:
+        """A message's cumulative counts for choice ``index``."""
+        if prompt:
+            self.prompt_tokens = prompt
+        if cached > self.cached_tokens:
+            self.cached_tokens = cached
+        self.completion[index] = completion
+
+    def release(self, state: Any, outcome: bool | None) -> None:
+        """The worker is done with this request (once): ``outcome`` True when it answered,
+        False when it failed, None when the gateway left early (client gone, cancelled),
+        which is not the worker's fault. The policy hears of it too."""
+        if self._released:
+            return
+        self._released = True
+        self.worker.end(outcome)
+        on_complete = getattr(state.router, "on_complete", None) if state is not None else None
+        if on_complete is not None:
+            on_complete(self.worker, self.prep.info, outcome is not False)
 
     def completion_tokens(self) -> int:
         return sum(max(self.completion.get(c.index, 0), c.tokens) for c in self.choices)
@@ -124,25 +147,48 @@ class _Attempt:
         return reason
 
 
-async def _open(prep: Prepared, state: Any, backend: GrpcBackend, tried: list[str], attempt: int) -> tuple[_Attempt, Any]:
+async def _open(prep: Prepared, state: Any, backend: GrpcBackend, tried: list[str]) -> Attempt:
+    """A worker (or prefill/decode pair) running ``prep``, its first message received."""
     pd = getattr(state, "pd", None)
     if pd is not None:  # prefill/decode disaggregation: a pair, the decode stream drives
         worker, pair_stream, first = await open_pair(prep, pd, backend, tried, state.pd_metrics)
-        return _Attempt(prep, worker, pair_stream), first
+        return Attempt(prep, worker, ItemStream(pair_stream, (first,)))
     worker = state.router.select(prep.info, exclude=tried)
     if worker is None:
         raise NoHealthyWorker(f"no healthy worker serves model {prep.runtime.model!r}")
     tried.append(worker.id)
     client = backend.client(worker.url)
     worker.begin()
-    stream = client.generate(_params(prep))
+    source = None
     try:
-        first = await stream.__anext__()
+        opener = getattr(client, "stream", None)  # batched reads; else over generate()
+        source = await opener(_params(prep)) if opener is not None else ItemStream(client.generate(_params(prep)))
+        await source.first()
     except BaseException:
         worker.end(False)
-        await stream.aclose()
+        if source is not None:
+            await source.aclose()
         raise
-    return _Attempt(prep, worker, stream), first
+    return Attempt(prep, worker, source)
+
+
+async def open_attempt(prep: Prepared, state: Any, backend: GrpcBackend) -> Attempt:
+    """``_open`` with retries on retryable failures before the first message."""
+    tried: list[str] = []
+    attempts = max(1, state.retry.max_retries)
+    for n in range(attempts):
+        try:
+            return await _open(prep, state, backend, tried)
+        except WorkerCallError as exc:
+            await _before_retry(state, exc, n, attempts)
+    raise UpstreamError("all workers failed")
+
+
+async def _before_retry(state: Any, exc: WorkerCallError, n: int, attempts: int, final: bool = False) -> None:
+    """Raise ``exc`` as an HTTP error when attempt ``n`` may not be retried; else back off."""
+    if final or not exc.retryable or n == attempts - 1:
+        raise _http_error(exc) from None
+    await asyncio.sleep(state.retry.delay(n))
 
 
 def _params(prep: Prepared) -> Any:
@@ -157,34 +203,26 @@ def _params(prep: Prepared) -> Any:
 
 
 async def _with_retries(prep: Prepared, state: Any, backend: GrpcBackend, body):
-    """Run ``body(attempt, first)`` on a worker, retrying on retryable worker failures."""
+    """Run ``body(attempt)`` on a worker, retrying on retryable worker failures."""
     tried: list[str] = []
     attempts = max(1, state.retry.max_retries)
     for n in range(attempts):
         try:
-            attempt, first = await _open(prep, state, backend, tried, n)
+            attempt = await _open(prep, state, backend, tried)
         except WorkerCallError as exc:
-            if not exc.retryable or n == attempts - 1:
-                raise _http_error(exc) from None
-            await asyncio.sleep(state.retry.delay(n))
+            await _before_retry(state, exc, n, attempts)
             continue
         try:
-            return await body(attempt, first)
+            return await body(attempt)
         except WorkerCallError as exc:
-            attempt.worker.end(False)
-            if not exc.retryable or n == attempts - 1 or prep.req.stream:
-                raise _http_error(exc) from None
-            await asyncio.sleep(state.retry.delay(n))
+            attempt.release(state, False)
+            await _before_retry(state, exc, n, attempts, final=prep.req.stream)
+        except BaseException:
+            attempt.release(state, None)
+            raise
         finally:
-            await attempt.stream.aclose()
+            await attempt.source.aclose()
     raise UpstreamError("all workers failed")
-
-
-def _completed(state: Any, attempt: _Attempt, prep: Prepared, ok: bool) -> None:
-    """Tell the policy the request finished (policies that learn from completions)."""
-    on_complete = getattr(state.router, "on_complete", None)
-    if on_complete is not None:
-        on_complete(attempt.worker, prep.info, ok)
 
 
 def _http_error(exc: WorkerCallError) -> SmgError:
@@ -194,13 +232,12 @@ def _http_error(exc: WorkerCallError) -> SmgError:
 async def whole_response(prep: Prepared, state: Any, backend: GrpcBackend) -> dict[str, Any]:
     shape = ResponseShape(prep.kind, prep.rid, prep.runtime.model)
 
-    async def body(attempt: _Attempt, first: Any) -> dict[str, Any]:
+    async def body(attempt: Attempt) -> dict[str, Any]:
         lps: dict[int, list] = {i: [] for i in range(prep.req.n)}
-        async for index, _delta, lp, _finished in attempt.items(first):
+        async for index, _delta, lp, _finished in attempt.items():
             if lp is not None and prep.req.logprobs:
                 lps[index].append(lp)
-        attempt.worker.end(True)
-        _completed(state, attempt, prep, True)
+        attempt.release(state, True)
         choices = []
         for ch in attempt.choices:
             r = ch.result()
@@ -220,92 +257,14 @@ async def whole_response(prep: Prepared, state: Any, backend: GrpcBackend) -> di
             choices.append({
                 "index": ch.index, "content": content, "reasoning": r["reasoning"], "calls": r["calls"],
                 "finish_reason": attempt.finish_reason(ch), "matched_stop": ch.matched_stop,
-                "logprobs": _logprobs(prep, lps[ch.index]) if prep.req.logprobs else None,
+                "logprobs": logprobs_of(prep, lps[ch.index]) if prep.req.logprobs else None,
             })
         return shape.whole(choices, attempt.prompt_tokens, attempt.completion_tokens(), attempt.cached_tokens)
 
     return await _with_retries(prep, state, backend, body)
 
 
-async def stream_events(prep: Prepared, state: Any, backend: GrpcBackend, *,
-                        sse: bool = False) -> AsyncIterator[Any]:
-    """OpenAI chunks for a streamed request. Errors before the first chunk raise (the
-    endpoint answers with a status); later ones become one error event. With ``sse``
-    the events come encoded (``data: ...``), ending with ``data: [DONE]``."""
-    shape = ResponseShape(prep.kind, prep.rid, prep.runtime.model)
-    tried: list[str] = []
-    attempts = max(1, state.retry.max_retries)
-    for n in range(attempts):
-        try:
-            attempt, first = await _open(prep, state, backend, tried, n)
-            break
-        except WorkerCallError as exc:
-            if not exc.retryable or n == attempts - 1:
-                raise _http_error(exc) from None
-            await asyncio.sleep(state.retry.delay(n))
-    return _events(prep, attempt, first, shape, sse, state)
-
-
-async def _events(prep: Prepared, attempt: _Attempt, first: Any, shape: ResponseShape,
-                  sse: bool = False, state: Any = None) -> AsyncIterator[Any]:
-    started: set[int] = set()
-    ok = False
-    chat = prep.kind == "chat"
-    want_lp = prep.req.logprobs
-    encode = _sse if sse else _same
-    try:
-        if prep.kind == "text" and prep.req.echo:
-            for i in range(prep.req.n):
-                yield encode(shape.delta_chunk(i, Delta(content=prep.prompt_text)))
-        item, stream = first, attempt.stream
-        while True:  # the worker's messages straight from its stream: no generator in between
-            for index, delta, lp, finished in attempt.take(item):
-                if chat and index not in started:
-                    started.add(index)
-                    yield encode(shape.role_chunk(index))
-                if sse and (lp is None or not want_lp) and not delta.reasoning and not delta.tool_calls:
-                    if delta.content:  # the per-token case: encoded without building the chunk
-                        yield shape.content_sse(index, delta.content)
-                else:
-                    chunk = shape.delta_chunk(index, delta, _logprobs(prep, [lp]) if lp is not None and want_lp else None)
-                    if chunk is not None:
-                        yield encode(chunk)
-                if finished:
-                    ch = attempt.choices[index]
-                    yield encode(shape.finish_chunk(index, attempt.finish_reason(ch), ch.matched_stop))
-            if attempt.done or item is _END:
-                break  # leaving early aborts the worker's generation
-            try:
-                item = await stream.__anext__()
-            except StopAsyncIteration:
-                item = _END
-        if prep.req.include_usage:
-            yield encode(shape.usage_chunk(attempt.prompt_tokens, attempt.completion_tokens(), attempt.cached_tokens))
-        ok = True
-    except WorkerCallError as exc:
-        yield encode({"error": {"message": exc.message, "type": "upstream_error", "code": exc.status}})
-    finally:
-        attempt.worker.end(ok)
-        if state is not None:
-            _completed(state, attempt, prep, ok)
-        with contextlib.suppress(Exception):
-            await attempt.stream.aclose()
-    if sse:
-        yield _DONE
-
-
-_DONE = b"data: [DONE]\n\n"
-
-
-def _sse(event: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(event) + b"\n\n"
-
-
-def _same(event: Any) -> Any:
-    return event
-
-
-def _logprobs(prep: Prepared, items: list) -> Any:
+def logprobs_of(prep: Prepared, items: list) -> Any:
     tok = prep.runtime.tokenizer
     content = []
     for lp in items:

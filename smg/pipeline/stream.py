@@ -1,0 +1,194 @@
+"""A streamed request, advanced one worker read at a time.
+
+The HTTP side drives a ``StreamRun``: ``run.step()`` turns everything the worker sent
+since the last step into the client's events (SSE bytes, or chunk dicts), ``await
+run.wait()`` waits for the worker's next read, ``await run.close()`` ends it (before
+the end: aborts the request on the worker). No async generator sits between the
+worker's socket and the client's: one wake-up, one synchronous step and one write per
+worker read, however many tokens and messages it carried.
+
+In a step, consecutive plain chunks of one choice (no logprobs asked for) are merged:
+their token ids go through the choice's fused detokenizer + stop scanner in one call
+and leave as one content delta. A choice without a reasoning/tool parser is encoded
+straight to SSE bytes (``ResponseShape.content_sse``); everything else (logprobs,
+parsers, finishes, errors) takes the general per-event path. The text the client
+receives is the same however the worker's messages were split or batched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from smg.clients.grpc_types import Chunk, WorkerCallError
+from smg.parsers.core import Delta
+from smg.pipeline.backend import GrpcBackend
+from smg.pipeline.prepare import Prepared
+from smg.pipeline.responses import ResponseShape
+from smg.pipeline.run import END, Attempt, logprobs_of, open_attempt
+
+__all__ = ["StreamRun", "stream_events", "stream_sse"]
+
+DONE = b"data: [DONE]\n\n"
+
+
+class StreamRun:
+    """One streamed request on its worker. ``step()`` returns SSE bytes (``sse``) or a
+    list of chunk dicts; ``finished`` is set by the step that produced the last of them
+    (``[DONE]`` included); ``ok`` says it ended without a worker error, ``failed`` that
+    the worker failed (neither: the client left early)."""
+
+    def __init__(self, prep: Prepared, attempt: Attempt, state: Any = None, *, sse: bool = True) -> None:
+        self.prep = prep
+        self.attempt = attempt
+        self.state = state
+        self.sse = sse
+        self.shape = ResponseShape(prep.kind, prep.rid, prep.runtime.model)
+        self.finished = False
+        self.ok = False
+        self.failed = False
+        self.wait = attempt.source.wait  # -> awaitable: the worker sent more (or ended)
+        self._chat = prep.kind == "chat"
+        self._want_lp = bool(prep.req.logprobs)
+        self._role_sent = [not self._chat] * len(attempt.choices)
+        self._echo = prep.kind == "text" and bool(prep.req.echo)
+        self._closed = False
+
+    def step(self) -> Any:
+        out: list = []
+        att = self.attempt
+        try:
+            if self._echo:
+                self._echo = False
+                for i in range(self.prep.req.n):
+                    out.append(self._enc(self.shape.delta_chunk(i, Delta(content=self.prep.prompt_text))))
+            source = att.source
+            self._take(source.take(), out)
+            if source.ended or att.done:
+                if not att.done:  # the stream ended with choices unfinished
+                    self._events(att.take(END), out)
+                if self.prep.req.include_usage:
+                    out.append(self._enc(self.shape.usage_chunk(att.prompt_tokens, att.completion_tokens(),
+                                                                att.cached_tokens)))
+                self.ok = self.finished = True
+        except WorkerCallError as exc:
+            out.append(self._enc({"error": {"message": exc.message, "type": "upstream_error", "code": exc.status}}))
+            self.failed = self.finished = True
+        if not self.sse:
+            return out
+        if self.finished:
+            out.append(DONE)
+        return b"".join(out)
+
+    async def close(self) -> None:
+        """Release the worker (and tell the policy); before the end, abort the request."""
+        if self._closed:
+            return
+        self._closed = True
+        att = self.attempt
+        att.release(self.state, True if self.ok else False if self.failed else None)
+        try:
+            await att.source.aclose()
+        except Exception:  # noqa: BLE001 - leaving a stream never fails the response
+            pass
+
+    # -- one read's messages ---------------------------------------------------------------
+    def _take(self, items: list, out: list) -> None:
+        att = self.attempt
+        want_lp = self._want_lp
+        index = -1  # the choice whose plain chunks are being merged
+        ids: Any = None
+        for item in items:
+            if type(item) is tuple:  # a plain chunk: (index, ids, prompt, completion, cached)
+                i, new, prompt, completion, cached = item
+            elif type(item) is Chunk and (item.logprobs is None or not want_lp):
+                i, new = item.index, item.token_ids
+                prompt, completion, cached = item.prompt_tokens, item.completion_tokens, item.cached_tokens
+            else:
+                if ids is not None:
+                    self._feed(index, ids, out)
+                    ids = None
+                self._events(att.take(item), out)
+                if att.done:
+                    return
+                continue
+            att.counts(i, prompt, completion, cached)
+            if ids is None:
+                index, ids = i, new
+            elif i == index:
+                ids = ids + new
+            else:
+                self._feed(index, ids, out)
+                if att.done:
+                    return
+                index, ids = i, new
+        if ids is not None:
+            self._feed(index, ids, out)
+
+    def _feed(self, index: int, ids: list[int], out: list) -> None:
+        att = self.attempt
+        ch = att.choices[index]
+        if ch.stopped:
+            return
+        if not ch.plain:
+            self._events(att.feed(index, ids, None), out)
+            return
+        if not self._role_sent[index]:
+            self._role_sent[index] = True
+            out.append(self._enc(self.shape.role_chunk(index)))
+        text = ch.feed_text(ids)
+        if text:
+            out.append(self.shape.content_sse(index, text) if self.sse
+                       else self.shape.delta_chunk(index, Delta(content=text)))
+        if ch.stopped:  # a local stop
+            self._events([(index, ch.finish("stop", None), None, True)], out)
+            att.done = att.all_done()
+
+    def _events(self, events: list, out: list) -> None:
+        """The general path: (choice index, delta, logprobs, finished) events to chunks."""
+        shape, enc = self.shape, self._enc
+        for index, delta, lp, finished in events:
+            if not self._role_sent[index]:
+                self._role_sent[index] = True
+                out.append(enc(shape.role_chunk(index)))
+            lp = logprobs_of(self.prep, [lp]) if lp is not None and self._want_lp else None
+            if self.sse and lp is None and not delta.reasoning and not delta.tool_calls:
+                if delta.content:
+                    out.append(shape.content_sse(index, delta.content))
+            else:
+                chunk = shape.delta_chunk(index, delta, lp)
+                if chunk is not None:
+                    out.append(enc(chunk))
+            if finished:
+                ch = self.attempt.choices[index]
+                out.append(enc(shape.finish_chunk(index, self.attempt.finish_reason(ch), ch.matched_stop)))
+
+    def _enc(self, event: dict[str, Any]) -> Any:
+        return b"data: " + orjson.dumps(event) + b"\n\n" if self.sse else event
+
+
+async def stream_sse(prep: Prepared, state: Any, backend: GrpcBackend) -> StreamRun:
+    """A streamed request's run, producing SSE bytes. Errors before the worker's first
+    message raise (the endpoint answers with a status; retryable ones were retried);
+    later ones become one error event."""
+    return StreamRun(prep, await open_attempt(prep, state, backend), state, sse=True)
+
+
+async def stream_events(prep: Prepared, state: Any, backend: GrpcBackend) -> AsyncIterator[dict[str, Any]]:
+    """The same as OpenAI chunk dicts, for callers that reshape them (SGLang /generate)."""
+    run = StreamRun(prep, await open_attempt(prep, state, backend), state, sse=False)
+    return _iterate(run)
+
+
+async def _iterate(run: StreamRun) -> AsyncIterator[dict[str, Any]]:
+    try:
+        while True:
+            for event in run.step():
+                yield event
+            if run.finished:
+                return
+            await run.wait()
+    finally:
+        await run.close()
