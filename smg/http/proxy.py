@@ -51,7 +51,7 @@ class _Exchange:
     """One client request in flight: what every attempt needs."""
 
     __slots__ = ("state", "path", "send", "info", "body", "headers", "finished", "disconnected",
-                 "responded", "watcher")
+                 "responded", "watcher", "receive", "task")
 
     def __init__(self, state: AppState, path: str, send: Send) -> None:
         self.state = state
@@ -64,6 +64,8 @@ class _Exchange:
         self.disconnected = False  # the client went away before the answer was complete
         self.responded = False  # http.response.start was sent
         self.watcher: asyncio.Task | None = None
+        self.receive: Receive | None = None  # for the watcher, with the task it would cancel
+        self.task: asyncio.Task | None = None
 
     def done(self, worker: Worker, success: bool | None) -> None:
         worker.end(success)
@@ -72,9 +74,35 @@ class _Exchange:
 
 _NO_INFO = RequestInfo()
 
-# A request still in flight after this long gets a task watching for the client to go
-# away; quicker ones never pay for it.
+# A request still in flight after this long (up to twice as long) gets a task watching
+# for the client to go away; quicker ones never pay for it.
 WATCH_AFTER_SECS = 0.05
+
+
+class _Watchers:
+    """Starts the disconnect watchers from one periodic timer, for the requests in flight
+    for a while (a timer per request would cost more than most requests' own work)."""
+
+    __slots__ = ("loop", "pending", "_handle")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending: dict[_Exchange, float] = {}  # exchange -> when it started
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, ex: _Exchange) -> None:
+        self.pending[ex] = self.loop.time()
+        if self._handle is None:
+            self._handle = self.loop.call_later(WATCH_AFTER_SECS, self._sweep)
+
+    def _sweep(self) -> None:
+        pending = self.pending
+        cutoff = self.loop.time() - WATCH_AFTER_SECS
+        for ex in [ex for ex, started in pending.items() if started <= cutoff]:
+            del pending[ex]
+            if not ex.finished:
+                ex.watcher = self.loop.create_task(_watch_disconnect(ex))
+        self._handle = self.loop.call_later(WATCH_AFTER_SECS, self._sweep) if pending else None
 
 
 class ProxyEndpoint:
@@ -84,6 +112,7 @@ class ProxyEndpoint:
     def __init__(self, path: str) -> None:
         self.path = path
         self.parse = PARSERS[path]
+        self._watchers: _Watchers | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state: AppState = scope["app"].state.smg
@@ -116,15 +145,14 @@ class ProxyEndpoint:
         ex.info = RequestInfo(fields.text, fields.token_ids, headers, fields.model, fields.user)
         ex.body = body
         ex.headers = headers
-        task = asyncio.current_task()
+        task = ex.task = asyncio.current_task()
         assert task is not None
+        ex.receive = receive
+        watchers = self._watchers
         loop = asyncio.get_running_loop()
-
-        def watch() -> None:
-            if not ex.finished:
-                ex.watcher = loop.create_task(_watch_disconnect(receive, task, ex))
-
-        timer = loop.call_later(WATCH_AFTER_SECS, watch)
+        if watchers is None or watchers.loop is not loop:
+            watchers = self._watchers = _Watchers(loop)
+        watchers.add(ex)
         try:
             pd = ex.state.pd_http
             if pd is not None and self.path in PD_PATHS:
@@ -137,7 +165,7 @@ class ProxyEndpoint:
             return 499
         finally:
             ex.finished = True
-            timer.cancel()
+            watchers.pending.pop(ex, None)
             if ex.watcher is not None:
                 ex.watcher.cancel()
 
@@ -159,7 +187,9 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-async def _watch_disconnect(receive: Receive, task: asyncio.Task, ex: _Exchange) -> None:
+async def _watch_disconnect(ex: _Exchange) -> None:
+    receive, task = ex.receive, ex.task
+    assert receive is not None and task is not None
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
