@@ -70,6 +70,8 @@ cdef class FrameReader:
     cdef Py_ssize_t max_frame
     cdef int64_t stream_window, conn_window, conn_recv, max_message, gen
     cdef Py_ssize_t preface_due  # how much of the preface is still to come
+    cdef bint server
+    cdef uint32_t last_peer_sid
     cdef dict streams
     cdef bytearray buf
     cdef bytearray frag  # a header block waiting for CONTINUATION (None: none)
@@ -80,12 +82,13 @@ cdef class FrameReader:
     cdef list out
 
     def __init__(self, *, max_frame, stream_window, conn_window,
-                 max_message=256 * 1024 * 1024, preface=False):
+                 max_message=256 * 1024 * 1024, server=False):
         self.max_frame = max_frame
         self.stream_window = stream_window
         self.conn_window = conn_window
         self.max_message = max_message
-        self.preface_due = 24 if preface else 0
+        self.server = server
+        self.preface_due = 24 if server else 0
         self.streams = {}
         self.buf = bytearray()
 
@@ -205,13 +208,10 @@ cdef class FrameReader:
         if st.recv >= self.stream_window >> 1:
             self._window_update(sid, st.recv)
             st.recv = 0
-        if end_stream:
-            st.run = []
-            st.gen = self.gen
-            events.append((MESSAGES, _END_STREAM, sid, st.run))
         if st.deliver and n:
             self._messages(st, sid, m, n, events)
         if end_stream:
+            events.append((MESSAGES, _END_STREAM, sid, []))
             st.gen = -1
         return 0
 
@@ -285,6 +285,9 @@ cdef class FrameReader:
         if ftype == _HEADERS:
             if sid == 0:
                 return self._fail(_PROTOCOL_ERROR, "HEADERS on stream 0")
+            if self.server and sid & 1 and sid > self.last_peer_sid:
+                self.last_peer_sid = sid
+                self.streams[sid] = _Stream()
             if flags & _PADDED:
                 if n == 0 or p[0] >= n:
                     return self._fail(_PROTOCOL_ERROR, "HEADERS padding longer than the frame")

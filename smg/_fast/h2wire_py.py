@@ -9,13 +9,14 @@ frames to send once half a window is used up) and the checks RFC 9113 asks for f
 sizes, stream ids and settings values.
 
     FrameReader(*, max_frame, stream_window, conn_window, max_message=256 MiB,
-                preface=False)
+                server=False)
 
 ``max_frame``: the largest frame payload accepted (what SETTINGS_MAX_FRAME_SIZE
 announced, else 16384); ``stream_window`` / ``conn_window``: the receive windows
 announced (SETTINGS_INITIAL_WINDOW_SIZE, and the connection's after our WINDOW_UPDATE);
-``max_message``: the largest gRPC message accepted; ``preface``: expect the client
-connection preface first (a server).
+``max_message``: the largest gRPC message accepted; ``server``: the server end, which
+expects the client connection preface first and whose peer opens streams: a HEADERS
+frame on a new stream (an odd id above every one seen before) opens it.
 
     open(sid), discard(sid), close(sid)
 
@@ -30,8 +31,9 @@ forget the stream; its later DATA only counts against the connection window.
 
 - ``(MESSAGES, flags, sid, [payload, ...])``: complete messages of an open stream.
   Within one ``feed``, consecutive DATA frames of a stream (other streams' DATA between
-  them allowed) add to one event's list; any other frame ends these runs. A DATA frame
-  with END_STREAM has an event of its own, ``flags`` END_STREAM (its list may be empty).
+  them allowed) add to one event's list; any other frame ends these runs. After the
+  messages (and any STREAM_ERROR) of a DATA frame with END_STREAM comes
+  ``(MESSAGES, END_STREAM, sid, [])``.
 - ``(HEADERS, flags, sid, block)``: a whole header block (CONTINUATIONs joined, padding
   and priority removed), any stream; ``flags`` is END_STREAM or 0.
 - ``(SETTINGS, 0, 0, [(key, value), ...])`` for a SETTINGS frame without ACK.
@@ -95,12 +97,14 @@ class _Stream:
 
 class FrameReader:
     def __init__(self, *, max_frame: int, stream_window: int, conn_window: int,
-                 max_message: int = 256 * 1024 * 1024, preface: bool = False) -> None:
+                 max_message: int = 256 * 1024 * 1024, server: bool = False) -> None:
         self.max_frame = max_frame
         self.stream_window = stream_window
         self.conn_window = conn_window
         self.max_message = max_message
-        self.preface = _PREFACE if preface else b""  # what of the preface is still due
+        self.server = server
+        self.preface = _PREFACE if server else b""  # what of the preface is still due
+        self.last_peer_sid = 0  # the highest stream id the peer opened
         self.streams: dict[int, _Stream] = {}
         self.buf = bytearray()  # an incomplete frame
         self.conn_recv = 0  # received since our last connection WINDOW_UPDATE
@@ -186,12 +190,10 @@ class FrameReader:
         if st.recv >= self.stream_window >> 1:
             out += _WINDOW_UPDATE.pack(0, 4, 8, 0, sid, st.recv)
             st.recv = 0
-        if flags & _END_STREAM:  # an event of its own, filled by this frame
-            st.run, st.gen = [], self.gen
-            events.append((MESSAGES, _END_STREAM, sid, st.run))
         if st.deliver and payload:
             self._messages(st, sid, payload, events)
         if flags & _END_STREAM:
+            events.append((MESSAGES, _END_STREAM, sid, []))
             st.gen = -1
 
     def _messages(self, st: _Stream, sid: int, payload: bytes, events: list) -> None:
@@ -231,6 +233,9 @@ class FrameReader:
         if ftype == 1:  # HEADERS
             if sid == 0:
                 raise _ConnectionError(_PROTOCOL_ERROR, "HEADERS on stream 0")
+            if self.server and sid & 1 and sid > self.last_peer_sid:
+                self.last_peer_sid = sid
+                self.streams[sid] = _Stream()
             if flags & _PADDED:
                 if n == 0 or payload[0] >= n:
                     raise _ConnectionError(_PROTOCOL_ERROR, "HEADERS padding longer than the frame")

@@ -49,13 +49,15 @@ def test_runs_group_a_streams_messages_until_another_frame(impl) -> None:
     wire = (f.frame(f.DATA, 0, 1, grpc(b"a", b"b")) + f.frame(f.DATA, 0, 3, grpc(b"x"))
             + f.frame(f.DATA, 0, 1, grpc(b"c")) + f.frame(f.PING, 0, 0, b"12345678")
             + f.frame(f.DATA, 0, 1, grpc(b"d")) + f.frame(f.DATA, f.END_STREAM, 3, grpc(b"y"))
+            + f.frame(f.DATA, 0, 1, grpc(b"e")) + f.frame(f.DATA, 0, 3, grpc(b"after the end"))
             + f.frame(f.DATA, 0, 5, grpc(b"not open")))
     events, _ = r.feed(wire)
     assert events == [(m.MESSAGES, 0, 1, [b"a", b"b", b"c"]), (m.MESSAGES, 0, 3, [b"x"]),
-                      (m.PING, 0, 0, b"12345678"), (m.MESSAGES, 0, 1, [b"d"]),
-                      (m.MESSAGES, f.END_STREAM, 3, [b"y"])]
-    events, _ = r.feed(f.frame(f.DATA, 0, 1, grpc(b"e")))  # a new feed: a new list
-    assert events == [(m.MESSAGES, 0, 1, [b"e"])]
+                      (m.PING, 0, 0, b"12345678"), (m.MESSAGES, 0, 1, [b"d", b"e"]),
+                      (m.MESSAGES, 0, 3, [b"y"]), (m.MESSAGES, f.END_STREAM, 3, []),
+                      (m.MESSAGES, 0, 3, [b"after the end"])]
+    events, _ = r.feed(f.frame(f.DATA, 0, 1, grpc(b"f")))  # a new feed: a new list
+    assert events == [(m.MESSAGES, 0, 1, [b"f"])]
 
 
 @impls
@@ -127,15 +129,41 @@ def test_stream_errors_stop_the_stream_only(impl, payload, reason) -> None:
 
 
 @impls
+def test_the_end_of_a_stream_comes_after_its_messages_and_errors(impl) -> None:
+    m = impl.module
+    r = reader(impl, 1)
+    events, _ = r.feed(f.frame(f.DATA, f.END_STREAM, 1, grpc(b"ok") + grpc(b"zip", flag=1)))
+    assert events == [(m.MESSAGES, 0, 1, [b"ok"]), (m.STREAM_ERROR, 0, 1, m.MESSAGE_COMPRESSED),
+                      (m.MESSAGES, f.END_STREAM, 1, [])]
+
+
+@impls
 def test_server_preface(impl) -> None:
     m = impl.module
-    r = reader(impl, preface=True)
+    r = reader(impl, server=True)
     wire = f.PREFACE + f.frame(f.PING, 0, 0, b"12345678")
     assert r.feed(wire[:10])[0] == []
     assert r.feed(wire[10:])[0] == [(m.PING, 0, 0, b"12345678")]
-    r = reader(impl, preface=True)
+    r = reader(impl, server=True)
     assert r.feed(b"GET / HTTP/1.1\r\n")[0] == [
         (m.CONNECTION_ERROR, f.PROTOCOL_ERROR, 0, "not an HTTP/2 connection preface")]
+
+
+@impls
+def test_on_a_server_the_peers_headers_open_new_streams(impl) -> None:
+    m = impl.module
+    r = reader(impl, server=True)
+    request = (f.frame(f.HEADERS, f.END_HEADERS, 3, b"\x83") + f.frame(f.DATA, f.END_STREAM, 3, grpc(b"req"))
+               + f.frame(f.HEADERS, 0, 1, b"\x83") + f.frame(f.CONTINUATION, f.END_HEADERS, 1, b"")
+               + f.frame(f.DATA, f.END_STREAM, 1, grpc(b"old id: not opened"))
+               + f.frame(f.HEADERS, f.END_HEADERS, 6, b"\x83") + f.frame(f.DATA, 0, 6, grpc(b"even")))
+    events, _ = r.feed(f.PREFACE + request)
+    assert events == [(m.HEADERS, 0, 3, b"\x83"), (m.MESSAGES, 0, 3, [b"req"]),
+                      (m.MESSAGES, f.END_STREAM, 3, []),
+                      (m.HEADERS, 0, 1, b"\x83"), (m.HEADERS, 0, 6, b"\x83")]
+    client = reader(impl)  # a client opens its streams itself
+    assert client.feed(request)[0] == [(m.HEADERS, 0, 3, b"\x83"), (m.HEADERS, 0, 1, b"\x83"),
+                                       (m.HEADERS, 0, 6, b"\x83")]
 
 
 BROKEN = [

@@ -103,12 +103,12 @@ def broken_frame(draw) -> bytes:
 
 @st.composite
 def scenario(draw):
-    preface = draw(st.booleans())
+    server = draw(st.booleans())
     frames = draw(st.lists(valid_frames(), max_size=25))
     if draw(st.integers(0, 2)) == 0:
         frames.insert(draw(st.integers(0, len(frames))), draw(broken_frame()))
     wire = b"".join(frames)
-    if preface:
+    if server:
         wire = (f.PREFACE if draw(st.integers(0, 7)) else b"GET / HTTP/1.1\r\n\r\n.......") + wire
     cuts = sorted(draw(st.lists(st.integers(0, len(wire)), max_size=8)))
     pieces = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
@@ -119,7 +119,7 @@ def scenario(draw):
     options = dict(max_frame=draw(st.sampled_from([64, 16384, 16384, 1 << 20])),
                    stream_window=draw(st.sampled_from([100, 65535, 65535])),
                    conn_window=draw(st.sampled_from([300, 1 << 30, 1 << 30])),
-                   max_message=draw(st.sampled_from([12, 1 << 20, 1 << 20])), preface=preface)
+                   max_message=draw(st.sampled_from([12, 1 << 20, 1 << 20])), server=server)
     return options, pieces, ops
 
 
