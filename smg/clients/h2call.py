@@ -13,8 +13,8 @@ MAX_MESSAGE = 256 * 1024 * 1024
 class Call:
     """One stream: received messages (``bytes``) in order, then ``status``/``details``."""
 
-    __slots__ = ("sid", "messages", "waiter", "status", "details", "headers_seen", "buf",
-                 "need", "recv", "window", "out", "out_end", "discard")
+    __slots__ = ("sid", "messages", "waiter", "status", "details", "headers_seen", "window",
+                 "out", "out_end", "discard")
 
     def __init__(self, sid: int, window: int) -> None:
         self.sid = sid
@@ -23,9 +23,6 @@ class Call:
         self.status: int | None = None  # None while the call runs
         self.details = ""
         self.headers_seen = False
-        self.buf = bytearray()  # a message split across DATA frames
-        self.need = 0
-        self.recv = 0  # bytes received since our last WINDOW_UPDATE for this stream
         self.window = window  # what the peer lets us send
         self.out: bytes | memoryview = b""  # request bytes flow control held back
         self.out_end = False

@@ -19,20 +19,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import struct
 from typing import Any
 
 import grpc
 from google.protobuf import message_factory
 
-from smg.h2 import frames as f
+from smg._fast.h2wire import MESSAGE_COMPRESSED
 from smg.engine.grpc.hpackdec import HpackDecoder, HpackError
 from smg.engine.grpc.h2state import Abort as _Abort
 from smg.engine.grpc.h2state import Context as _Context
 from smg.engine.grpc.h2state import Method as _Method
 from smg.engine.grpc.h2state import Reset as _Reset
 from smg.engine.grpc.h2state import Stream as _Stream
+from smg.h2 import frames as f
+from smg.h2.endpoint import H2Endpoint
 
 __all__ = ["H2GrpcServer"]
 
@@ -40,42 +41,28 @@ log = logging.getLogger(__name__)
 
 _OUR_STREAM_WINDOW = 1 << 24
 _OUR_CONN_WINDOW = 1 << 30
+_MAX_MESSAGE = 256 * 1024 * 1024  # a request larger than this: RESOURCE_EXHAUSTED
+_UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED.value[0]
+_RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
 _DATA_MESSAGE = struct.Struct(">BHBBIBI")  # frame length, type, flags, stream; gRPC flag, length
 _RESPONSE_HEADERS = f.header_block([(":status", "200"), ("content-type", "application/grpc")])
 
 
-class _Conn(asyncio.Protocol):
+class _Conn(H2Endpoint):
     def __init__(self, server: H2GrpcServer) -> None:
+        super().__init__(max_frame=f.DEFAULT_MAX_FRAME, stream_window=_OUR_STREAM_WINDOW,
+                         conn_window=_OUR_CONN_WINDOW, max_message=_MAX_MESSAGE, server=True)
         self.server = server
-        self.loop = asyncio.get_running_loop()
-        self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.preface = False
-        self.streams: dict[int, _Stream] = {}
         self.decoder = HpackDecoder()
-        self.send_window = 65535
-        self.peer_initial_window = 65535
-        self.max_frame = 16384
-        self.recv_unacked = 0
-        self.last_sid = 0
-        self.fragment: tuple[int, int, bytearray] | None = None
-        self.out: list[bytes] = []
-        self.flush_scheduled = False
 
     # -- connection ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        self._attach(transport)
         self.server._conns.add(self)
         self._write(
             f.settings({f.SETTINGS_INITIAL_WINDOW_SIZE: _OUR_STREAM_WINDOW,
                         f.SETTINGS_MAX_CONCURRENT_STREAMS: 1 << 20})
-            + f.window_update(0, _OUR_CONN_WINDOW - 65535)
+            + f.window_update(0, _OUR_CONN_WINDOW - f.DEFAULT_WINDOW)
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -91,130 +78,17 @@ class _Conn(asyncio.Protocol):
             self._flush()
             self.transport.close()
 
-    def _fail(self, code: int) -> None:
-        """A connection error: GOAWAY, close, read nothing more (connection_lost cleans up)."""
-        if self.transport is not None:
-            self._write(f.goaway(self.last_sid, code))
-            self._flush()
-            self.transport.close()
-            self.transport = None
-
-    def _write(self, data: bytes) -> None:
-        self.out.append(data)
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            self.loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self.flush_scheduled = False
-        if self.out and self.transport is not None:
-            self.transport.write(b"".join(self.out))
-        self.out.clear()
-
-    # -- inbound frames ----------------------------------------------------------------------
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        if not self.preface:
-            if len(buf) < 24:
-                return
-            if bytes(buf[:24]) != f.PREFACE:
-                self._fail(f.PROTOCOL_ERROR)
-                return
-            del buf[:24]
-            self.preface = True
-        pos, end = 0, len(buf)
-        while end - pos >= 9:
-            length = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
-            if length > 16384:
-                self._fail(f.FRAME_SIZE_ERROR)
-                return
-            if end - pos - 9 < length:
-                break
-            ftype, flags = buf[pos + 3], buf[pos + 4]
-            sid = int.from_bytes(buf[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
-            payload = bytes(buf[pos + 9 : pos + 9 + length])
-            pos += 9 + length
-            self._frame(ftype, flags, sid, payload)
-            if self.transport is None:
-                return
-        del buf[:pos]
-
-    def _frame(self, ftype: int, flags: int, sid: int, payload: bytes) -> None:
-        if self.fragment is not None and ftype != f.CONTINUATION:
-            self._fail(f.PROTOCOL_ERROR)
-        elif ftype == f.DATA:
-            self._on_data(flags, sid, payload)
-        elif ftype == f.HEADERS:
-            if flags & f.PADDED:
-                payload = payload[1 : len(payload) - payload[0]]
-            if flags & f.PRIORITY_FLAG:
-                payload = payload[5:]
-            if flags & f.END_HEADERS:
-                self._on_headers(sid, flags, payload)
-            else:
-                self.fragment = (sid, flags, bytearray(payload))
-        elif ftype == f.CONTINUATION:
-            if self.fragment is None or self.fragment[0] != sid:
-                self._fail(f.PROTOCOL_ERROR)
-                return
-            self.fragment[2].extend(payload)
-            if flags & f.END_HEADERS:
-                fsid, fflags, block = self.fragment
-                self.fragment = None
-                self._on_headers(fsid, fflags, bytes(block))
-        elif ftype == f.WINDOW_UPDATE:
-            inc = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
-            if sid == 0:
-                self.send_window += inc
-                for st in list(self.streams.values()):
-                    if st.pending:
-                        self._drain(st)
-            else:
-                st = self.streams.get(sid)
-                if st is not None:
-                    st.window += inc
-                    self._drain(st)
-        elif ftype == f.SETTINGS:
-            if not flags & f.ACK:
-                self._on_settings(payload)
-        elif ftype == f.PING:
-            if not flags & f.ACK:
-                self._write(f.frame(f.PING, f.ACK, 0, payload))
-        elif ftype == f.RST_STREAM:
-            st = self.streams.pop(sid, None)
-            if st is not None:
-                self._close_stream(st)
-        elif ftype == f.GOAWAY:
-            pass  # the client stops opening streams; running ones finish
-        # PRIORITY, PUSH_PROMISE and unknown types are ignored
-
-    def _on_settings(self, payload: bytes) -> None:
-        for i in range(0, len(payload) - 5, 6):
-            key = int.from_bytes(payload[i : i + 2], "big")
-            value = int.from_bytes(payload[i + 2 : i + 6], "big")
-            if key == f.SETTINGS_INITIAL_WINDOW_SIZE:
-                delta = value - self.peer_initial_window
-                self.peer_initial_window = value
-                for st in self.streams.values():
-                    st.window += delta
-            elif key == f.SETTINGS_MAX_FRAME_SIZE:
-                self.max_frame = value
-        self._write(f.frame(f.SETTINGS, f.ACK, 0))
-        for st in list(self.streams.values()):
-            if st.pending:
-                self._drain(st)
-
+    # -- inbound (frames, flow control and checks: H2Endpoint and the h2wire kernel) -------
     def _on_headers(self, sid: int, flags: int, block: bytes) -> None:
         try:
             headers = self.decoder.decode(block)
         except HpackError:  # a broken block breaks the connection's decoding state
-            self._fail(f.COMPRESSION_ERROR)
+            self._fail(f.COMPRESSION_ERROR, "bad header block")
             return
         st = self.streams.get(sid)
         if st is None:
             if sid % 2 == 0 or sid <= self.last_sid:
-                return
+                return  # (the kernel opens a stream on the same terms: nothing to close)
             self.last_sid = sid
             st = _Stream(sid, self.peer_initial_window)
             meta = []
@@ -226,26 +100,33 @@ class _Conn(asyncio.Protocol):
             st.metadata = tuple(meta)
             self.streams[sid] = st
         if flags & f.END_STREAM and st.task is None:
-            st.task = self.loop.create_task(self._run(st))
+            self._start(st)
 
-    def _on_data(self, flags: int, sid: int, payload: bytes) -> None:
-        size = len(payload)
-        if flags & f.PADDED and payload:
-            payload = payload[1 : len(payload) - payload[0]]
-        self.recv_unacked += size
-        if self.recv_unacked >= _OUR_CONN_WINDOW // 2:
-            self._write(f.window_update(0, self.recv_unacked))
-            self.recv_unacked = 0
-        st = self.streams.get(sid)
-        if st is None or st.task is not None:
+    def _on_messages(self, st: _Stream, messages: list[bytes], end: int) -> None:
+        if st.task is not None:
             return
-        st.body += payload
-        st.recv += size
-        if st.recv >= _OUR_STREAM_WINDOW // 2:
-            self._write(f.window_update(sid, st.recv))
-            st.recv = 0
-        if flags & f.END_STREAM:
-            st.task = self.loop.create_task(self._run(st))
+        if messages and st.body is None:
+            st.body = messages[0]  # a unary request: one message (more are ignored)
+        if end:
+            self._start(st)
+
+    def _on_stream_error(self, st: _Stream, reason: int) -> None:
+        self.reader.close(st.sid)
+        if st.task is None:  # answered in turn, after the calls that came before it
+            code, why = ((_UNIMPLEMENTED, "compressed or malformed request message")
+                         if reason == MESSAGE_COMPRESSED else
+                         (_RESOURCE_EXHAUSTED, "request message larger than 256 MiB"))
+            st.task = self.loop.create_task(self._refuse(st, code, why))
+
+    def _on_reset(self, st: _Stream, code: int) -> None:
+        self.streams.pop(st.sid, None)
+        self.reader.close(st.sid)
+        self._close_stream(st)
+
+    def _start(self, st: _Stream) -> None:
+        """The request is complete: run the handler (later DATA of the stream is dropped)."""
+        self.reader.close(st.sid)
+        st.task = self.loop.create_task(self._run(st))
 
     # -- outbound ----------------------------------------------------------------------------
     def _send_headers(self, st: _Stream) -> None:
@@ -259,17 +140,17 @@ class _Conn(asyncio.Protocol):
             self._send_headers(st)
         m = len(payload)
         n = m + 5
-        if not st.pending and n <= st.window and n <= self.send_window and n <= self.max_frame:
+        if not st.pending and n <= st.window and n <= self.send_window and n <= self.peer_max_frame:
             st.window -= n
             self.send_window -= n
             # one pack: DATA frame header + the message's 5-byte gRPC prefix
             self._write(_DATA_MESSAGE.pack(n >> 16, n & 0xFFFF, 0, 0, st.sid, 0, m) + payload)
             return True
         st.pending.append(f.grpc_message(payload))
-        self._drain(st)
+        self._resume(st)
         return not st.pending
 
-    def _drain(self, st: _Stream) -> None:
+    def _resume(self, st: _Stream) -> None:
         while st.pending and not st.done:
             item = st.pending[0]
             if type(item) is tuple:
@@ -277,7 +158,7 @@ class _Conn(asyncio.Protocol):
                 self._write(f.frame(f.HEADERS, f.END_STREAM | f.END_HEADERS, st.sid, item[1]))
                 self._finish(st)
                 break
-            allowed = min(st.window, self.send_window, self.max_frame)
+            allowed = min(st.window, self.send_window, self.peer_max_frame)
             if allowed <= 0:
                 return
             piece, rest = item[:allowed], item[allowed:]
@@ -315,6 +196,7 @@ class _Conn(asyncio.Protocol):
     def _finish(self, st: _Stream) -> None:
         st.done = True
         self.streams.pop(st.sid, None)
+        self.reader.close(st.sid)
 
     def _close_stream(self, st: _Stream) -> None:
         st.done = True
@@ -324,18 +206,19 @@ class _Conn(asyncio.Protocol):
             st.task.cancel()
 
     # -- calls ----------------------------------------------------------------------------
+    async def _refuse(self, st: _Stream, code: int, message: str) -> None:
+        self._send_status(st, code, message)
+
     async def _run(self, st: _Stream) -> None:
         method = self.server.methods.get(st.path)
         if method is None:
             self._send_status(st, grpc.StatusCode.UNIMPLEMENTED.value[0], f"Method not found: {st.path}")
             return
-        body = st.body
-        if len(body) < 5 or body[0] != 0:
-            code = grpc.StatusCode.UNIMPLEMENTED if body[:1] == b"\x01" else grpc.StatusCode.INTERNAL
-            self._send_status(st, code.value[0], "compressed or malformed request message")
+        if st.body is None:
+            self._send_status(st, grpc.StatusCode.INTERNAL.value[0], "compressed or malformed request message")
             return
         try:
-            request = method.request_class.FromString(bytes(body[5 : 5 + int.from_bytes(body[1:5], "big")]))
+            request = method.request_class.FromString(st.body)
         except Exception:
             self._send_status(st, grpc.StatusCode.INTERNAL.value[0], "cannot parse the request message")
             return

@@ -29,16 +29,15 @@ class Method:
 
 
 class Stream:
-    __slots__ = ("sid", "path", "metadata", "body", "window", "recv", "pending", "task",
+    __slots__ = ("sid", "path", "metadata", "body", "window", "pending", "task",
                  "headers_sent", "done", "drained")
 
     def __init__(self, sid: int, window: int) -> None:
         self.sid = sid
         self.path = ""
         self.metadata: tuple[tuple[str, str], ...] = ()
-        self.body = bytearray()
+        self.body: bytes | None = None  # the request message, once it is complete
         self.window = window
-        self.recv = 0
         self.pending: collections.deque = collections.deque()  # bytes, or ("trailers", block)
         self.task: asyncio.Task | None = None
         self.headers_sent = False
