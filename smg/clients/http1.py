@@ -374,11 +374,10 @@ class Http1Pool:
         if timeout <= 0:
             raise asyncio.TimeoutError()
         try:
-            _transport, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _Conn(self, loop), self.host, self.port, ssl=self.ssl,
-                                       server_hostname=self.host if self.ssl else None),
-                timeout,
-            )
+            async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancel
+                _transport, conn = await loop.create_connection(
+                    lambda: _Conn(self, loop), self.host, self.port, ssl=self.ssl,
+                    server_hostname=self.host if self.ssl else None)
         except asyncio.TimeoutError:
             raise
         except OSError as exc:

@@ -5,7 +5,9 @@ abandoned answers, timeouts, large bodies and back-pressure."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -172,6 +174,29 @@ async def test_unreachable_worker_is_a_connection_error(client):
     await s.stop()
     with pytest.raises(UpstreamConnectionError, match="cannot connect"):
         await client.send(url + "/x", b"", {})
+
+
+async def test_connect_timeout():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)  # never accepts: once its backlog is full, a connect hangs
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            s.connect(("127.0.0.1", port))
+        fillers.append(s)
+    c = UpstreamClient(request_timeout=60.0, connect_timeout=0.3)
+    try:
+        task = asyncio.ensure_future(c.send(f"http://127.0.0.1:{port}/x", b"", {}))
+        done, _ = await asyncio.wait({task}, timeout=20)
+        assert task in done and isinstance(task.exception(), asyncio.TimeoutError)  # not the 60 s one
+    finally:
+        await c.close()
+        for s in [listener, *fillers]:
+            s.close()
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked"])
