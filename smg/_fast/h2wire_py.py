@@ -143,18 +143,20 @@ class FrameReader:
             if data[:n] != self.preface[:n]:
                 raise _ConnectionError(_PROTOCOL_ERROR, "not an HTTP/2 connection preface")
             self.preface, data = self.preface[n:], data[n:]
-        buf = self.buf
-        buf += data
-        pos, end = 0, len(buf)
+        if self.buf:  # the rest of an incomplete frame first
+            self.buf += data
+            data = bytes(self.buf)
+            self.buf.clear()
+        pos, end = 0, len(data)
         while end - pos >= 9:
-            length = int.from_bytes(buf[pos : pos + 3], "big")
+            length = (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2]
             if length > self.max_frame:
                 raise _ConnectionError(_FRAME_SIZE_ERROR, "frame larger than SETTINGS_MAX_FRAME_SIZE")
             if end - pos - 9 < length:
                 break
-            ftype, flags = buf[pos + 3], buf[pos + 4]
-            sid = int.from_bytes(buf[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
-            payload = bytes(buf[pos + 9 : pos + 9 + length])
+            ftype, flags = data[pos + 3], data[pos + 4]
+            sid = int.from_bytes(data[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
+            payload = data[pos + 9 : pos + 9 + length]
             pos += 9 + length
             if self.fragment is not None and ftype != _CONTINUATION:
                 raise _ConnectionError(_PROTOCOL_ERROR, "expected CONTINUATION")
@@ -163,7 +165,7 @@ class FrameReader:
             else:
                 self.gen += 1
                 self._control(ftype, flags, sid, payload, events)
-        del buf[:pos]
+        self.buf += data[pos:]
 
     # -- DATA -------------------------------------------------------------------------
     def _data(self, flags: int, sid: int, payload: bytes, events: list, out: bytearray) -> None:
