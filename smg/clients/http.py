@@ -9,7 +9,7 @@ protocol (one ``asyncio.Protocol`` per keep-alive connection, httptools parsing)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -70,11 +70,11 @@ class UpstreamClient:
             pool.close()
         self._deadlines.close()
 
-    async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
-        """POST ``body`` as is; the caller reads the response (or closes it to give up)."""
-        return await self.request("POST", url, body, headers)
+    def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> Coroutine[Any, Any, UpstreamResponse]:
+        """POST ``body`` as is; await it for the response, then read it (or close it to give up)."""
+        return self.request("POST", url, body, headers)
 
-    async def request(
+    def request(
         self,
         method: str,
         url: str,
@@ -82,9 +82,10 @@ class UpstreamClient:
         headers: Mapping[str, str] = _NO_HEADERS,
         *,
         timeout: float | None = None,
-    ) -> UpstreamResponse:
-        """One request; returns when the response headers are in. ``headers`` are the
-        message's own (no Host, Content-Length or hop-by-hop ones: see :func:`forward_headers`)."""
+    ) -> Coroutine[Any, Any, UpstreamResponse]:
+        """One request, to await: the response once its headers are in. ``headers`` are the
+        message's own (no Host, Content-Length or hop-by-hop ones: see :func:`forward_headers`).
+        Plain methods handing back the pool's coroutine: one coroutine per request, not three."""
         cut = url.find("/", url.find("//") + 2)
         origin, path = (url, "/") if cut < 0 else (url[:cut], url[cut:])
         pool = self._pools.get(origin)
@@ -92,7 +93,7 @@ class UpstreamClient:
             pool = self._pools[origin] = Http1Pool(origin, keepalive=self.keepalive_timeout, deadlines=self._deadlines)
         head = request_head(method, path, pool.host_header, headers, body)
         deadline = asyncio.get_running_loop().time() + (self.request_timeout if timeout is None else timeout)
-        return await pool.send(head, body, deadline, self.connect_timeout)
+        return pool.send(head, body, deadline, self.connect_timeout)
 
     async def probe(self, url: str, timeout: float) -> bool:
         """GET ``url``: True for a 2xx answer within ``timeout``."""
