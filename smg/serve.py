@@ -1,4 +1,5 @@
-"""Serving the gateway app: uvicorn (default: httptools + uvloop) or hypercorn.
+"""Serving the gateway app: uvicorn (default: uvloop, with smg's own HTTP/1.1 protocol,
+:class:`~smg.http.h1server.H1Protocol`, on httptools' parser) or hypercorn.
 
 - :func:`run` serves until SIGINT/SIGTERM, then stops accepting, gives in-flight
   requests ``shutdown_grace_period_secs`` and runs the app's shutdown (closing the
@@ -69,10 +70,13 @@ async def serve(
     if server == "uvicorn":
         import uvicorn
 
+        from smg.http.h1server import H1Protocol
+
         config = uvicorn.Config(
             app,
             loop="none",
-            http="httptools",
+            http=H1Protocol,
+            ws="none",  # no WebSocket routes
             lifespan="on",
             log_level="warning" if log_level == "warn" else log_level,
             access_log=False,

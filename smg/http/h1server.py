@@ -1,0 +1,458 @@
+"""HTTP/1.1 towards the gateway's clients: the protocol class smg's uvicorn server runs.
+
+uvicorn keeps what it does well (sockets, lifespan, signals, graceful shutdown: this
+class keeps its ``ServerState`` contract of ``connections``, ``tasks`` and
+``shutdown()``); only the per-connection protocol is replaced, because uvicorn's own
+httptools protocol pays per request for what a gateway in front of fast workers feels:
+an ``asyncio.Event`` per request, a regex search per response header name and value, a
+keep-alive timer armed and cancelled per request, and the response head and body in two
+writes (two system calls, two TCP segments). Here
+
+- one ASGI task per request, started once its headers are in; the body is handed over
+  from a list of chunks, and a future exists only while ``receive()`` has to wait;
+- a response with a Content-Length leaves in one write (its head waits for the first
+  body message); a chunked one (SSE) has its head written at once;
+- header names and values are checked by one regex search each over the joined bytes;
+- one timer per connection closes it after ``timeout_keep_alive`` idle seconds, re-armed
+  only when it fires early.
+
+Pipelined requests are answered in order, ``Expect: 100-continue`` is honoured, and a
+``receive()`` waiting after the body returns ``http.disconnect`` when the client goes away
+(or once the response is complete), as under uvicorn. Not supported: WebSocket upgrades
+(such a request is answered as plain HTTP, then the connection closes) and access logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import re
+from collections import deque
+from typing import Any
+from urllib.parse import unquote
+
+import httptools
+from starlette.types import ASGIApp, Message
+
+__all__ = ["H1Protocol"]
+
+log = logging.getLogger("uvicorn.error")
+
+HIGH_WATER = 65536  # request body bytes buffered before reading from the client pauses
+
+_NAME_RE = re.compile(rb'[\x00-\x1f\x7f()<>@,;:\[\]={} \t\\"]')
+_VALUE_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _status_line(code: int) -> bytes:
+    try:
+        phrase = http.HTTPStatus(code).phrase.encode()
+    except ValueError:
+        phrase = b""
+    return b"HTTP/1.1 %d %s\r\n" % (code, phrase)
+
+
+_STATUS_LINE = {code: _status_line(code) for code in range(100, 600)}
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_DISCONNECT: Message = {"type": "http.disconnect"}
+_NO_BODY_STATUS = (204, 304)
+_500_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21"),
+                (b"connection", b"close")]
+
+
+class H1Protocol(asyncio.Protocol):
+    """One client connection. Built by uvicorn's server as ``http=H1Protocol``."""
+
+    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        if not config.loaded:
+            config.load()
+        self.app: ASGIApp = config.loaded_app
+        self.loop = _loop or asyncio.get_event_loop()
+        self.root_path: str = config.root_path
+        self.keep_alive_secs: float = config.timeout_keep_alive
+        self.limit_concurrency: int | None = config.limit_concurrency
+        self.server_state = server_state
+        self.app_state = app_state
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.server: tuple[str, int] | None = None
+        self.client: tuple[str, int] | None = None
+        self.scheme = "http"
+        self.cycle: _Cycle | None = None  # the request whose bytes are being read
+        self.active: _Cycle | None = None  # the request being answered
+        self.queue: deque[_Cycle] = deque()  # pipelined requests waiting for their turn
+        self.read_paused = False
+        self.write_paused = False
+        self.drains: list[asyncio.Future] = []
+        self.idle_since: float | None = None
+        self.idle_timer: asyncio.TimerHandle | None = None
+        # the request being parsed
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.expect_continue = False
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.server_state.connections.add(self)
+        self.transport = transport  # type: ignore[assignment]
+        self.server = _address(transport.get_extra_info("sockname"))
+        self.client = _address(transport.get_extra_info("peername"))
+        if transport.get_extra_info("sslcontext"):
+            self.scheme = "https"
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server_state.connections.discard(self)
+        for cycle in (self.active, self.cycle):
+            if cycle is not None and not cycle.complete:
+                cycle.disconnected = True
+                cycle.wake()
+        self._wake_drains()
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        if exc is None:
+            self.transport.close()
+
+    def eof_received(self) -> None:
+        pass  # the transport closes itself, as under uvicorn
+
+    def data_received(self, data: bytes) -> None:
+        self.idle_since = None
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self.cycle is not None:  # answered as plain HTTP; the rest is not ours to read
+                self.cycle.keep_alive = False
+        except httptools.HttpParserError:
+            log.warning("Invalid HTTP request received.")
+            self._send_400(b"Invalid HTTP request received.")
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake_drains()
+
+    # -- httptools callbacks ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = []
+        self.expect_continue = False
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_continue = True
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        version = parser.get_http_version()
+        url = httptools.parse_url(self.url)
+        raw_path = url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = unquote(path)
+        root = self.root_path
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": version,
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "method": parser.get_method().decode("ascii"),
+            "root_path": root,
+            "path": root + path if root else path,
+            "raw_path": root.encode("ascii") + raw_path if root else raw_path,
+            "query_string": url.query or b"",
+            "headers": self.headers,
+            "state": self.app_state.copy(),
+        }
+        keep_alive = version != "1.0" and parser.should_keep_alive()
+        self.cycle = cycle = _Cycle(self, scope, keep_alive, self.expect_continue)
+        if self.active is None:
+            self._start(cycle)
+        else:  # pipelined: answered after the ones before it
+            self.queue.append(cycle)
+            self.pause_reading()
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.cycle
+        if cycle is None or cycle.complete:
+            return
+        cycle.chunks.append(body)
+        cycle.buffered += len(body)
+        if cycle.buffered > HIGH_WATER:
+            self.pause_reading()
+        cycle.wake()
+
+    def on_message_complete(self) -> None:
+        cycle = self.cycle
+        if cycle is None or cycle.complete:
+            return
+        cycle.more_body = False
+        cycle.wake()
+
+    # -- the connection's state --------------------------------------------------------------
+
+    def _start(self, cycle: _Cycle) -> None:
+        self.active = cycle
+        app = self.app
+        limit = self.limit_concurrency
+        if limit is not None and (len(self.server_state.connections) >= limit or len(self.server_state.tasks) >= limit):
+            log.warning("Exceeded concurrency limit.")
+            app = _service_unavailable
+        tasks = self.server_state.tasks
+        task = self.loop.create_task(cycle.run(app))
+        task.add_done_callback(tasks.discard)
+        tasks.add(task)
+
+    def response_done(self, cycle: _Cycle) -> None:
+        self.server_state.total_requests += 1
+        if self.active is cycle:
+            self.active = None
+        if self.transport.is_closing():
+            return
+        self.resume_reading()
+        if self.queue:
+            self._start(self.queue.popleft())
+            return
+        self.idle_since = self.loop.time()
+        if self.idle_timer is None:
+            self.idle_timer = self.loop.call_later(self.keep_alive_secs, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self.idle_timer = None
+        if self.idle_since is None or self.transport.is_closing():
+            return  # busy: the response that ends it arms the timer again
+        left = self.idle_since + self.keep_alive_secs - self.loop.time()
+        if left <= 0:
+            self.transport.close()
+        else:
+            self.idle_timer = self.loop.call_later(left, self._idle_check)
+
+    def shutdown(self) -> None:
+        """Called by the server on shutdown: close once the response in flight is sent."""
+        if self.active is None:
+            self.transport.close()
+        else:
+            self.active.keep_alive = False
+            self.queue.clear()
+
+    def pause_reading(self) -> None:
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    async def drain(self) -> None:
+        waiter = self.loop.create_future()
+        self.drains.append(waiter)
+        await waiter
+
+    def _wake_drains(self) -> None:
+        for waiter in self.drains:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.drains.clear()
+
+    def _send_400(self, message: bytes) -> None:
+        self.transport.write(b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+                             b"connection: close\r\n\r\n%s" % (_STATUS_LINE[400], len(message), message))
+        self.transport.close()
+
+
+class _Cycle:
+    """One request and its response: the ``receive`` and ``send`` its ASGI task is given."""
+
+    __slots__ = ("conn", "scope", "keep_alive", "expect_continue", "chunks", "buffered", "more_body",
+                 "delivered", "waiters", "disconnected", "started", "complete", "chunked", "remaining",
+                 "head", "head_only")
+
+    def __init__(self, conn: H1Protocol, scope: dict[str, Any], keep_alive: bool, expect_continue: bool) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.expect_continue = expect_continue
+        self.chunks: list[bytes] = []
+        self.buffered = 0
+        self.more_body = True  # more request body to come from the client
+        self.delivered = False  # the last request body message went to the app
+        self.waiters: list[asyncio.Future] | None = None
+        self.disconnected = False
+        self.started = False
+        self.complete = False
+        self.chunked = False
+        self.remaining = 0  # response body bytes still due under Content-Length
+        self.head: bytes | None = None  # a sized response's head, written with its body
+        self.head_only = scope["method"] == "HEAD"
+
+    def wake(self) -> None:
+        waiters = self.waiters
+        if waiters is not None:
+            self.waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def run(self, app: ASGIApp) -> None:
+        try:
+            await app(self.scope, self.receive, self.send)
+        except BaseException as exc:  # noqa: BLE001 - reported and answered, as uvicorn does
+            log.error("Exception in ASGI application\n", exc_info=exc)
+            if not self.started:
+                await self._send_500()
+            else:
+                self.conn.transport.close()
+        else:
+            if not self.started and not self.disconnected:
+                log.error("ASGI callable returned without starting response.")
+                await self._send_500()
+            elif not self.complete and not self.disconnected:
+                log.error("ASGI callable returned without completing response.")
+                self.conn.transport.close()
+
+    async def _send_500(self) -> None:
+        await self.send({"type": "http.response.start", "status": 500, "headers": _500_HEADERS})
+        await self.send({"type": "http.response.body", "body": b"Internal Server Error"})
+
+    async def receive(self) -> Message:
+        conn = self.conn
+        if self.expect_continue:
+            self.expect_continue = False
+            if not conn.transport.is_closing():
+                conn.transport.write(_CONTINUE)
+        if not (self.disconnected or self.complete) and not self.chunks and (self.more_body or self.delivered):
+            conn.resume_reading()
+            waiter = conn.loop.create_future()
+            if self.waiters is None:
+                self.waiters = [waiter]
+            else:
+                self.waiters.append(waiter)
+            await waiter
+        if self.disconnected or self.complete:
+            return _DISCONNECT
+        chunks = self.chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self.buffered = 0
+        self.delivered = not self.more_body
+        if conn.read_paused and self.more_body:
+            conn.resume_reading()
+        return {"type": "http.request", "body": body, "more_body": self.more_body}
+
+    async def send(self, message: Message) -> None:
+        conn = self.conn
+        if conn.write_paused and not self.disconnected:
+            await conn.drain()
+        if self.disconnected:
+            return
+        if not self.started:
+            if message["type"] != "http.response.start":
+                raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{message['type']}'.")
+            self._start(message)
+        elif not self.complete:
+            if message["type"] != "http.response.body":
+                raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{message['type']}'.")
+            self._body(message.get("body", b""), message.get("more_body", False))
+        else:
+            raise RuntimeError(f"Unexpected ASGI message '{message['type']}' sent, after response already completed.")
+
+    def _start(self, message: Message) -> None:
+        self.started = True
+        self.expect_continue = False
+        status = message["status"]
+        headers = message.get("headers", ())
+        defaults = self.conn.server_state.default_headers
+        if defaults:
+            headers = [*defaults, *headers]
+        if _NAME_RE.search(b"".join([n for n, _ in headers])):
+            raise RuntimeError("Invalid HTTP header name.")
+        if _VALUE_RE.search(b"".join([v for _, v in headers])):
+            raise RuntimeError("Invalid HTTP header value.")
+        parts = [_STATUS_LINE[status]]
+        length: int | None = None
+        chunked = has_close = False
+        for name, value in headers:
+            name = name.lower()
+            if name == b"content-length":
+                if length is None and not chunked:
+                    length = int(value)
+            elif name == b"transfer-encoding":
+                if value.lower() == b"chunked" and length is None:
+                    chunked = True
+            elif name == b"connection":
+                if b"close" in [token.strip() for token in value.lower().split(b",")]:
+                    self.keep_alive = False
+                    has_close = True
+            parts += (name, b": ", value, b"\r\n")
+        if not self.keep_alive and not has_close:
+            parts.append(b"connection: close\r\n")
+        if length is None and not chunked and not self.head_only and status not in _NO_BODY_STATUS:
+            chunked = True
+            parts.append(b"transfer-encoding: chunked\r\n")
+        parts.append(b"\r\n")
+        head = b"".join(parts)
+        self.chunked = chunked
+        self.remaining = length or 0
+        if chunked:
+            self.conn.transport.write(head)  # a stream's head goes out now, not with its first event
+        else:
+            self.head = head
+
+    def _body(self, body: bytes, more_body: bool) -> None:
+        if self.head_only:
+            self.remaining = 0
+            data = b""
+        elif self.chunked:
+            data = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
+            if not more_body:
+                data += b"0\r\n\r\n"
+        else:
+            if len(body) > self.remaining:
+                raise RuntimeError("Response content longer than Content-Length")
+            self.remaining -= len(body)
+            data = body
+        transport = self.conn.transport
+        head = self.head
+        if head is not None:
+            self.head = None
+            if len(data) <= HIGH_WATER:
+                data = head + data
+            else:
+                transport.write(head)
+        if data:
+            transport.write(data)
+        if not more_body:
+            if self.remaining:
+                raise RuntimeError("Response content shorter than Content-Length")
+            self.complete = True
+            self.wake()
+            if not self.keep_alive:
+                transport.close()
+            self.conn.response_done(self)
+
+
+async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"19"), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": b"Service Unavailable"})
+
+
+def _address(info: Any) -> tuple[str, int] | None:
+    if isinstance(info, (tuple, list)) and len(info) >= 2:
+        return str(info[0]), int(info[1])
+    return None
