@@ -76,6 +76,11 @@ class ChoiceStream:
             self.text_parts.append(text)
         return text
 
+    @property
+    def consumed(self) -> int:
+        """Tokens the decoder took: all fed, or up to and including a local stop's."""
+        return self._decoder.num_tokens
+
     def _step(self, token_ids: Sequence[int]) -> str:
         self.tokens += len(token_ids)
         result = self._decoder.step_many(token_ids)

@@ -118,7 +118,10 @@ class Attempt:
         return all(c.index in self.completed or c.stopped_by_string for c in self.choices)
 
     def counts(self, index: int, prompt: int, completion: int, cached: int) -> None:
-        """A message's cumulative counts for choice ``index``."""
+        """A message's cumulative counts for choice ``index``; a choice stopped here keeps
+        those of the message that stopped it."""
+        if self.choices[index].stopped:
+            return
         if prompt:
             self.prompt_tokens = prompt
         if cached > self.cached_tokens:

@@ -98,9 +98,10 @@ class StreamRun:
     def _take(self, items: list, out: list) -> None:
         att = self.attempt
         want_lp = self._want_lp
-        index = -1  # the choice whose plain chunks are being merged
+        index = -1  # the choice whose plain chunks are being merged, from items[start]
         ids: Any = None
-        for item in items:
+        start = 0
+        for j, item in enumerate(items):
             if type(item) is tuple:  # a plain chunk: (index, ids, prompt, completion, cached)
                 i, new, prompt, completion, cached = item
             elif type(item) is Chunk and (item.logprobs is None or not want_lp):
@@ -108,7 +109,7 @@ class StreamRun:
                 prompt, completion, cached = item.prompt_tokens, item.completion_tokens, item.cached_tokens
             else:
                 if ids is not None:
-                    self._feed(index, ids, out)
+                    self._feed(index, ids, out, items, start)
                     ids = None
                 self._events(att.take(item), out)
                 if att.done:
@@ -116,35 +117,61 @@ class StreamRun:
                 continue
             att.counts(i, prompt, completion, cached)
             if ids is None:
-                index, ids = i, new
+                index, ids, start = i, new, j
             elif i == index:
                 ids = ids + new
             else:
-                self._feed(index, ids, out)
+                self._feed(index, ids, out, items, start)
                 if att.done:
                     return
-                index, ids = i, new
+                index, ids, start = i, new, j
         if ids is not None:
-            self._feed(index, ids, out)
+            self._feed(index, ids, out, items, start)
 
-    def _feed(self, index: int, ids: list[int], out: list) -> None:
+    def _feed(self, index: int, ids: list[int], out: list, items: list, start: int) -> None:
+        """Merged token ids of choice ``index`` (its plain chunks from ``items[start]``)."""
         att = self.attempt
         ch = att.choices[index]
         if ch.stopped:
             return
         if not ch.plain:
             self._events(att.feed(index, ids, None), out)
-            return
-        if not self._role_sent[index]:
-            self._role_sent[index] = True
-            out.append(self._enc(self.shape.role_chunk(index)))
-        text = ch.feed_text(ids)
-        if text:
-            out.append(self.shape.content_sse(index, text) if self.sse
-                       else self.shape.delta_chunk(index, Delta(content=text)))
-        if ch.stopped:  # a local stop
-            self._events([(index, ch.finish("stop", None), None, True)], out)
-            att.done = att.all_done()
+        else:
+            if not self._role_sent[index]:
+                self._role_sent[index] = True
+                out.append(self._enc(self.shape.role_chunk(index)))
+            text = ch.feed_text(ids)
+            if text:
+                out.append(self.shape.content_sse(index, text) if self.sse
+                           else self.shape.delta_chunk(index, Delta(content=text)))
+            if ch.stopped:  # a local stop
+                self._events([(index, ch.finish("stop", None), None, True)], out)
+                att.done = att.all_done()
+        if ch.stopped:
+            self._recount(index, len(ids), items, start)
+
+    def _recount(self, index: int, n_ids: int, items: list, start: int) -> None:
+        """A local stop inside merged messages: the choice's counts are those of the
+        message that held the stopping token (as if each message came alone)."""
+        att = self.attempt
+        ch = att.choices[index]
+        before = ch.tokens - n_ids
+        stop_at = ch.consumed - before  # the stopping token's position in the merged ids
+        seen = 0
+        for item in items[start:]:
+            if type(item) is tuple:
+                i, new, completion = item[0], item[1], item[3]
+            elif type(item) is Chunk:
+                i, new, completion = item.index, item.token_ids, item.completion_tokens
+            else:
+                return  # the merged run ended
+            if i != index:
+                continue
+            seen += len(new)
+            if seen >= stop_at:
+                att.completion[index] = completion
+                ch.tokens = before + seen
+                return
 
     def _events(self, events: list, out: list) -> None:
         """The general path: (choice index, delta, logprobs, finished) events to chunks."""

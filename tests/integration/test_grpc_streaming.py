@@ -1,0 +1,82 @@
+"""Streamed chat in gRPC mode through `smg serve`: clients that leave mid-stream abort
+the request on the worker without counting as worker failures (the circuit breaker stays
+closed), and a stop string still ends the stream and the worker's request."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.parse
+
+import pytest
+
+from smg.app import create_app
+from smg.config import BreakerSettings, GatewayConfig, RoutingConfig
+from smg.serve import ServerThread
+
+from worker_threads import GrpcWorkerThread
+
+MODEL = "ref-model"
+
+
+@pytest.fixture(scope="module")
+def gw():
+    worker = GrpcWorkerThread(model=MODEL, tokenizer="deepseek", decode_us_per_token=1000)
+    config = GatewayConfig(
+        routing=RoutingConfig(worker_urls=(worker.start(),), policy="round_robin", disable_load_monitoring=True),
+        breaker=BreakerSettings(failure_threshold=2),
+    )
+    server = ServerThread(create_app(config))
+    url = server.start()
+    yield url, worker
+    server.stop()
+    worker.stop()
+
+
+def _open_stream(url: str, rid: str, **extra) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True,
+            "max_tokens": 100000, "ignore_eos": True, "rid": rid, **extra}
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    conn.request("POST", "/v1/chat/completions", json.dumps(body), {"content-type": "application/json"})
+    return conn, conn.getresponse()
+
+
+def _first_content(resp: http.client.HTTPResponse) -> None:
+    while True:
+        line = resp.readline()
+        assert line, "the stream ended before any content"
+        if line.startswith(b"data: {") and b'"content":"' in line and b'"content":""' not in line:
+            return
+
+
+def test_clients_leaving_mid_stream_do_not_open_the_breaker(gw) -> None:
+    url, worker = gw
+    for k in range(4):  # twice the failure threshold
+        conn, resp = _open_stream(url, f"leave-{k}")
+        assert resp.status == 200
+        _first_content(resp)
+        conn.sock.close()
+        conn.close()
+        assert worker.wait_for(lambda e, k=k: f"leave-{k}" in e.aborted_rids or f"leave-{k}" in e.cancelled_rids,
+                               timeout=10)
+    conn, resp = _open_stream(url, "after", max_tokens=3)
+    assert resp.status == 200  # the worker is still in rotation
+    events = [ln for ln in resp.read().split(b"\n\n") if ln]
+    assert events[-1] == b"data: [DONE]"
+    assert json.loads(events[-2][6:])["choices"][0]["finish_reason"] == "length"
+    conn.close()
+
+
+def test_a_stop_string_ends_the_stream_and_the_workers_request(gw) -> None:
+    url, worker = gw
+    conn, resp = _open_stream(url, "stop-1", stop=["brown"])
+    text, finish = "", None
+    for event in resp.read().split(b"\n\n"):
+        if event.startswith(b"data: {"):
+            for c in json.loads(event[6:])["choices"]:
+                text += c["delta"].get("content") or ""
+                finish = c["finish_reason"] or finish
+    conn.close()
+    assert text == "The quick " and finish == "stop"
+    assert worker.wait_for(lambda e: "stop-1" in e.aborted_rids or "stop-1" in e.cancelled_rids, timeout=10)
