@@ -1,14 +1,14 @@
 # cython: boundscheck=False, wraparound=False
-"""Compiled ``decode_chunk``: see :mod:`smg._fast.grpcwire_py` (the specification)."""
+"""Compiled ``decode_chunk``, ``decode_chunks``, ``encode_tokenized``: see :mod:`smg._fast.grpcwire_py` (the specification)."""
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.list cimport PyList_Append
+from cpython.list cimport PyList_Append, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsUnsignedLongLong, PyLong_CheckExact
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
-__all__ = ["decode_chunk", "encode_tokenized"]
+__all__ = ["decode_chunk", "decode_chunks", "encode_tokenized"]
 
 
 cdef inline Py_ssize_t _varint(const unsigned char* d, Py_ssize_t pos, Py_ssize_t end,
@@ -48,85 +48,152 @@ cdef inline Py_ssize_t _skip(const unsigned char* d, Py_ssize_t pos, Py_ssize_t 
     return -1
 
 
-cdef object _chunk(const unsigned char* d, Py_ssize_t pos, Py_ssize_t end, uint64_t index_field):
-    cdef list ids = []
+cdef struct _Counts:
+    unsigned int index, prompt, completion, cached
+
+
+cdef int _chunk(const unsigned char* d, Py_ssize_t pos, Py_ssize_t end, uint64_t index_field,
+                list ids, _Counts* c) except -1:
+    """Decode a GenerateStreamChunk: ids appended to ``ids``, counts into ``c``; 1 when
+    done, 0 when the general path must decide (ids appended by then are left to the caller)."""
     cdef uint64_t key, v, n, field
     cdef unsigned int wire
-    cdef unsigned int prompt = 0, completion = 0, cached = 0, index = 0
     cdef Py_ssize_t stop
+    c.index = c.prompt = c.completion = c.cached = 0
     while pos < end:
         pos = _varint(d, pos, end, &key)
         if pos < 0:
-            return None
+            return 0
         field = key >> 3
         wire = key & 7
         if field == 0:
-            return None
+            return 0
         if field == 1 and wire == 2:
             pos = _varint(d, pos, end, &n)
             if pos < 0 or n > <uint64_t>(end - pos):
-                return None
+                return 0
             stop = pos + <Py_ssize_t>n
             while pos < stop:
                 pos = _varint(d, pos, stop, &v)
                 if pos < 0:
-                    return None
+                    return 0
                 PyList_Append(ids, <unsigned int>(v & 0xFFFFFFFF))
         elif field == 1 and wire == 0:
             pos = _varint(d, pos, end, &v)
             if pos < 0:
-                return None
+                return 0
             PyList_Append(ids, <unsigned int>(v & 0xFFFFFFFF))
         elif field == 5:
-            return None
+            return 0
         elif wire == 0 and (field == 2 or field == 3 or field == 4 or field == index_field):
             pos = _varint(d, pos, end, &v)
             if pos < 0:
-                return None
+                return 0
             if field == index_field:
-                index = <unsigned int>(v & 0xFFFFFFFF)
+                c.index = <unsigned int>(v & 0xFFFFFFFF)
             elif field == 2:
-                prompt = <unsigned int>(v & 0xFFFFFFFF)
+                c.prompt = <unsigned int>(v & 0xFFFFFFFF)
             elif field == 3:
-                completion = <unsigned int>(v & 0xFFFFFFFF)
+                c.completion = <unsigned int>(v & 0xFFFFFFFF)
             else:
-                cached = <unsigned int>(v & 0xFFFFFFFF)
+                c.cached = <unsigned int>(v & 0xFFFFFFFF)
         else:
             pos = _skip(d, pos, end, wire)
             if pos < 0:
-                return None
-    return (index, ids, prompt, completion, cached)
+                return 0
+    return 1
+
+
+cdef bint _locate(const unsigned char* d, Py_ssize_t end, uint64_t chunk_field, uint64_t complete_field,
+                  Py_ssize_t* start, Py_ssize_t* stop) noexcept nogil:
+    """Where the only chunk field of a GenerateResponse is; False: not a lone chunk."""
+    cdef Py_ssize_t pos = 0
+    cdef uint64_t key, n, field
+    cdef unsigned int wire
+    start[0] = -1
+    while pos < end:
+        pos = _varint(d, pos, end, &key)
+        if pos < 0:
+            return False
+        field = key >> 3
+        wire = key & 7
+        if field == 0 or field == complete_field:
+            return False
+        if field == chunk_field:
+            if wire != 2 or start[0] >= 0:
+                return False
+            pos = _varint(d, pos, end, &n)
+            if pos < 0 or n > <uint64_t>(end - pos):
+                return False
+            start[0] = pos
+            stop[0] = pos + <Py_ssize_t>n
+            pos = stop[0]
+        else:
+            pos = _skip(d, pos, end, wire)
+            if pos < 0:
+                return False
+    return start[0] >= 0
 
 
 def decode_chunk(bytes raw, int chunk_field, int complete_field, int index_field):
     cdef const unsigned char* d = <const unsigned char*>PyBytes_AS_STRING(raw)
-    cdef Py_ssize_t pos = 0, end = PyBytes_GET_SIZE(raw), start = -1, stop = -1
-    cdef uint64_t key, n, field
-    cdef unsigned int wire
-    while pos < end:
-        pos = _varint(d, pos, end, &key)
-        if pos < 0:
-            return None
-        field = key >> 3
-        wire = key & 7
-        if field == 0 or field == <uint64_t>complete_field:
-            return None
-        if field == <uint64_t>chunk_field:
-            if wire != 2 or start >= 0:
-                return None
-            pos = _varint(d, pos, end, &n)
-            if pos < 0 or n > <uint64_t>(end - pos):
-                return None
-            start = pos
-            stop = pos + <Py_ssize_t>n
-            pos = stop
-        else:
-            pos = _skip(d, pos, end, wire)
-            if pos < 0:
-                return None
-    if start < 0:
+    cdef Py_ssize_t start, stop
+    cdef _Counts c
+    cdef list ids
+    if not _locate(d, PyBytes_GET_SIZE(raw), <uint64_t>chunk_field, <uint64_t>complete_field, &start, &stop):
         return None
-    return _chunk(d, start, stop, <uint64_t>index_field)
+    ids = []
+    if not _chunk(d, start, stop, <uint64_t>index_field, ids, &c):
+        return None
+    return (c.index, ids, c.prompt, c.completion, c.cached)
+
+
+def decode_chunks(messages, int chunk_field, int complete_field, int index_field):
+    cdef list out = [], ids = None, marks = None
+    cdef const unsigned char* d
+    cdef Py_ssize_t start, stop, before
+    cdef _Counts c, run
+    cdef bint have = False
+    cdef bytes raw
+    run.index = run.prompt = run.completion = run.cached = 0
+    for obj in messages:
+        raw = <bytes?>obj
+        d = <const unsigned char*>PyBytes_AS_STRING(raw)
+        if _locate(d, PyBytes_GET_SIZE(raw), <uint64_t>chunk_field, <uint64_t>complete_field, &start, &stop):
+            if have:
+                before = PyList_GET_SIZE(ids)
+                if _chunk(d, start, stop, <uint64_t>index_field, ids, &c):
+                    if c.index == run.index:  # the run goes on
+                        if c.prompt:
+                            run.prompt = c.prompt
+                        run.completion = c.completion
+                        if c.cached > run.cached:
+                            run.cached = c.cached
+                        marks.append(PyList_GET_SIZE(ids))
+                        marks.append(c.completion)
+                        continue
+                    # another choice: its ids start a run of their own
+                    new_ids = ids[before:]
+                    del ids[before:]
+                    out.append((run.index, ids, run.prompt, run.completion, run.cached, marks))
+                    ids, run = new_ids, c
+                    marks = [PyList_GET_SIZE(ids), c.completion]
+                    continue
+                del ids[before:]
+            else:
+                ids = []
+                if _chunk(d, start, stop, <uint64_t>index_field, ids, &c):
+                    run = c
+                    have = True
+                    marks = [PyList_GET_SIZE(ids), c.completion]
+                    continue
+        if have:
+            out.append((run.index, ids, run.prompt, run.completion, run.cached, marks))
+            have = False
+        out.append(raw)
+    if have:
+        out.append((run.index, ids, run.prompt, run.completion, run.cached, marks))
+    return out
 
 
 cdef inline Py_ssize_t _put(unsigned char* out, Py_ssize_t pos, uint64_t v) noexcept nogil:

@@ -17,6 +17,17 @@ concatenate, unknown fields are skipped). None means "parse it the general way":
 response is not a chunk (a complete, or nothing), the chunk field occurs more than once,
 the chunk carries ``output_logprobs`` (field 5), or the bytes are malformed.
 
+    decode_chunks(messages, chunk_field, complete_field, index_field) -> list
+
+Every message of one worker read at once: ``decode_chunk`` on each, with each run of
+consecutive plain chunks of one choice merged into one tuple
+``(index, token_ids, prompt_tokens, completion_tokens, cached_tokens, marks)``: the ids
+concatenated, the counts as applying the run's messages in order leaves them (the last
+non-zero prompt count, the largest cached count, the last completion count) and
+``marks`` = ``[end, completion_tokens, ...]``, per message of the run where its ids end
+in ``token_ids`` and its completion count. A message that ``decode_chunk`` leaves to
+the general path comes through as its bytes, in order, and ends the run before it.
+
     encode_tokenized(field, original_text, input_ids) -> bytes
 
 The other way, for the request: field ``field`` (a ``TokenizedInput``: ``original_text``
@@ -29,7 +40,7 @@ ValueError, as in protobuf.
 
 from __future__ import annotations
 
-__all__ = ["decode_chunk", "encode_tokenized"]
+__all__ = ["decode_chunk", "decode_chunks", "encode_tokenized"]
 
 _MASK32 = 0xFFFFFFFF
 
@@ -127,6 +138,34 @@ def decode_chunk(raw: bytes, chunk_field: int, complete_field: int, index_field:
     if found is None:
         return None
     return _chunk(raw, found[0], found[1], index_field)
+
+
+def decode_chunks(messages, chunk_field: int, complete_field: int, index_field: int) -> list:
+    out: list = []
+    run: list | None = None  # [index, ids, prompt, completion, cached, marks]
+    for raw in messages:
+        t = decode_chunk(raw, chunk_field, complete_field, index_field)
+        if t is None:
+            if run is not None:
+                out.append(tuple(run))
+                run = None
+            out.append(raw)
+            continue
+        index, ids, prompt, completion, cached = t
+        if run is not None and run[0] == index:
+            run[1] += ids
+            if prompt:
+                run[2] = prompt
+            run[3] = completion
+            run[4] = max(run[4], cached)
+            run[5] += [len(run[1]), completion]
+        else:
+            if run is not None:
+                out.append(tuple(run))
+            run = [index, ids, prompt, completion, cached, [len(ids), completion]]
+    if run is not None:
+        out.append(tuple(run))
+    return out
 
 
 def _put_varint(out: bytearray, value: int) -> None:
