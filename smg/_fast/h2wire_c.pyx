@@ -1,4 +1,4 @@
-# cython: boundscheck=False, wraparound=False
+# cython: boundscheck=False, wraparound=False, auto_pickle=False
 """Compiled ``FrameReader``: see :mod:`smg._fast.h2wire_py` (the specification).
 
 Frames are read straight from the received ``bytes`` (or, when a frame spans reads,

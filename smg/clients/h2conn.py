@@ -90,6 +90,7 @@ class H2Connection(H2Endpoint):
 
     def _fail(self, code: int, why: str) -> None:
         self.closed = True
+        self._lost_why = f"HTTP/2 protocol error from the worker: {why}"
         super()._fail(code, why)
 
     def _keepalive(self) -> None:
