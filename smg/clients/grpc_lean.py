@@ -42,6 +42,7 @@ _SERVICES = {"sglang": sg.DESCRIPTOR.services_by_name["SglangScheduler"],
 _CODES = {c.value[0]: c for c in grpc.StatusCode}
 # the Python twin is slower than upb: use the kernel only when compiled
 _decode_chunk = grpcwire.decode_chunk if grpcwire.IMPLEMENTATION == "cython" else None
+_decode_chunks = grpcwire.decode_chunks if grpcwire.IMPLEMENTATION == "cython" else None
 _encode_tokenized = grpcwire.encode_tokenized if grpcwire.IMPLEMENTATION == "cython" else None
 
 
@@ -253,7 +254,7 @@ class LeanGrpcWorkerClient(GrpcWorkerClient):
         stream = await self.stream(params)
         try:
             while True:
-                for item in stream.take():
+                for item in stream.take(merge=False):
                     yield Chunk(*item) if type(item) is tuple else item
                 if stream.ended:
                     return
@@ -280,16 +281,17 @@ class LeanGrpcWorkerClient(GrpcWorkerClient):
 class GenerateStream:
     """A running Generate call read a worker read at a time (``ItemStream``'s interface).
 
-    ``take()`` returns every response that arrived since the last take: a plain chunk as
-    the tuple ``(index, token_ids, prompt_tokens, completion_tokens, cached_tokens)``
-    (decoded from its bytes by the compiled kernel; the fields of ``Chunk``), anything
-    else as ``Chunk``/``Complete``. Once the call ended and everything was taken,
-    ``ended`` is set, or ``take()`` raises its ``WorkerCallError``. ``wait()`` returns a
-    future that completes when more arrived; ``aclose()`` before the end aborts the
-    request on the worker and resets the stream.
+    ``take()`` returns every response that arrived since the last take: with the
+    compiled grpcwire kernel each run of plain chunks of one choice as one tuple
+    ``(index, token_ids, prompt_tokens, completion_tokens, cached_tokens, marks)``
+    (``grpcwire.decode_chunks``; ``take(merge=False)``: one tuple of ``Chunk``'s first
+    five fields per chunk), anything else as ``Chunk``/``Complete``. Once the call
+    ended and everything was taken, ``ended`` is set, or ``take()`` raises its
+    ``WorkerCallError``. ``wait()`` returns a future that completes when more arrived;
+    ``aclose()`` before the end aborts the request on the worker and resets the stream.
     """
 
-    __slots__ = ("_client", "_conn", "_call", "_request_id", "_got_any", "ended")
+    __slots__ = ("_client", "_conn", "_call", "_request_id", "_got_any", "_bad", "ended")
 
     def __init__(self, client: LeanGrpcWorkerClient, conn: H2Connection, call: Call, request_id: str) -> None:
         self._client = client
@@ -297,6 +299,7 @@ class GenerateStream:
         self._call = call
         self._request_id = request_id
         self._got_any = False
+        self._bad = False  # an unparsable message came: raised after what came before it
         self.ended = False
 
     async def first(self) -> None:
@@ -310,37 +313,48 @@ class GenerateStream:
     def wait(self) -> asyncio.Future:
         call = self._call
         fut = self._conn.loop.create_future()
-        if call.messages or call.status is not None:
+        if call.messages or call.status is not None or self._bad:
             fut.set_result(None)
         else:
             call.waiter = fut
         return fut
 
-    def take(self) -> list:
+    def take(self, merge: bool = True) -> list:
         call = self._call
         messages = call.messages
         out: list = []
+        if self._bad:
+            raise self._unparsable()
         if messages:
             client = self._client
-            if _decode_chunk is not None:
+            if merge and _decode_chunks is not None:
+                out = _decode_chunks(messages, *client._chunk_fields)
+                messages.clear()
+                for k, item in enumerate(out):
+                    if type(item) is bytes:  # not a plain chunk: the general way
+                        item = self._parse(item)
+                        if self._bad:
+                            del out[k:]  # what came before it first; the rest is lost anyway
+                            break
+                        out[k] = item
+                if None in out:
+                    out = [item for item in out if item is not None]
+            else:
                 chunk_field, complete_field, index_field = client._chunk_fields
-            while messages:
-                raw = messages.popleft()
-                if _decode_chunk is not None:
-                    t = _decode_chunk(raw, chunk_field, complete_field, index_field)
-                    if t is not None:
-                        out.append(t)
-                        continue
-                try:
-                    item = client._item(client._parse_generate(raw))
-                except Exception:  # protobuf's DecodeError
-                    if out:  # hand over what came before it first
-                        messages.appendleft(raw)
+                while messages:
+                    raw = messages.popleft()
+                    if _decode_chunk is not None:
+                        t = _decode_chunk(raw, chunk_field, complete_field, index_field)
+                        if t is not None:
+                            out.append(t)
+                            continue
+                    item = self._parse(raw)
+                    if self._bad:
                         break
-                    raise WorkerCallError(f"worker {client.url}: INTERNAL: unparsable response",
-                                          retryable=not self._got_any) from None
-                if item is not None:
-                    out.append(item)
+                    if item is not None:
+                        out.append(item)
+            if not out and self._bad:
+                raise self._unparsable()
         if out:
             self._got_any = True
         elif call.status is not None and not messages and not self.ended:
@@ -352,6 +366,20 @@ class GenerateStream:
                 raise WorkerCallError(f"worker {self._client.url}: {code.name}: {call.details}",
                                       status=status, retryable=not self._got_any and code in _RETRYABLE)
         return out
+
+    def _parse(self, raw: bytes) -> Chunk | Complete | None:
+        """One response through upb (None: neither a chunk nor a complete); an
+        unparsable one marks the stream broken."""
+        client = self._client
+        try:
+            return client._item(client._parse_generate(raw))
+        except Exception:  # protobuf's DecodeError
+            self._bad = True
+            return None
+
+    def _unparsable(self) -> WorkerCallError:
+        return WorkerCallError(f"worker {self._client.url}: INTERNAL: unparsable response",
+                               retryable=not self._got_any)
 
     async def aclose(self) -> None:
         call = self._call

@@ -76,10 +76,10 @@ class Attempt:
     def take(self, item: Any) -> list[tuple[int, Delta, Any, bool]]:
         """What one worker message (or ``END``) means for the client: (choice index,
         delta, logprobs, choice finished) events in order. Sets ``done`` once every
-        choice is finished, completed by the worker or stopped here. A plain chunk may
-        come as the tuple of ``Chunk``'s first five fields."""
+        choice is finished, completed by the worker or stopped here. Plain chunks may
+        come as a run (a tuple: ``take_run``'s arguments)."""
         if type(item) is tuple:
-            item = Chunk(*item)
+            return self.take_run(*item)
         if isinstance(item, Chunk):
             self.counts(item.index, item.prompt_tokens, item.completion_tokens, item.cached_tokens)
             return self.feed(item.index, item.token_ids, item.logprobs)
@@ -100,6 +100,32 @@ class Attempt:
         if item is END:  # the stream ended with choices unfinished
             return [(ch.index, ch.finish("abort", None), None, True) for ch in self.choices if not ch.stopped]
         return []
+
+    def take_run(self, index: int, token_ids: list[int], prompt: int, completion: int, cached: int,
+                 marks: list[int] | None) -> list[tuple[int, Delta, Any, bool]]:
+        """A run of plain chunks of one choice (``grpcwire.decode_chunks``): their ids,
+        the counts they leave, per message ``marks`` (where its ids end, its completion
+        count) or None for a single message."""
+        self.counts(index, prompt, completion, cached)
+        ch = self.choices[index]
+        if ch.stopped:
+            return []
+        out = self.feed(index, token_ids, None)
+        if ch.stopped and marks is not None:
+            self.recount(index, len(token_ids), marks)
+        return out
+
+    def recount(self, index: int, n_ids: int, marks: list[int]) -> None:
+        """A local stop inside a run of ``n_ids`` ids: the choice keeps the counts of the
+        message that held the stopping token, as if each message had come alone."""
+        ch = self.choices[index]
+        before = ch.tokens - n_ids
+        stop_at = ch.consumed - before  # the stopping token's place in the run's ids
+        for k in range(0, len(marks), 2):
+            if marks[k] >= stop_at:
+                self.completion[index] = marks[k + 1]
+                ch.tokens = before + marks[k]
+                return
 
     def feed(self, index: int, token_ids: list[int], logprobs: Any) -> list[tuple[int, Delta, Any, bool]]:
         """Events of new tokens for one choice (a local stop finishes it)."""

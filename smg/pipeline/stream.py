@@ -7,9 +7,9 @@ the end: aborts the request on the worker). No async generator sits between the
 worker's socket and the client's: one wake-up, one synchronous step and one write per
 worker read, however many tokens and messages it carried.
 
-In a step, consecutive plain chunks of one choice (no logprobs asked for) are merged:
-their token ids go through the choice's fused detokenizer + stop scanner in one call
-and leave as one content delta. A choice without a reasoning/tool parser is encoded
+From the lean client a step's consecutive plain chunks of one choice come merged
+(``grpcwire.decode_chunks``): their token ids go through the choice's fused
+detokenizer + stop scanner in one call and leave as one content delta. A choice without a reasoning/tool parser is encoded
 straight to SSE bytes (``ResponseShape.content_sse``); everything else (logprobs,
 parsers, finishes, errors) takes the general per-event path. The text the client
 receives is the same however the worker's messages were split or batched.
@@ -98,80 +98,40 @@ class StreamRun:
     def _take(self, items: list, out: list) -> None:
         att = self.attempt
         want_lp = self._want_lp
-        index = -1  # the choice whose plain chunks are being merged, from items[start]
-        ids: Any = None
-        start = 0
-        for j, item in enumerate(items):
-            if type(item) is tuple:  # a plain chunk: (index, ids, prompt, completion, cached)
-                i, new, prompt, completion, cached = item
+        for item in items:
+            if type(item) is tuple:  # a run of plain chunks of one choice (lean client)
+                self._run(*item, out)
             elif type(item) is Chunk and (item.logprobs is None or not want_lp):
-                i, new = item.index, item.token_ids
-                prompt, completion, cached = item.prompt_tokens, item.completion_tokens, item.cached_tokens
+                self._run(item.index, item.token_ids, item.prompt_tokens, item.completion_tokens,
+                          item.cached_tokens, None, out)
             else:
-                if ids is not None:
-                    self._feed(index, ids, out, items, start)
-                    ids = None
                 self._events(att.take(item), out)
-                if att.done:
-                    return
-                continue
-            att.counts(i, prompt, completion, cached)
-            if ids is None:
-                index, ids, start = i, new, j
-            elif i == index:
-                ids = ids + new
-            else:
-                self._feed(index, ids, out, items, start)
-                if att.done:
-                    return
-                index, ids, start = i, new, j
-        if ids is not None:
-            self._feed(index, ids, out, items, start)
+            if att.done:
+                return
 
-    def _feed(self, index: int, ids: list[int], out: list, items: list, start: int) -> None:
-        """Merged token ids of choice ``index`` (its plain chunks from ``items[start]``)."""
+    def _run(self, index: int, ids: list[int], prompt: int, completion: int, cached: int,
+             marks: list[int] | None, out: list) -> None:
+        """New tokens of one choice: a plain choice straight to content SSE bytes."""
         att = self.attempt
         ch = att.choices[index]
+        if not ch.plain:
+            self._events(att.take_run(index, ids, prompt, completion, cached, marks), out)
+            return
+        att.counts(index, prompt, completion, cached)
         if ch.stopped:
             return
-        if not ch.plain:
-            self._events(att.feed(index, ids, None), out)
-        else:
-            if not self._role_sent[index]:
-                self._role_sent[index] = True
-                out.append(self._enc(self.shape.role_chunk(index)))
-            text = ch.feed_text(ids)
-            if text:
-                out.append(self.shape.content_sse(index, text) if self.sse
-                           else self.shape.delta_chunk(index, Delta(content=text)))
-            if ch.stopped:  # a local stop
-                self._events([(index, ch.finish("stop", None), None, True)], out)
-                att.done = att.all_done()
-        if ch.stopped:
-            self._recount(index, len(ids), items, start)
-
-    def _recount(self, index: int, n_ids: int, items: list, start: int) -> None:
-        """A local stop inside merged messages: the choice's counts are those of the
-        message that held the stopping token (as if each message came alone)."""
-        att = self.attempt
-        ch = att.choices[index]
-        before = ch.tokens - n_ids
-        stop_at = ch.consumed - before  # the stopping token's position in the merged ids
-        seen = 0
-        for item in items[start:]:
-            if type(item) is tuple:
-                i, new, completion = item[0], item[1], item[3]
-            elif type(item) is Chunk:
-                i, new, completion = item.index, item.token_ids, item.completion_tokens
-            else:
-                return  # the merged run ended
-            if i != index:
-                continue
-            seen += len(new)
-            if seen >= stop_at:
-                att.completion[index] = completion
-                ch.tokens = before + seen
-                return
+        if not self._role_sent[index]:
+            self._role_sent[index] = True
+            out.append(self._enc(self.shape.role_chunk(index)))
+        text = ch.feed_text(ids)
+        if text:
+            out.append(self.shape.content_sse(index, text) if self.sse
+                       else self.shape.delta_chunk(index, Delta(content=text)))
+        if ch.stopped:  # a local stop
+            if marks is not None:
+                att.recount(index, len(ids), marks)
+            self._events([(index, ch.finish("stop", None), None, True)], out)
+            att.done = att.all_done()
 
     def _events(self, events: list, out: list) -> None:
         """The general path: (choice index, delta, logprobs, finished) events to chunks."""

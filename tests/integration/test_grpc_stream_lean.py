@@ -30,6 +30,14 @@ def _chunk(item):
     return Chunk(*item) if type(item) is tuple else item
 
 
+def _completions(items: list) -> list[int]:
+    """The completion count of every chunk in ``items`` (runs spelled out by their marks)."""
+    out = []
+    for item in items:
+        out += item[5][1::2] if type(item) is tuple else [item.completion_tokens]
+    return out
+
+
 async def test_one_take_returns_everything_that_arrived(proto) -> None:
     async with worker(proto) as (_, client):
         stream = await client.stream(GenParams("all-at-once", [1, 2, 3], max_new_tokens=6, ignore_eos=True))
@@ -37,12 +45,25 @@ async def test_one_take_returns_everything_that_arrived(proto) -> None:
         await until(lambda: stream._call.status is not None)  # the worker is done: all of it is here
         items = stream.take()
         assert not stream.ended and stream.take() == [] and stream.ended
-        chunks = [_chunk(i) for i in items[:-1]]
-        assert all(type(i) is tuple for i in items[:-1]) == (grpcwire.IMPLEMENTATION == "cython")
-        assert [c.completion_tokens for c in chunks] == [1, 2, 3, 4, 5, 6]
-        assert all(c.index == 0 and len(c.token_ids) == 1 and c.prompt_tokens == 3 for c in chunks)
         assert isinstance(items[-1], Complete) and items[-1].finish_reason == "length"
+        if grpcwire.IMPLEMENTATION == "cython":  # the six chunks as one run
+            index, ids, prompt, completion, cached, marks = items[0]
+            assert len(items) == 2 and (index, len(ids), prompt, completion) == (0, 6, 3, 6)
+            assert marks == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]
+        else:  # upb: one Chunk each
+            assert [c.completion_tokens for c in items[:-1]] == [1, 2, 3, 4, 5, 6]
         await stream.aclose()
+
+
+async def test_take_without_merging_gives_one_item_per_chunk(proto) -> None:
+    async with worker(proto) as (_, client):
+        stream = await client.stream(GenParams("one-each", [1, 2, 3], max_new_tokens=4, ignore_eos=True))
+        await stream.first()
+        await until(lambda: stream._call.status is not None)
+        items = stream.take(merge=False)
+        chunks = [_chunk(i) for i in items[:-1]]
+        assert [c.completion_tokens for c in chunks] == [1, 2, 3, 4]
+        assert all(c.index == 0 and len(c.token_ids) == 1 and c.prompt_tokens == 3 for c in chunks)
 
 
 async def test_wait_wakes_for_each_read(proto) -> None:
@@ -55,7 +76,7 @@ async def test_wait_wakes_for_each_read(proto) -> None:
             if stream.ended:
                 break
             await stream.wait()
-        assert [_chunk(i).completion_tokens for i in got[:-1]] == [1, 2, 3, 4, 5]
+        assert _completions(got[:-1]) == [1, 2, 3, 4, 5]
         assert isinstance(got[-1], Complete)
 
 
@@ -76,7 +97,7 @@ async def test_an_error_mid_stream_comes_after_the_items(proto) -> None:
             while True:
                 got.extend(stream.take())
                 await stream.wait()
-        assert [_chunk(i).completion_tokens for i in got] == [1, 2, 3]
+        assert _completions(got) == [1, 2, 3]
         assert not info.value.retryable and stream.ended
 
 

@@ -1,7 +1,7 @@
 """StreamRun: a streamed request advanced one worker read at a time.
 
 Whatever way the worker's tokens are split into messages and the messages into reads
-(the lean client's tuples or ``Chunk`` objects), the client gets the same text, finish
+(read from their bytes as the lean client does, or ``Chunk`` objects), the client gets the same text, finish
 and usage as with one message per read; local stops, errors and a client that leaves
 still end the worker's request as they should.
 """
@@ -15,7 +15,9 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from smg._fast import grpcwire
 from smg._fast.detok import DetokTable
+from smg._proto import sglang_scheduler_pb2 as sg
 from smg.clients.grpc_types import Chunk, Complete, Logprobs, WorkerCallError
 from smg.parsers.reasoning import get_reasoning_parser
 from smg.pipeline.backend import GrpcBackend, GrpcSettings, ModelRuntime
@@ -134,13 +136,26 @@ def _summary(events: list) -> dict:
     return out
 
 
-def _messages(ids: list[int], cuts: list[int], index: int = 0, as_tuples: bool = True) -> list:
+def _messages(ids: list[int], cuts: list[int], index: int = 0, as_bytes: bool = True) -> list:
+    """The worker's chunks for ``ids`` cut at ``cuts``: serialized SGLang responses (read
+    as the lean client does, with ``grpcwire.decode_chunks``) or ``Chunk`` objects."""
     bounds = sorted({c % (len(ids) + 1) for c in cuts} | {0, len(ids)})
     msgs, done = [], 0
     for a, b in zip(bounds, bounds[1:]):
         done += b - a
-        t = (index, ids[a:b], 5, done, 2)
-        msgs.append(t if as_tuples else Chunk(*t))
+        if as_bytes:
+            msgs.append(sg.GenerateResponse(chunk=sg.GenerateStreamChunk(
+                token_ids=ids[a:b], prompt_tokens=5, completion_tokens=done, cached_tokens=2,
+                index=index)).SerializeToString())
+        else:
+            msgs.append(Chunk(index, ids[a:b], 5, done, 2))
+    return msgs
+
+
+def _read(msgs: list) -> list:
+    """One read's items as a source hands them over (runs of plain chunks merged)."""
+    if msgs and type(msgs[0]) is bytes:
+        return grpcwire.decode_chunks(msgs, 2, 3, 8)
     return msgs
 
 
@@ -149,10 +164,10 @@ def _group(msgs: list, sizes: list[int]) -> list[list]:
     for s in sizes:
         if i >= len(msgs):
             break
-        reads.append(msgs[i : i + max(1, s)])
+        reads.append(_read(msgs[i : i + max(1, s)]))
         i += max(1, s)
     if i < len(msgs):
-        reads.append(msgs[i:])
+        reads.append(_read(msgs[i:]))
     return reads
 
 
@@ -162,13 +177,13 @@ def _complete(index: int, ids: list[int], reason: str = "length") -> Complete:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cuts=st.lists(st.integers(0, 200), max_size=12), sizes=st.lists(st.integers(1, 6), max_size=12),
-       tuples=st.booleans(), stop=st.sampled_from([None, ["</answer>"], ["狐狸"], ["zzz"]]),
+       as_bytes=st.booleans(), stop=st.sampled_from([None, ["</answer>"], ["狐狸"], ["zzz"]]),
        usage=st.booleans())
-async def test_any_batching_gives_what_one_message_per_read_gives(tok, table, cuts, sizes, tuples, stop, usage) -> None:
+async def test_any_batching_gives_what_one_message_per_read_gives(tok, table, cuts, sizes, as_bytes, stop, usage) -> None:
     ids = tok.encode(TEXT, False)
-    msgs = _messages(ids, cuts, as_tuples=tuples)
+    msgs = _messages(ids, cuts, as_bytes=as_bytes)
     body = {"stop": stop, "stream_options": {"include_usage": usage}}
-    one, src_one, _ = await _run(_runtime(tok, table), [[m] for m in msgs] + [[_complete(0, ids)]], **body)
+    one, src_one, _ = await _run(_runtime(tok, table), [_read([m]) for m in msgs] + [[_complete(0, ids)]], **body)
     many, src_many, _ = await _run(_runtime(tok, table), _group(msgs, sizes) + [[_complete(0, ids)]], **body)
     expected = _summary(await _drive(one))
     got = _summary(await _drive(many))
@@ -187,7 +202,7 @@ async def test_any_batching_gives_what_one_message_per_read_gives(tok, table, cu
 
 async def test_one_read_of_plain_chunks_is_one_content_delta(tok, table) -> None:
     ids = tok.encode(TEXT, False)
-    run, _, _ = await _run(_runtime(tok, table), [_messages(ids, [3, 7, 11, 20])])
+    run, _, _ = await _run(_runtime(tok, table), [_read(_messages(ids, [3, 7, 11, 20]))])
     events = await _drive(run)
     contents = [e["choices"][0]["delta"].get("content") for e in events[:-1] if e["choices"]]
     assert contents == ["", TEXT, None]  # role, the merged delta, the finish ("abort": no Complete)
@@ -235,7 +250,7 @@ async def test_a_reasoning_parser_splits_the_same_however_batched(tok, table) ->
 
 async def test_text_completions_echo_and_dict_events(tok, table) -> None:
     ids = tok.encode(TEXT, False)
-    run, _, _ = await _run(_runtime(tok, table), [_messages(ids, [4, 8])], kind="text", sse=False, echo=True)
+    run, _, _ = await _run(_runtime(tok, table), [_read(_messages(ids, [4, 8]))], kind="text", sse=False, echo=True)
     events = await _drive(run)
     assert all(isinstance(e, dict) for e in events)  # chunk dicts, no [DONE]
     text = "".join(c["text"] for e in events for c in e["choices"])
@@ -245,7 +260,7 @@ async def test_text_completions_echo_and_dict_events(tok, table) -> None:
 async def test_a_worker_error_mid_stream_is_one_error_event_and_a_failure(tok, table) -> None:
     ids = tok.encode(TEXT, False)
     error = WorkerCallError("worker w: INTERNAL: boom", status=502, retryable=False)
-    run, source, completions = await _run(_runtime(tok, table), [_messages(ids[:5], [2])], error=error)
+    run, source, completions = await _run(_runtime(tok, table), [_read(_messages(ids[:5], [2]))], error=error)
     got = _summary(await _drive(run))
     assert got[0]["content"] == tok.decode(ids[:5]) and got["errors"] == ["worker w: INTERNAL: boom"]
     assert got["done"] and got[0]["finish"] is None
@@ -255,7 +270,7 @@ async def test_a_worker_error_mid_stream_is_one_error_event_and_a_failure(tok, t
 
 async def test_a_client_that_leaves_aborts_without_blaming_the_worker(tok, table) -> None:
     ids = tok.encode(TEXT, False)
-    run, source, completions = await _run(_runtime(tok, table), [[m] for m in _messages(ids, [2, 4, 6, 8])])
+    run, source, completions = await _run(_runtime(tok, table), [_read([m]) for m in _messages(ids, [2, 4, 6, 8])])
     await _drive(run, steps=2)  # the client is gone after two reads
     assert source.aborted and not run.finished
     worker = run.attempt.worker
