@@ -105,6 +105,11 @@ async def serve(
         config.bind = [f"fd://{os.dup(sock.fileno())}"]
         config.graceful_timeout = grace_period
         config.accesslog = None
+        # as under uvicorn: no Date/Server header formatted per response, and no forced
+        # reconnect after 1,000 requests on a keep-alive connection
+        config.include_date_header = False
+        config.include_server_header = False
+        config.keep_alive_max_requests = 2**62
         config.loglevel = "WARNING" if log_level == "warn" else log_level.upper()
         await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait, mode="asgi")  # type: ignore[arg-type]
     else:

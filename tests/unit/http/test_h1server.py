@@ -273,3 +273,16 @@ def test_over_a_real_socket_keep_alive_serves_many_requests() -> None:
                 while not answer.endswith(b"pong"):
                     answer += sock.recv(4096)
                 assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
+def test_no_date_or_server_header_is_formatted_per_response(server) -> None:
+    with ServerThread(sized(b"pong"), server=server) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"pong"):
+                answer += sock.recv(4096)
+    head = answer.split(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 200") and b"\r\ndate:" not in head and b"\r\nserver:" not in head
