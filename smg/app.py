@@ -14,6 +14,7 @@ import inspect
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp
@@ -56,8 +57,27 @@ def create_app(config: GatewayConfig | None = None) -> Front:
         exception_handlers={SmgError: error_handler, HTTPException: error_handler, Exception: error_handler},
         lifespan=lifespan,
     )
+    app.state = _GatewayState()
     return Front(app, fast=fast, header_names=config.server.request_id_headers,
                  max_bytes=config.server.max_payload_size)
+
+
+class _GatewayState(State):
+    """Starlette's ``app.state`` with ``smg`` as a plain attribute: every request reads
+    ``app.state.smg``, and State keeps its items where only a Python-level
+    ``__getattr__`` finds them."""
+
+    def __setattr__(self, key: str, value: object) -> None:
+        if key == "smg":
+            object.__setattr__(self, key, value)
+        else:
+            super().__setattr__(key, value)
+
+    def __delattr__(self, key: str) -> None:
+        if key == "smg":
+            object.__delattr__(self, key)
+        else:
+            super().__delattr__(key)
 
 
 def _fast_endpoint(route: Route) -> ASGIApp:
