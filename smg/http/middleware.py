@@ -137,12 +137,12 @@ class Front:
             return send(message)
 
         limit = self.max_bytes
-        if length is not None and length.isdigit() and scope.get("http_version") in _TRUSTED_LENGTH:
-            if int(length) > limit:
-                await _send_413(send_with_id, limit)
-                return
-        else:  # length unknown up front: count the body as it streams in
-            receive = _limited(receive, limit)
+        known = length is not None and length.isdigit()
+        if known and int(length) > limit:  # type: ignore[arg-type]
+            await _send_413(send_with_id, limit)
+            return
+        if not known or scope.get("http_version") not in _TRUSTED_LENGTH:
+            receive = _limited(receive, limit)  # count the body as it streams in
         if entry is None:
             await self.app(scope, receive, send_with_id)
             return

@@ -205,3 +205,26 @@ def test_http_1_0_over_the_limit_is_413_too(url) -> None:
 def test_max_bytes_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         Front(Starlette(), max_bytes=0)
+
+
+async def _drive(front: Front, scope: dict, bodies: list[bytes]) -> list[dict]:
+    messages = [{"type": "http.request", "body": b, "more_body": i < len(bodies) - 1} for i, b in enumerate(bodies)]
+    sent: list[dict] = []
+
+    async def receive():
+        return messages.pop(0)
+
+    async def send(message):
+        sent.append(message)
+
+    await front(scope, receive, send)
+    return sent
+
+
+@pytest.mark.parametrize(("length", "bodies"), [(LIMIT + 1, [b"x"]), (10, [b"x" * 600, b"x" * 600])])
+async def test_over_http_2_content_length_is_not_trusted(length, bodies):
+    # HTTP/2 servers need not stop a body at Content-Length: it is counted as it streams
+    scope = {"type": "http", "http_version": "2", "method": "POST", "path": "/v1/chat/completions",
+             "headers": [(b"content-length", b"%d" % length)]}
+    sent = await _drive(make_front(), scope, bodies)
+    assert sent[0]["status"] == 413 and orjson.loads(sent[1]["body"])["error"]["code"] == 413
