@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -96,7 +96,8 @@ async def prepare(
     runtime = backend.runtime(req.model)
     if runtime is None:
         raise ModelNotFound(f"model {req.model!r} is not served here", param="model")
-    rid = req.rid or f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}"
+    # 32 random hex digits, as uuid4().hex gives, without building a UUID (~4 us)
+    rid = req.rid or f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{os.urandom(16).hex()}"
     tools = None
     reasoning = runtime.reasoning
     if kind == "chat":

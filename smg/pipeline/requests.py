@@ -62,11 +62,26 @@ def _get(body: Mapping[str, Any], key: str, types: type | tuple[type, ...], defa
     value = body.get(key, default)
     if value is None:
         return default
+    return _checked(key, value, types)
+
+
+def _checked(key: str, value: Any, types: type | tuple[type, ...]) -> Any:
     if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
         raise BadRequest(f"'{key}' must be {_names(types)}, not a boolean", param=key)
     if not isinstance(value, types):
         raise BadRequest(f"'{key}' must be {_names(types)}", param=key)
     return value
+
+
+def _fill(req: GenerationRequest, body: Mapping[str, Any], fields: tuple[tuple[str, type], ...]) -> None:
+    """``req.<key> = body[key]`` for each key given (and not null), type-checked, in order.
+    Absent keys keep the dataclass default without a call per key: most requests set
+    a handful of the fields read here."""
+    get = body.get
+    for key, types in fields:
+        value = get(key)
+        if value is not None:
+            setattr(req, key, _checked(key, value, types))
 
 
 def _names(types: type | tuple[type, ...]) -> str:
@@ -75,13 +90,23 @@ def _names(types: type | tuple[type, ...]) -> str:
                         list: "an array", dict: "an object"}.get(t, t.__name__) for t in ts)
 
 
+_NUMBER = (int, float)
+_SAMPLING = ("temperature", "top_p", "min_p", "frequency_penalty", "presence_penalty", "repetition_penalty")
+_FLAGS = (("ignore_eos", bool),)
+_IDS = (("top_k", int), ("seed", int), ("user", str), ("rid", str))
+_CHAT_FLAGS = (("logprobs", bool), ("top_logprobs", int))
+_CHAT_TAIL = (("separate_reasoning", bool), ("continue_final_message", bool))
+
+
 def _common(body: Mapping[str, Any]) -> GenerationRequest:
     if not isinstance(body, Mapping):
         raise BadRequest("the request body must be a JSON object")
+    get = body.get
     req = GenerationRequest(model=_get(body, "model", str), stream=_get(body, "stream", bool, False))
-    req.n = _get(body, "n", int, 1)
-    if not 1 <= req.n <= 128:
-        raise BadRequest("'n' must be between 1 and 128", param="n")
+    if get("n") is not None:
+        req.n = _checked("n", body["n"], int)
+        if not 1 <= req.n <= 128:
+            raise BadRequest("'n' must be between 1 and 128", param="n")
     max_tokens = _get(body, "max_completion_tokens", int, None)
     if max_tokens is None:
         max_tokens = _get(body, "max_tokens", int, None)
@@ -89,37 +114,42 @@ def _common(body: Mapping[str, Any]) -> GenerationRequest:
         raise BadRequest("'max_tokens' must be >= 0", param="max_tokens")
     req.max_tokens = max_tokens
     req.min_tokens = _get(body, "min_tokens", int, 0)
-    stop = body.get("stop")
+    stop = get("stop")
+    if stop is not None:
+        req.stop = _stops(stop)
+    ids = get("stop_token_ids")
+    if ids is not None:
+        ids = _checked("stop_token_ids", ids, list)
+        if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
+            raise BadRequest("'stop_token_ids' must be an array of token ids", param="stop_token_ids")
+        req.stop_token_ids = ids
+    _fill(req, body, _FLAGS)
+    if get("no_stop_trim") is not None or get("include_stop_str_in_output") is not None:
+        req.no_stop_trim = _get(body, "no_stop_trim", bool, False) or _get(body, "include_stop_str_in_output", bool, False)
+    if get("skip_special_tokens") is not None:
+        req.skip_special_tokens = _checked("skip_special_tokens", body["skip_special_tokens"], bool)
+    for name in _SAMPLING:
+        value = get(name)
+        if value is not None:
+            setattr(req, name, float(_checked(name, value, _NUMBER)))
+    if not 0.0 <= req.temperature <= 2.0 + 1e-9:
+        raise BadRequest("'temperature' must be between 0 and 2", param="temperature")
+    _fill(req, body, _IDS)
+    if get("stream_options") is not None:
+        options = _checked("stream_options", body["stream_options"], dict)
+        req.include_usage = bool(options.get("include_usage")) and req.stream
+    return req
+
+
+def _stops(stop: Any) -> list[str]:
     if isinstance(stop, str):
         stop = [stop]
-    if stop is None:
-        stop = []
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise BadRequest("'stop' must be a string or an array of strings", param="stop")
     stop = [s for s in stop if s]  # empty stop strings never match (SMG drops them too)
     if len(stop) > MAX_STOPS or any(len(s.encode()) > MAX_STOP_BYTES for s in stop):
         raise BadRequest(f"at most {MAX_STOPS} stop strings of at most {MAX_STOP_BYTES} bytes", param="stop")
-    req.stop = stop
-    ids = _get(body, "stop_token_ids", list, [])
-    if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
-        raise BadRequest("'stop_token_ids' must be an array of token ids", param="stop_token_ids")
-    req.stop_token_ids = ids
-    req.ignore_eos = _get(body, "ignore_eos", bool, False)
-    req.no_stop_trim = _get(body, "no_stop_trim", bool, False) or _get(body, "include_stop_str_in_output", bool, False)
-    req.skip_special_tokens = _get(body, "skip_special_tokens", bool, True)
-    for name in ("temperature", "top_p", "min_p", "frequency_penalty", "presence_penalty", "repetition_penalty"):
-        value = _get(body, name, (int, float), None)
-        if value is not None:
-            setattr(req, name, float(value))
-    if not 0.0 <= req.temperature <= 2.0 + 1e-9:
-        raise BadRequest("'temperature' must be between 0 and 2", param="temperature")
-    req.top_k = _get(body, "top_k", int, -1)
-    req.seed = _get(body, "seed", int, None)
-    req.user = _get(body, "user", str, None)
-    req.rid = _get(body, "rid", str, None)
-    options = _get(body, "stream_options", dict, {})
-    req.include_usage = bool(options.get("include_usage")) and req.stream
-    return req
+    return stop
 
 
 def parse_chat(body: Mapping[str, Any]) -> GenerationRequest:
@@ -138,16 +168,17 @@ def parse_chat(body: Mapping[str, Any]) -> GenerationRequest:
         elif content is not None and not isinstance(content, str):
             raise BadRequest(f"messages[{i}].content must be a string or an array", param="messages")
     req.messages = messages
-    req.tools = _get(body, "tools", list, None)
-    req.tool_choice = body.get("tool_choice")
-    if req.tools is not None and not all(isinstance(t, dict) and isinstance((t.get("function") or {}).get("name"), str) for t in req.tools):
-        raise BadRequest("each tool must be {'type': 'function', 'function': {'name': ...}}", param="tools")
+    get = body.get
+    if get("tools") is not None:
+        req.tools = _checked("tools", body["tools"], list)
+        if not all(isinstance(t, dict) and isinstance((t.get("function") or {}).get("name"), str) for t in req.tools):
+            raise BadRequest("each tool must be {'type': 'function', 'function': {'name': ...}}", param="tools")
+    req.tool_choice = get("tool_choice")
     req.response_format = _get(body, "response_format", dict, None)
-    req.logprobs = _get(body, "logprobs", bool, False)
-    req.top_logprobs = _get(body, "top_logprobs", int, 0)
-    req.template_kwargs = dict(_get(body, "chat_template_kwargs", dict, {}))
-    req.separate_reasoning = _get(body, "separate_reasoning", bool, True)
-    req.continue_final_message = _get(body, "continue_final_message", bool, False)
+    _fill(req, body, _CHAT_FLAGS)
+    if get("chat_template_kwargs") is not None:
+        req.template_kwargs = dict(_checked("chat_template_kwargs", body["chat_template_kwargs"], dict))
+    _fill(req, body, _CHAT_TAIL)
     return req
 
 

@@ -143,7 +143,7 @@ def _normalize(message: Any, content_format: ContentFormat) -> Any:
     """The message as templates expect it (a new dict when anything changes):
     content as a string or as a list of parts, per the template's format, and tool-call
     arguments as objects rather than the JSON strings the OpenAI API carries."""
-    if not isinstance(message, Mapping):
+    if type(message) is not dict and not isinstance(message, Mapping):  # no ABC check for dicts
         return message
     out: dict[str, Any] | None = None
     content = message.get("content")
