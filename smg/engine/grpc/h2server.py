@@ -1,10 +1,13 @@
 """A lean gRPC server: HTTP/2 over asyncio, serving grpc.aio-style servicers.
 
 grpc.aio spends hundreds of µs of CPU per call and tens per streamed message; a worker
-that must never be what limits a gateway benchmark needs less. This server implements
-the part of HTTP/2 (RFC 9113) that gRPC over cleartext uses: the connection preface,
-SETTINGS, PING, WINDOW_UPDATE flow control both ways, HEADERS/CONTINUATION (decoded
-by ``hpackdec``), DATA, RST_STREAM (a cancelled call cancels its handler) and GOAWAY.
+that must never be what limits a gateway benchmark needs less. This server is the
+server end of ``smg.h2.endpoint.H2Endpoint`` (the HTTP/2 core it shares with the lean
+client: frames, message de-framing, flow control and protocol checks in the compiled
+``h2wire`` kernel) for the part of HTTP/2 (RFC 9113) that gRPC over cleartext uses: the
+connection preface, SETTINGS, PING, WINDOW_UPDATE flow control both ways,
+HEADERS/CONTINUATION (decoded by ``hpackdec``), DATA, RST_STREAM (a cancelled call
+cancels its handler) and GOAWAY.
 Responses are one HEADERS frame, DATA frames with length-prefixed messages and a
 trailers HEADERS frame (``grpc-status``, ``grpc-message``); an error before any message
 is a trailers-only response. Writes issued in one event-loop iteration go out in one
