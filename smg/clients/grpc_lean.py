@@ -330,15 +330,8 @@ class GenerateStream:
             if merge and _decode_chunks is not None:
                 out = _decode_chunks(messages, *client._chunk_fields)
                 messages.clear()
-                for k, item in enumerate(out):
-                    if type(item) is bytes:  # not a plain chunk: the general way
-                        item = self._parse(item)
-                        if self._bad:
-                            del out[k:]  # what came before it first; the rest is lost anyway
-                            break
-                        out[k] = item
-                if None in out:
-                    out = [item for item in out if item is not None]
+                if len(out) != 1 or type(out[0]) is not tuple:  # not just one run of chunks
+                    out = self._general(out)
             else:
                 chunk_field, complete_field, index_field = client._chunk_fields
                 while messages:
@@ -365,6 +358,19 @@ class GenerateStream:
                     400 if code == grpc.StatusCode.INVALID_ARGUMENT else 502)
                 raise WorkerCallError(f"worker {self._client.url}: {code.name}: {call.details}",
                                       status=status, retryable=not self._got_any and code in _RETRYABLE)
+        return out
+
+    def _general(self, items: list) -> list:
+        """``decode_chunks``' output with what it left as bytes parsed the general way."""
+        out = []
+        for item in items:
+            if type(item) is bytes:
+                item = self._parse(item)
+                if self._bad:
+                    break  # what came before it first; the rest is lost anyway
+                if item is None:
+                    continue
+            out.append(item)
         return out
 
     def _parse(self, raw: bytes) -> Chunk | Complete | None:

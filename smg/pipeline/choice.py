@@ -45,6 +45,7 @@ class ChoiceStream:
         )
         self._parser = parser
         self._parser_done = False
+        self.plain = parser is None  # no reasoning/tool parser: the text is the content (feed_text)
         self.tokens = 0
         self.stopped = False
         self.finish_reason: str | None = None
@@ -56,11 +57,6 @@ class ChoiceStream:
         """Stopped on a stop string: only the gateway knows, so the worker must be aborted."""
         return self.stopped and isinstance(self.matched_stop, str)
 
-    @property
-    def plain(self) -> bool:
-        """No reasoning/tool parser: the text is the content (``feed_text`` applies)."""
-        return self._parser is None
-
     def feed(self, token_ids: Sequence[int]) -> Delta:
         """New tokens from the worker; returns what the client should see now."""
         if self.stopped:
@@ -68,10 +64,17 @@ class ChoiceStream:
         return self._parse(self._step(token_ids))
 
     def feed_text(self, token_ids: Sequence[int]) -> str:
-        """``feed`` for a ``plain`` choice: the content to send now, without a Delta."""
+        """``feed`` for a ``plain`` choice: the content to send now, without a Delta (the
+        per-token path: ``_step`` inlined)."""
         if self.stopped:
             return ""
-        text = self._step(token_ids)
+        self.tokens += len(token_ids)
+        result = self._decoder.step_many(token_ids)
+        if result.finished:
+            self.stopped = True
+            self.finish_reason = "stop"
+            self.matched_stop = result.matched
+        text = result.text
         if text:
             self.text_parts.append(text)
         return text

@@ -117,9 +117,14 @@ class StreamRun:
         if not ch.plain:
             self._events(att.take_run(index, ids, prompt, completion, cached, marks), out)
             return
-        att.counts(index, prompt, completion, cached)
         if ch.stopped:
             return
+        # Attempt.counts, inlined (the per-read path)
+        if prompt:
+            att.prompt_tokens = prompt
+        if cached > att.cached_tokens:
+            att.cached_tokens = cached
+        att.completion[index] = completion
         if not self._role_sent[index]:
             self._role_sent[index] = True
             out.append(self._enc(self.shape.role_chunk(index)))
