@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from smg.pipeline.requests import GenerationRequest
 from smg.router import RequestInfo
 from smg.tokenizer import TokenizerError
 
-__all__ = ["Prepared", "prepare"]
+__all__ = ["Prepared", "prepare", "request_id"]
 
 # Prompts longer than this are tokenized in a worker thread so the event loop keeps
 # serving other streams (HF tokenizers holds the GIL, but the loop still gets turns
@@ -82,12 +83,24 @@ async def _encode(runtime: ModelRuntime, text: str) -> list[int]:
     return encode(text, False)
 
 
+# Worker request ids need to be unique, not secret (clients may choose their own rid):
+# 128 bits from a private generator seeded from os.urandom (no system call per request,
+# unlike uuid4), reseeded in a forked child so processes never share a sequence.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+
+
+def request_id(kind: str) -> str:
+    """A new response/worker request id: ``chatcmpl-`` or ``cmpl-`` and 32 hex digits."""
+    return f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{_ids.getrandbits(128):032x}"
+
+
 def _forces_call(tool_choice: object) -> bool:
     return tool_choice == "required" or isinstance(tool_choice, Mapping)
 
 
 def _routing_text(messages: list[dict]) -> str:
-    return " ".join(str(m.get("content") or "") for m in messages)
+    return " ".join([str(m.get("content") or "") for m in messages])
 
 
 async def prepare(
@@ -96,8 +109,7 @@ async def prepare(
     runtime = backend.runtime(req.model)
     if runtime is None:
         raise ModelNotFound(f"model {req.model!r} is not served here", param="model")
-    # 32 random hex digits, as uuid4().hex gives, without building a UUID (~4 us)
-    rid = req.rid or f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{os.urandom(16).hex()}"
+    rid = req.rid or request_id(kind)
     tools = None
     reasoning = runtime.reasoning
     if kind == "chat":
