@@ -20,7 +20,7 @@ from smg.pipeline.requests import GenerationRequest
 from smg.router import RequestInfo
 from smg.tokenizer import TokenizerError
 
-__all__ = ["Prepared", "prepare", "request_id"]
+__all__ = ["Prepared", "new_request_id", "prepare"]
 
 # Prompts longer than this are tokenized in a worker thread so the event loop keeps
 # serving other streams (HF tokenizers holds the GIL, but the loop still gets turns
@@ -90,7 +90,7 @@ _ids = random.Random()
 os.register_at_fork(after_in_child=_ids.seed)
 
 
-def request_id(kind: str) -> str:
+def new_request_id(kind: str) -> str:
     """A new response/worker request id: ``chatcmpl-`` or ``cmpl-`` and 32 hex digits."""
     return f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{_ids.getrandbits(128):032x}"
 
@@ -109,7 +109,7 @@ async def prepare(
     runtime = backend.runtime(req.model)
     if runtime is None:
         raise ModelNotFound(f"model {req.model!r} is not served here", param="model")
-    rid = req.rid or request_id(kind)
+    rid = req.rid or new_request_id(kind)
     tools = None
     reasoning = runtime.reasoning
     if kind == "chat":
