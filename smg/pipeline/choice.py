@@ -61,11 +61,11 @@ class ChoiceStream:
         """New tokens from the worker; returns what the client should see now."""
         if self.stopped:
             return Delta()
-        return self._parse(self._step(token_ids))
+        return self._parse(self.feed_text(token_ids))
 
     def feed_text(self, token_ids: Sequence[int]) -> str:
-        """``feed`` for a ``plain`` choice: the content to send now, without a Delta (the
-        per-token path: ``_step`` inlined)."""
+        """``feed`` for a ``plain`` choice: the content to send now, without a Delta (and
+        for any choice: the text its parser is to see)."""
         if self.stopped:
             return ""
         self.tokens += len(token_ids)
@@ -84,15 +84,6 @@ class ChoiceStream:
         """Tokens the decoder took: all fed, or up to and including a local stop's."""
         return self._decoder.num_tokens
 
-    def _step(self, token_ids: Sequence[int]) -> str:
-        self.tokens += len(token_ids)
-        result = self._decoder.step_many(token_ids)
-        if result.finished:
-            self.stopped = True
-            self.finish_reason = "stop"
-            self.matched_stop = result.matched
-        return result.text
-
     def finish(self, reason: str, matched: int | str | None) -> Delta:
         """The worker finished this choice (or its stream ended): flush what was held."""
         if self.stopped:
@@ -101,6 +92,8 @@ class ChoiceStream:
         self.stopped = True
         self.finish_reason = reason
         self.matched_stop = matched
+        if result.text:
+            self.text_parts.append(result.text)
         delta = self._parse(result.text)
         rest = self._flush_parser()
         delta.content += rest.content
@@ -109,8 +102,6 @@ class ChoiceStream:
         return delta
 
     def _parse(self, text: str) -> Delta:
-        if text:
-            self.text_parts.append(text)
         if self._parser is None:
             return Delta(content=text)
         return self._parser.feed(text) if text else Delta()
