@@ -1,25 +1,20 @@
 """HTTP/1.1 towards the gateway's clients: the protocol class smg's uvicorn server runs.
 
-uvicorn keeps what it does well (sockets, lifespan, signals, graceful shutdown: this
-class keeps its ``ServerState`` contract of ``connections``, ``tasks`` and
-``shutdown()``); only the per-connection protocol is replaced, because uvicorn's own
-httptools protocol pays per request for what a gateway in front of fast workers feels:
-an ``asyncio.Event`` per request, a regex search per response header name and value, a
-keep-alive timer armed and cancelled per request, and the response head and body in two
-writes (two system calls, two TCP segments). Here
+uvicorn keeps its server (sockets, lifespan, signals, graceful shutdown: this class keeps
+the ``ServerState`` contract of ``connections``, ``tasks`` and ``shutdown()``); only the
+per-connection protocol is replaced. uvicorn's httptools protocol pays per request for an
+``asyncio.Event``, a regex search per response header name and value, a keep-alive timer
+armed and cancelled, and head and body in two writes (two syscalls, two TCP segments).
+Here a request gets one ASGI task, started once its headers are in, and a future only
+while ``receive()`` has to wait; a response with a Content-Length leaves in one write
+(its head waits for the first body message) while a chunked one (SSE) has its head
+written at once; header names and values are checked by one regex search each; one timer
+per connection closes it after ``timeout_keep_alive`` idle seconds.
 
-- one ASGI task per request, started once its headers are in; the body is handed over
-  from a list of chunks, and a future exists only while ``receive()`` has to wait;
-- a response with a Content-Length leaves in one write (its head waits for the first
-  body message); a chunked one (SSE) has its head written at once;
-- header names and values are checked by one regex search each over the joined bytes;
-- one timer per connection closes it after ``timeout_keep_alive`` idle seconds, re-armed
-  only when it fires early.
-
-Pipelined requests are answered in order, ``Expect: 100-continue`` is honoured, and a
-``receive()`` waiting after the body returns ``http.disconnect`` when the client goes away
-(or once the response is complete), as under uvicorn. Not supported: WebSocket upgrades
-(such a request is answered as plain HTTP, then the connection closes) and access logs.
+Pipelining, ``Expect: 100-continue``, HEAD, HTTP/1.0 and read back-pressure behave as
+under uvicorn, and a ``receive()`` waiting after the body returns ``http.disconnect``
+when the client goes away or the response is complete. Not supported: WebSocket upgrades
+(answered as plain HTTP, then the connection closes) and access logs.
 """
 
 from __future__ import annotations
@@ -34,6 +29,7 @@ from urllib.parse import unquote
 
 import httptools
 from starlette.types import ASGIApp, Message
+from uvicorn.protocols.http.flow_control import service_unavailable
 
 __all__ = ["H1Protocol"]
 
@@ -210,7 +206,7 @@ class H1Protocol(asyncio.Protocol):
         limit = self.limit_concurrency
         if limit is not None and (len(self.server_state.connections) >= limit or len(self.server_state.tasks) >= limit):
             log.warning("Exceeded concurrency limit.")
-            app = _service_unavailable
+            app = service_unavailable
         tasks = self.server_state.tasks
         task = self.loop.create_task(cycle.run(app))
         task.add_done_callback(tasks.discard)
@@ -444,12 +440,6 @@ class _Cycle:
             if not self.keep_alive:
                 transport.close()
             self.conn.response_done(self)
-
-
-async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
-    await send({"type": "http.response.start", "status": 503, "headers": [
-        (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"19"), (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": b"Service Unavailable"})
 
 
 def _address(info: Any) -> tuple[str, int] | None:
