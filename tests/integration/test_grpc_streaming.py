@@ -1,6 +1,7 @@
 """Streamed chat in gRPC mode through `smg serve`: clients that leave mid-stream abort
 the request on the worker without counting as worker failures (the circuit breaker stays
-closed), and a stop string still ends the stream and the worker's request."""
+closed), a stop string still ends the stream and the worker's request, and a
+prefill/decode pair streams through the same path (its stream read as an ItemStream)."""
 
 from __future__ import annotations
 
@@ -80,3 +81,29 @@ def test_a_stop_string_ends_the_stream_and_the_workers_request(gw) -> None:
     conn.close()
     assert text == "The quick " and finish == "stop"
     assert worker.wait_for(lambda e: "stop-1" in e.aborted_rids or "stop-1" in e.cancelled_rids, timeout=10)
+
+
+@pytest.mark.parametrize("proto", ["sglang", "vllm"])
+def test_streamed_and_whole_chat_through_a_grpc_pd_pair(proto) -> None:
+    from _pd_gateway import pd_gateway
+    from _pd_lib import PDWorker
+
+    kw = dict(transport="grpc", grpc_proto=proto, pd_style=proto)
+    prefill, decode = PDWorker(role="prefill", **kw), PDWorker(role="decode", **kw)
+    prefill.start()
+    decode.start()
+    gw = pd_gateway([(prefill.url, prefill.bootstrap_port)], [decode.url], style=proto)
+    try:
+        model = gw.client.models.list().data[0].id
+        messages = [{"role": "user", "content": "hi"}]
+        whole = gw.client.chat.completions.create(model=model, messages=messages, max_tokens=7)
+        chunks = list(gw.client.chat.completions.create(model=model, messages=messages, max_tokens=7, stream=True,
+                                                        stream_options={"include_usage": True}))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text == whole.choices[0].message.content and text.startswith("The quick")
+        assert chunks[-1].usage.completion_tokens == 7
+        assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+    finally:
+        gw.server.stop()
+        prefill.stop()
+        decode.stop()
