@@ -83,6 +83,24 @@ def test_a_stop_string_ends_the_stream_and_the_workers_request(gw) -> None:
     assert worker.wait_for(lambda e: "stop-1" in e.aborted_rids or "stop-1" in e.cancelled_rids, timeout=10)
 
 
+def test_streamed_sglang_generate(gw) -> None:
+    url, _ = gw
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    body = {"text": "hi", "stream": True, "sampling_params": {"max_new_tokens": 6, "ignore_eos": True}}
+    conn.request("POST", "/generate", json.dumps(body), {"content-type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    events = [e for e in resp.read().split(b"\n\n") if e]
+    conn.close()
+    assert events[-1] == b"data: [DONE]"
+    outs = [json.loads(e[6:]) for e in events[:-1]]
+    texts = [o["text"] for o in outs]
+    assert all(b.startswith(a) for a, b in zip(texts, texts[1:]))  # cumulative, as SGLang sends it
+    assert texts[-1] == "The quick brown fox jumps over"
+    assert outs[-1]["meta_info"]["finish_reason"]["type"] == "length"
+
+
 @pytest.mark.parametrize("proto", ["sglang", "vllm"])
 def test_streamed_and_whole_chat_through_a_grpc_pd_pair(proto) -> None:
     from _pd_gateway import pd_gateway
