@@ -255,8 +255,11 @@ class ChatTemplate:
             "tools": tools if tools else None,
             "add_generation_prompt": add_generation_prompt,
         }
+        template = self._template
         try:
-            rendered = self._template.render(context)
+            # Template.render minus its copy of the context and its traceback rewriting
+            # (errors are reported by message only)
+            rendered = "".join(template.root_render_func(template.new_context(context)))
         except _TemplateRaised as exc:
             raise ChatTemplateError(str(exc)) from None
         except jinja2.TemplateError as exc:
