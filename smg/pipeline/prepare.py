@@ -92,7 +92,7 @@ os.register_at_fork(after_in_child=_ids.seed)
 
 def new_request_id(kind: str) -> str:
     """A new response/worker request id: ``chatcmpl-`` or ``cmpl-`` and 32 hex digits."""
-    return f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{_ids.getrandbits(128):032x}"
+    return ("chatcmpl-" if kind == "chat" else "cmpl-") + _ids.randbytes(16).hex()
 
 
 def _forces_call(tool_choice: object) -> bool:
