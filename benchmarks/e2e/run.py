@@ -48,6 +48,7 @@ HTTP_MODEL = "bench-model"
 RESULTS = HERE.parent / "RESULTS.md"
 BEGIN, END = "<!-- run.py:begin -->", "<!-- run.py:end -->"
 GATEWAY_CPU, LOAD_CPU = 0, 1
+PACED_US = 2000  # decode µs per token of the paced gRPC worker
 
 
 def chat(model: str, max_tokens: int, stream: bool, **extra) -> bytes:
@@ -75,6 +76,11 @@ PATHS = [
               chat(GRPC_MODEL, 256, False, ignore_eos=True), 256),
     BenchPath("grpc_256s", "gRPC chat, 256 tokens, streamed", "grpc",
               chat(GRPC_MODEL, 256, True, ignore_eos=True), 256, True),
+    # The worker above answers as fast as it can, so under load one read brings several
+    # tokens of a stream; a real engine emits one token per stream per step. This worker
+    # takes PACED_US per token, so each read carries about one token per stream.
+    BenchPath("grpc_256sp", f"gRPC chat, 256 tokens, streamed, paced worker ({PACED_US // 1000} ms/token)",
+              "grpc_paced", chat(GRPC_MODEL, 256, True, ignore_eos=True), 256, True),
 ]
 
 
@@ -131,14 +137,14 @@ def stop(procs: list[subprocess.Popen]) -> None:
             p.kill()
 
 
-def gateway_cmds(group: str, http_urls: list[str], grpc_url: str, model_dir: pathlib.Path,
+def gateway_cmds(group: str, http_urls: list[str], grpc_url: str | None, model_dir: pathlib.Path,
                  smg_port: int, rust_port: int, smg_extra: list[str]) -> dict[str, list[str]]:
     policy = "cache_aware" if group == "http_ca" else "round_robin"
     smg = [sys.executable, "-m", "smg", "serve", "--port", str(smg_port), "--policy", policy,
            "--log-level", "warn", *smg_extra]
     rust = [RUST_SMG, "launch", "--host", "127.0.0.1", "--port", str(rust_port), "--policy", policy,
             "--log-level", os.environ.get("RUST_LOG_LEVEL", "warn"), "--prometheus-host", "127.0.0.1", "--prometheus-port", str(free_port())]
-    if group == "grpc":
+    if grpc_url is not None:
         smg += ["--worker-urls", grpc_url, "--tokenizer-path", str(model_dir)]
         rust += ["--disable-load-monitoring", "--worker-urls", grpc_url, "--model-path", str(model_dir), "--tokenizer-path", str(model_dir)]
     else:
@@ -162,7 +168,7 @@ def measure(url: str, path: BenchPath, gw_pid: int | None, load_pids: list[int],
         return run_aiohttp(url, path.body, c, secs)
 
     drive(16, 1.0, False)  # warm-up: connections, caches
-    c1 = drive(1, c1_seconds, path.group == "grpc")  # gRPC c=1 also times the first bytes
+    c1 = drive(1, c1_seconds, path.group.startswith("grpc"))  # gRPC c=1 also times the first bytes
     gw0 = tree_cpu(gw_pid) if gw_pid else 0.0
     side0 = sum(tree_cpu(p) for p in load_pids) + children_cpu() + resource.getrusage(resource.RUSAGE_SELF).ru_utime
     t0 = time.perf_counter()
@@ -271,16 +277,19 @@ def main() -> int:
             workers.append(start([sys.executable, str(HERE / "fast_http_worker.py"), str(port)],
                                  tmp / "http-worker.log", LOAD_CPU))
         http_urls = [f"http://127.0.0.1:{p}" for p in http_ports]
-        grpc, gport = spawn([sys.executable, "-m", "smg", "worker", "--port", "0", "--tokenizer", str(model_dir),
-                             "--model", GRPC_MODEL])
-        workers.append(grpc)
-        grpc_url = f"grpc://127.0.0.1:{gport}"
+        grpc_urls: dict[str, str] = {}
+        for group, extra in (("grpc", []), ("grpc_paced", ["--decode-us-per-token", str(PACED_US)])):
+            if group in groups:
+                grpc, gport = spawn([sys.executable, "-m", "smg", "worker", "--port", "0", "--tokenizer",
+                                     str(model_dir), "--model", GRPC_MODEL, *extra])
+                workers.append(grpc)
+                grpc_urls[group] = f"grpc://127.0.0.1:{gport}"
         load_pids = [w.pid for w in workers]
         for w, url in zip(workers, http_urls):
             wait_ready(url, chat(HTTP_MODEL, 8, False), w, "http worker")
         for group in groups:
             ports = {"smg": free_port(), "rust": free_port()}
-            cmds = gateway_cmds(group, http_urls, grpc_url, model_dir, ports["smg"], ports["rust"], args.smg_arg)
+            cmds = gateway_cmds(group, http_urls, grpc_urls.get(group), model_dir, ports["smg"], ports["rust"], args.smg_arg)
             for gw in ("smg", "rust"):
                 proc = start(cmds[gw], tmp / f"{gw}-{group}.log", GATEWAY_CPU if both else LOAD_CPU)
                 base = f"http://127.0.0.1:{ports[gw]}"
@@ -311,7 +320,8 @@ def main() -> int:
              f"CPU {LOAD_CPU}{'' if both else ' (only one CPU: nothing pinned apart)'}. "
              f"c=16 runs {args.seconds:g} s each ({'wrk' if wrk else 'aiohttp: wrk unavailable'}), c=1 runs "
              f"{args.c1_seconds:g} s. HTTP workers: two canned fast workers; gRPC: one `smg worker` "
-             "(SGLang proto, lean server, DeepSeek tokenizer, ignore_eos). 'load core busy': CPU seconds "
+             f"(SGLang proto, lean server, DeepSeek tokenizer, ignore_eos), and for the paced path a second one "
+             f"with `--decode-us-per-token {PACED_US}`. 'load core busy': CPU seconds "
              "of workers + load generator per second on CPU 1 during the c=16 run (near 1.0 = the load side "
              "limits req/s).", "", *table(results), ""]
     print("\n".join(lines))
