@@ -7,7 +7,8 @@ probes ``GET /health`` on every backend.
 
 Run it as is: it starts three toy backends on loopback, routes some chat requests through
 the front server and prints which backend served what (``--policy`` picks the policy).
-Point ``WORKER_URLS`` at real OpenAI-compatible servers to use it for real.
+Point ``WORKER_URLS`` at real OpenAI-compatible servers to use it for real. It needs
+aiohttp (``pip install aiohttp``; smg itself does not depend on it).
 """
 
 from __future__ import annotations
