@@ -106,8 +106,17 @@ _SSE_RAW_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no
                     (b"content-type", b"text/event-stream; charset=utf-8")]
 
 
+def _take_front_id(request: Request, req: GenerationRequest) -> None:
+    """The response's (and the worker request's) id is the one Front made or took
+    (``chatcmpl-``/``cmpl-``/``gnt-`` + hex when made), so ``x-request-id`` and the body's
+    ``id`` agree; a ``rid`` in the body still wins."""
+    if req.rid is None:
+        req.rid = request.scope.get("smg.request_id")
+
+
 async def _run(request: Request, kind: str, req: GenerationRequest) -> Response:
     state = request.app.state.smg
+    _take_front_id(request, req)
     headers = {k.lower(): v for k, v in request.headers.items()}
     prep = await prepare(kind, req, state.grpc, headers, request.headers.get("x-request-id"))
     if req.stream:
@@ -138,6 +147,7 @@ async def generate(request: Request) -> Response:
         "max_tokens": sp.get("max_new_tokens"), "min_tokens": sp.get("min_new_tokens", 0), "rid": body.get("rid"),
     }
     req = parse_completion(mapped)
+    _take_front_id(request, req)
     state = request.app.state.smg
     prep = await prepare("text", req, state.grpc, {}, None)
     if req.stream:
