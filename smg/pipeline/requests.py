@@ -18,9 +18,10 @@ MAX_STOPS = 16
 MAX_STOP_BYTES = 256
 
 
-@dataclass
+@dataclass(slots=True)
 class GenerationRequest:
-    """One generation request, whatever the endpoint."""
+    """One generation request, whatever the endpoint. (Slots: built per request, and
+    about half the time of a dict-backed instance to construct.)"""
 
     model: str | None
     stream: bool
@@ -99,7 +100,7 @@ _CHAT_TAIL = (("separate_reasoning", bool), ("continue_final_message", bool))
 
 
 def _common(body: Mapping[str, Any]) -> GenerationRequest:
-    if not isinstance(body, Mapping):
+    if type(body) is not dict and not isinstance(body, Mapping):  # no ABC check for dicts
         raise BadRequest("the request body must be a JSON object")
     get = body.get
     req = GenerationRequest(model=_get(body, "model", str), stream=_get(body, "stream", bool, False))
