@@ -28,7 +28,7 @@ __all__ = ["Prepared", "new_request_id", "prepare"]
 OFF_LOOP_CHARS = 4096
 
 
-@dataclass
+@dataclass(slots=True)
 class Prepared:
     kind: str  # "chat" | "text"
     req: GenerationRequest
