@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -318,6 +318,12 @@ class GenerateStream:
         else:
             call.waiter = fut
         return fut
+
+    def listen(self, listener: Callable[[], bool] | None) -> None:
+        """While a ``wait()`` future is pending, call ``listener()`` inside the connection's
+        read when messages arrive; it returns True when it took them (the future keeps
+        waiting), False to complete the future as usual (see ``Call.listener``)."""
+        self._call.listener = listener
 
     def take(self, merge: bool = True) -> list:
         call = self._call

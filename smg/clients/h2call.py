@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 
 __all__ = ["Call", "MAX_MESSAGE"]
 
@@ -11,15 +12,21 @@ MAX_MESSAGE = 256 * 1024 * 1024
 
 
 class Call:
-    """One stream: received messages (``bytes``) in order, then ``status``/``details``."""
+    """One stream: received messages (``bytes``) in order, then ``status``/``details``.
 
-    __slots__ = ("sid", "messages", "waiter", "status", "details", "headers_seen", "window",
+    ``listener``, when set, is called (no arguments) right after a read appended
+    messages, inside the connection's ``data_received``: it returns True when it took
+    them itself, and then ``waiter`` is left waiting; False wakes ``waiter`` as usual.
+    It must not raise."""
+
+    __slots__ = ("sid", "messages", "waiter", "listener", "status", "details", "headers_seen", "window",
                  "out", "out_end", "discard")
 
     def __init__(self, sid: int, window: int) -> None:
         self.sid = sid
         self.messages: collections.deque[bytes] = collections.deque()
         self.waiter: asyncio.Future | None = None
+        self.listener: Callable[[], bool] | None = None
         self.status: int | None = None  # None while the call runs
         self.details = ""
         self.headers_seen = False

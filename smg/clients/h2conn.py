@@ -9,7 +9,9 @@ both ways and GOAWAY.
 A call is a ``Call``: its received messages (raw bytes, parsed by the caller) and, once
 over, its gRPC status; a reader waits by putting a future in ``call.waiter``, which the
 connection resolves when a message or the status arrives (one wake-up per read, however
-many messages it brought). Frames written in one event-loop turn go out in one write.
+many messages it brought), unless the call's synchronous ``listener`` took them right
+there (a streaming consumer that writes to its client without a task switch). Frames
+written in one event-loop turn go out in one write.
 
 Statuses follow gRPC's own mapping: trailers ``grpc-status``/``grpc-message``; an HTTP
 status other than 200 without one; RST_STREAM codes (REFUSED_STREAM -> UNAVAILABLE,
@@ -200,8 +202,10 @@ class H2Connection(H2Endpoint):
             call.messages.extend(messages)
             w = call.waiter
             if w is not None:
-                call.waiter = None
-                if not w.done():
+                if w.done():  # its reader was cancelled
+                    call.waiter = None
+                elif call.listener is None or not call.listener():
+                    call.waiter = None
                     w.set_result(None)
         if end and call.status is None:
             self._finish(call, INTERNAL, "stream ended without trailers")
