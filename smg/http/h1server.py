@@ -175,6 +175,7 @@ class H1Protocol(asyncio.Protocol):
         }
         keep_alive = version != "1.0" and parser.should_keep_alive()
         self.cycle = cycle = _Cycle(self, scope, keep_alive, self.expect_continue)
+        scope["extensions"] = {"smg.write": cycle.write_now}
         if self.active is None:
             self._start(cycle)
         else:  # pipelined: answered after the ones before it
@@ -366,6 +367,20 @@ class _Cycle:
             self._body(message.get("body", b""), message.get("more_body", False))
         else:
             raise RuntimeError(f"Unexpected ASGI message '{message['type']}' sent, after response already completed.")
+
+    def write_now(self, body: bytes) -> bool:
+        """``scope["extensions"]["smg.write"]``: write ``body`` as a chunk of a chunked
+        response already started, synchronously (the next ``send`` still ends it); False,
+        writing nothing, when that cannot be done now (not started or not chunked, ended,
+        the client gone or its transport over the high-water mark): then ``send`` it."""
+        if not self.chunked or self.head_only or self.complete or self.disconnected or self.conn.write_paused:
+            return False
+        transport = self.conn.transport
+        if transport.is_closing():
+            return False
+        if body:
+            transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+        return True
 
     def _start(self, message: Message) -> None:
         self.started = True
