@@ -43,7 +43,10 @@ class EventStream(Response):
     A run is pumped without a generator in between: per worker read one wake-up, one
     synchronous ``step()`` (every message of that read, all their tokens at once) and
     one send; under load a read carries several tokens of a stream and they leave in one
-    write. Starlette no longer watches ``receive`` while streaming under ASGI 2.4
+    write. Under smg's own HTTP/1.1 server (``scope["extensions"]["smg.write"]``) the run
+    is pushed after its first bytes: a read's step runs and writes inside the worker
+    connection's ``data_received``, and this task wakes only for the end, errors and
+    back-pressure. Starlette no longer watches ``receive`` while streaming under ASGI 2.4
     servers, so a gone client would leave the worker generating; here a watcher cancels
     the producer, whose cleanup aborts the request on the worker.
     """
@@ -57,8 +60,10 @@ class EventStream(Response):
         self.content = content
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[override]
-        pump = self._pump_run if isinstance(self.content, StreamRun) else self._pump_iter
-        producer = asyncio.ensure_future(pump(send))
+        if isinstance(self.content, StreamRun):
+            producer = asyncio.ensure_future(self._pump_run(send, scope.get("extensions", {}).get("smg.write")))
+        else:
+            producer = asyncio.ensure_future(self._pump_iter(send))
 
         async def watch() -> None:
             while True:
@@ -76,7 +81,7 @@ class EventStream(Response):
         finally:
             watcher.cancel()
 
-    async def _pump_run(self, send) -> None:
+    async def _pump_run(self, send, write) -> None:
         run = self.content
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
@@ -86,6 +91,9 @@ class EventStream(Response):
                     break
                 if body:
                     await send({"type": "http.response.body", "body": body, "more_body": True})
+                if write is not None:  # smg's HTTP/1.1 server: steady reads go out from the read itself
+                    run.push(write)
+                    write = None
                 await run.wait()
         finally:
             await run.close()  # before the end (cancelled, failed write): aborts on the worker

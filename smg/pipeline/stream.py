@@ -17,7 +17,8 @@ receives is the same however the worker's messages were split or batched.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -32,6 +33,8 @@ from smg.pipeline.run import END, Attempt, logprobs_of, open_attempt
 __all__ = ["StreamRun", "stream_events", "stream_sse"]
 
 DONE = b"data: [DONE]\n\n"
+
+log = logging.getLogger(__name__)
 
 
 class StreamRun:
@@ -55,9 +58,18 @@ class StreamRun:
         self._role_sent = [not self._chat] * len(attempt.choices)
         self._echo = prep.kind == "text" and bool(prep.req.echo)
         self._closed = False
+        self._write: Callable[[bytes], bool] | None = None
+        self._held: bytes | None = None  # SSE bytes a read produced that the task sends
 
     def step(self) -> Any:
-        out: list = []
+        held = self._held
+        if held is not None:
+            self._held = None
+            if self.finished:
+                return held
+            out: list = [held]
+        else:
+            out = []
         att = self.attempt
         try:
             if self._echo:
@@ -82,11 +94,46 @@ class StreamRun:
             out.append(DONE)
         return b"".join(out)
 
+    def push(self, write: Callable[[bytes], bool]) -> bool:
+        """From now on, while the driver awaits ``wait()``, step inside the worker
+        connection's reads and hand the SSE bytes to ``write`` (a synchronous chunk writer
+        that returns False, writing nothing, when it cannot write now): no task wake-up
+        per read. The driver is woken for what it must do itself: the end (its last bytes
+        and ``[DONE]``, a worker error, a local stop, a bug in a step: an error event), and
+        back-pressure (the held bytes come first in its next ``step()``, which it sends).
+        False when the source cannot (not the lean client): nothing changes."""
+        listen = getattr(self.attempt.source, "listen", None)
+        if listen is None or not self.sse:
+            return False
+        self._write = write
+        listen(self._on_read)
+        return True
+
+    def _on_read(self) -> bool:
+        """The source's listener: True when this read's bytes went out (or there were none)."""
+        if self.finished:
+            return False
+        try:
+            body = self.step()
+        except Exception:  # noqa: BLE001 - must not reach the connection's data_received
+            log.exception("streamed request %s: step failed", self.prep.rid)
+            self._held = self._enc({"error": {"message": "internal error while streaming",
+                                              "type": "internal_error", "code": 500}}) + DONE
+            self.finished = True  # not ``failed``: the worker is not to blame (close aborts there)
+            return False
+        if self.finished or (body and not self._write(body)):
+            self._held = body
+            return False
+        return True
+
     async def close(self) -> None:
         """Release the worker (and tell the policy); before the end, abort the request."""
         if self._closed:
             return
         self._closed = True
+        if self._write is not None:
+            self._write = None
+            self.attempt.source.listen(None)
         att = self.attempt
         att.release(self.state, True if self.ok else False if self.failed else None)
         try:
