@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from smg.errors import BadRequest, ModelNotFound
+from smg.http.middleware import random_hex
 from smg.pipeline.prepare import prepare
 from smg.pipeline.requests import GenerationRequest, parse_chat, parse_completion
 from smg.pipeline.run import whole_response
@@ -115,11 +116,17 @@ _SSE_RAW_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no
 
 
 def _take_front_id(request: Request, req: GenerationRequest) -> None:
-    """The response's (and the worker request's) id is the one Front made or took
-    (``chatcmpl-``/``cmpl-``/``gnt-`` + hex when made), so ``x-request-id`` and the body's
-    ``id`` agree; a ``rid`` in the body still wins."""
+    """The response's (and the worker request's) id comes from Front: the id it made
+    (``chatcmpl-``/``cmpl-``/``gnt-`` + hex) as is, so ``x-request-id`` and the body's
+    ``id`` agree; an id the client sent in a header gets a random suffix, as the Rust
+    gateway does (a client may reuse its trace id on concurrent requests, and the
+    worker's request ids must be unique). A ``rid`` in the body still wins."""
     if req.rid is None:
-        req.rid = request.scope.get("smg.request_id")
+        scope = request.scope
+        rid = scope.get("smg.request_id")
+        if rid is not None and not scope.get("smg.request_id_made"):
+            rid = f"{rid}-{random_hex()}"
+        req.rid = rid
 
 
 async def _run(request: Request, kind: str, req: GenerationRequest) -> Response:

@@ -122,6 +122,7 @@ class Front:
             prefix = entry[1] if entry is not None else request_id_prefix(scope["path"])
             rid_str = prefix + (next(_ids.ids, None) or _ids.refill())
             rid = rid_str.encode("latin-1")
+            scope["smg.request_id_made"] = True  # unique: may name the worker request as is
         else:
             rid_str = rid.decode("latin-1")
         scope["smg.request_id"] = rid_str

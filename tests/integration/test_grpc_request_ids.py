@@ -1,8 +1,10 @@
-"""gRPC mode: the response's ``id`` is the request id Front made or took, the same as
-the ``x-request-id`` header, streamed and not (made ids keep the OpenAI prefixes)."""
+"""gRPC mode: the response's ``id`` is the request id Front made, the same as the
+``x-request-id`` header, streamed and not (made ids keep the OpenAI prefixes); a client's
+own id is echoed and prefixes the body id, which stays unique on the worker."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import urllib.request
 
@@ -49,11 +51,25 @@ def test_made_id_is_the_body_id(gw, stream, path, body, prefix) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_client_id_is_the_body_id(gw, stream) -> None:
+def test_client_id_is_echoed_and_prefixes_the_body_id(gw, stream) -> None:
     rid, events = _post(gw.url + "/v1/chat/completions", {**CHAT, "stream": stream},
                         {"x-request-id": f"client-chosen-{stream}"})
     assert rid == f"client-chosen-{stream}"
-    assert {e["id"] for e in events} == {rid}
+    ids = {e["id"] for e in events}
+    assert len(ids) == 1
+    (body_id,) = ids
+    assert body_id.startswith(f"client-chosen-{stream}-") and len(body_id) > len(rid) + 1
+
+
+def test_client_id_reused_on_concurrent_requests(gw) -> None:
+    """A trace id sent on several requests at once must not collide on the worker."""
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: _post(gw.url + "/v1/chat/completions", {**CHAT, "max_tokens": 16},
+                                                {"x-request-id": "same-trace"}), range(4)))
+    assert [rid for rid, _ in answers] == ["same-trace"] * 4
+    body_ids = {events[0]["id"] for _, events in answers}
+    assert len(body_ids) == 4
+    assert all(e[0]["choices"][0]["finish_reason"] == "length" for _, e in answers)
 
 
 def test_ids_differ_between_requests(gw) -> None:
