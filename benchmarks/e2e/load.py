@@ -57,14 +57,16 @@ def ensure_wrk() -> str | None:
     return shutil.which("wrk")
 
 
-def run_wrk(wrk: str, url: str, body: bytes, concurrency: int, seconds: float) -> LoadResult:
+def run_wrk(wrk: str, url: str, body: bytes, concurrency: int, seconds: float, threads: int = 1,
+            cpus: set[int] | None = None) -> LoadResult:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(_LUA % body.decode())
         script = f.name
     try:
-        out = subprocess.run([wrk, "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s",
+        out = subprocess.run([wrk, f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(seconds))}s",
                               "--timeout", "10s", "-s", script, url],
-                             capture_output=True, text=True, timeout=seconds + 30).stdout
+                             capture_output=True, text=True, timeout=seconds + 30,
+                             preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None).stdout
     finally:
         os.unlink(script)
     m = re.search(r"WRKJSON (\{.*\})", out)
