@@ -9,15 +9,24 @@ streaming consumer that lags pauses reading from the worker.
 
 A connection goes back to its pool only when its response was complete and keep-alive.
 One that saw an error, a timeout, or was abandoned mid-body is closed, which is how a
-worker learns that nobody wants the rest of an answer. A pooled connection the worker
-closed while idle fails before any response byte; the request is then sent again once, on
-a fresh connection.
+worker learns that nobody wants the rest of an answer.
+
+A request is sent again (once, on a fresh connection) only when the worker cannot have
+seen it: the pooled connection was found closed before the request went out (its FIN or
+reset already pending: checked with a zero-timeout poll on connections idle for
+``IDLE_CHECK`` seconds or more, the only ones a worker's keep-alive timeout closes), the
+write itself failed at once, or the connection ended in a reset with no response byte (a
+worker closing a socket with bytes unread resets it: it closed while idle, our request
+unread). A reused connection the worker closed cleanly (FIN) after the request went out
+is an error like any other: the worker may have read it and started (a generation is not
+idempotent), and the proxy's retry decides.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 import socket
 import ssl
 from collections import deque
@@ -30,6 +39,10 @@ __all__ = ["Deadlines", "Http1Pool", "UpstreamConnectionError", "UpstreamRespons
 HIGH_WATER = 256 * 1024
 # ... until it has caught up to this.
 LOW_WATER = 64 * 1024
+# A pooled connection idle this long is polled before reuse (the worker may have closed it).
+IDLE_CHECK = 1.0
+# A worker's response head (status line and headers) longer than this is an error.
+MAX_HEAD = 256 * 1024
 
 
 class UpstreamConnectionError(ConnectionError):
@@ -43,7 +56,7 @@ class UpstreamResponse:
     __slots__ = (
         "status", "headers", "content_length", "content_type",
         "_conn", "_parser", "_loop", "_waiter", "_deadlines", "_chunks", "_buffered",
-        "_headers_done", "_complete", "_keep_alive", "_to_eof", "_whole", "_received", "_exc",
+        "_headers_done", "_complete", "_keep_alive", "_to_eof", "_whole", "_received", "_head_size", "_exc",
     )
 
     def __init__(self, conn: _Conn) -> None:
@@ -64,6 +77,7 @@ class UpstreamResponse:
         self._to_eof = False  # no length, not chunked: the body ends when the connection does
         self._whole = False  # read() wants it all: never pause reading
         self._received = False  # any response byte came
+        self._head_size = 0  # bytes received before the head was complete
         self._exc: BaseException | None = None
 
     # -- httptools callbacks --------------------------------------------------------------
@@ -214,7 +228,7 @@ class UpstreamResponse:
 class _Conn(asyncio.Protocol):
     """One keep-alive connection to a worker; serves one response at a time."""
 
-    __slots__ = ("pool", "loop", "transport", "response", "reused", "paused", "idle_since", "lost")
+    __slots__ = ("pool", "loop", "transport", "response", "reused", "paused", "idle_since", "lost", "reset")
 
     def __init__(self, pool: Http1Pool, loop: asyncio.AbstractEventLoop) -> None:
         self.pool = pool
@@ -225,6 +239,7 @@ class _Conn(asyncio.Protocol):
         self.paused = False
         self.idle_since = 0.0
         self.lost = False
+        self.reset = False  # ended by a reset: the worker closed it with our bytes unread
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport
@@ -256,9 +271,17 @@ class _Conn(asyncio.Protocol):
                 return
         if resp._complete:
             self._done(resp)
+        elif not resp._headers_done:
+            resp._head_size += len(data)
+            if resp._head_size > MAX_HEAD:
+                self.response = None
+                resp._fail(UpstreamConnectionError(
+                    f"response head from {self.pool.origin} over {MAX_HEAD} bytes"))
+                self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self.reset = isinstance(exc, (ConnectionResetError, BrokenPipeError))
         self.pool.live.discard(self)
         if self.idle_since:
             self.pool.forget(self)
@@ -331,6 +354,8 @@ class Http1Pool:
             if conn is None:
                 conn = await self._connect(deadline, connect_timeout)
             resp = conn.start(data, deadline)
+            # a reused connection whose write failed at once: the worker saw nothing of it
+            unsent = conn.reused and conn.transport.is_closing()  # type: ignore[union-attr]
             try:
                 while not resp._headers_done:
                     if resp._exc is not None:
@@ -338,8 +363,8 @@ class Http1Pool:
                     await resp._wait()
                 return resp
             except UpstreamConnectionError:
-                if not conn.reused or resp._received:
-                    raise
+                if resp._received or not (unsent or (conn.reused and conn.reset)):
+                    raise  # the worker may have the request: never sent twice from here
                 conn = None  # a stale pooled connection: send again, on a fresh one
             except BaseException:
                 resp.close()
@@ -347,11 +372,19 @@ class Http1Pool:
 
     def _take(self) -> _Conn | None:
         idle = self.idle
+        if not idle:
+            return None
+        now = idle[-1].loop.time()
         while idle:
             conn = idle.pop()
+            idle_for = now - conn.idle_since
             conn.idle_since = 0.0
-            if not conn.lost and not conn.transport.is_closing():  # type: ignore[union-attr]
-                return conn
+            if conn.lost or conn.transport.is_closing():  # type: ignore[union-attr]
+                continue
+            if idle_for > self.keepalive or (idle_for >= IDLE_CHECK and _readable(conn.transport)):
+                conn.abort()  # expired, or closed (or talking) while idle: not to be used
+                continue
+            return conn
         return None
 
     def put(self, conn: _Conn) -> None:
@@ -424,6 +457,17 @@ class Deadlines:
             self._handle.cancel()
             self._handle = None
         self.pending.clear()
+
+
+def _readable(transport: asyncio.BaseTransport) -> bool:
+    """Whether an idle connection's socket has something to read (the worker's FIN, a
+    reset, or bytes nobody asked for): a zero-timeout poll, no read."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _split_netloc(netloc: str, default_port: int) -> tuple[str, int]:

@@ -145,7 +145,8 @@ async def test_stale_pooled_connection_is_retried_on_a_fresh_one(client, monkeyp
     s = await serve(echo)
     assert await (await client.send(s.url + "/a", b"", {})).read() == b"POST /a 0 0"
     # the worker closes the idle keep-alive; the client has not noticed yet (same loop,
-    # no iteration in between), so the pooled connection is taken and fails unanswered
+    # no iteration in between), so the pooled connection is taken; the worker's socket
+    # closes with the request unread and resets: the worker never saw it
     s.drop_connections()
     assert await (await client.send(s.url + "/b", b"", {})).read() == b"POST /b 1 0"
     assert starts == [False, True, False]  # sent on the stale one, then again on a new one
@@ -155,6 +156,55 @@ async def test_stale_pooled_connection_is_retried_on_a_fresh_one(client, monkeyp
     assert await (await client.send(s.url + "/c", b"", {})).read() == b"POST /c 2 0"
     assert s.connections == 3
     await s.stop()
+
+
+async def test_a_reused_connection_failing_after_the_request_went_out_is_not_resent(client):
+    # a worker that read the request and died (mid-generation) must not get it twice
+    async def handler(req: Request, w) -> bool:
+        if req.path == "/ok":
+            return await echo(req, w)
+        return False  # read the request, close without an answer
+
+    s = await serve(handler)
+    assert await (await client.send(s.url + "/ok", b"", {})).read() == b"POST /ok 0 0"
+    with pytest.raises(UpstreamConnectionError):
+        await client.send(s.url + "/generate", b"{}", {})
+    assert [r.path for r in s.requests] == ["/ok", "/generate"]
+    assert s.connections == 1
+    await s.stop()
+
+
+async def test_an_endless_response_head_is_an_error_not_memory(client):
+    async def handler(req: Request, w) -> bool:
+        w.write(b"HTTP/1.1 200 OK\r\nX-Big: ")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(64):
+                w.write(b"a" * 16384)
+                await w.drain()
+        await req.until_client_closes()
+        return False
+
+    s = await serve(handler)
+    with pytest.raises(UpstreamConnectionError, match="head"):
+        await client.send(s.url + "/x", b"", {})
+    await s.wait_ended(1)
+    await s.stop()
+
+
+def test_an_idle_connection_closed_by_its_peer_reads_as_readable():
+    a, b = socket.socketpair()
+    with a, b:
+        assert not http1._readable(FakeTransport(a))
+        b.close()  # the FIN is pending on a
+        assert http1._readable(FakeTransport(a))
+
+
+class FakeTransport:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def get_extra_info(self, name: str):
+        return self.sock if name == "socket" else None
 
 
 async def test_a_fresh_connection_failing_unanswered_is_an_error(client):
