@@ -36,6 +36,10 @@ __all__ = ["H1Protocol"]
 log = logging.getLogger("uvicorn.error")
 
 HIGH_WATER = 65536  # request body bytes buffered before reading from the client pauses
+# A request head (request line and headers) longer than this is answered 431 (llhttp sets
+# no limit: an endless header would grow until memory ran out). Checked per read, so the
+# head may reach it plus one read before it is refused.
+MAX_HEAD = 65536
 
 _NAME_RE = re.compile(rb'[\x00-\x1f\x7f()<>@,;:\[\]={} \t\\"]')
 _VALUE_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -88,6 +92,9 @@ class H1Protocol(asyncio.Protocol):
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.expect_continue = False
+        self.in_head = False  # between a request's first byte and the end of its head
+        self.head_begun = False  # ... which began in the read being parsed (not counted)
+        self.head_size = 0
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -98,6 +105,9 @@ class H1Protocol(asyncio.Protocol):
         self.client = _address(transport.get_extra_info("peername"))
         if transport.get_extra_info("sslcontext"):
             self.scheme = "https"
+        # a client that sends no request (or half a head) is closed like an idle one
+        self.idle_since = self.loop.time()
+        self.idle_timer = self.loop.call_later(self.keep_alive_secs, self._idle_check)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
@@ -116,7 +126,6 @@ class H1Protocol(asyncio.Protocol):
         pass  # the transport closes itself, as under uvicorn
 
     def data_received(self, data: bytes) -> None:
-        self.idle_since = None
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -124,7 +133,16 @@ class H1Protocol(asyncio.Protocol):
                 self.cycle.keep_alive = False
         except httptools.HttpParserError:
             log.warning("Invalid HTTP request received.")
-            self._send_400(b"Invalid HTTP request received.")
+            self._refuse(400, b"Invalid HTTP request received.")
+            return
+        if self.in_head:
+            if self.head_begun:
+                self.head_begun = False
+            else:
+                self.head_size += len(data)
+                if self.head_size > MAX_HEAD:
+                    log.warning("Request head over %d bytes.", MAX_HEAD)
+                    self._refuse(431, b"Request header fields too large.")
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -139,6 +157,10 @@ class H1Protocol(asyncio.Protocol):
         self.url = b""
         self.headers = []
         self.expect_continue = False
+        self.in_head = self.head_begun = True
+        self.head_size = 0
+        if self.active is None:
+            self.idle_since = self.loop.time()  # the head is due within the keep-alive time
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -150,6 +172,8 @@ class H1Protocol(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.idle_since = None
         parser = self.parser
         version = parser.get_http_version()
         url = httptools.parse_url(self.url)
@@ -229,7 +253,7 @@ class H1Protocol(asyncio.Protocol):
 
     def _idle_check(self) -> None:
         self.idle_timer = None
-        if self.idle_since is None or self.transport.is_closing():
+        if self.idle_since is None or self.active is not None or self.transport.is_closing():
             return  # busy: the response that ends it arms the timer again
         left = self.idle_since + self.keep_alive_secs - self.loop.time()
         if left <= 0:
@@ -266,9 +290,22 @@ class H1Protocol(asyncio.Protocol):
                 waiter.set_result(None)
         self.drains.clear()
 
-    def _send_400(self, message: bytes) -> None:
-        self.transport.write(b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
-                             b"connection: close\r\n\r\n%s" % (_STATUS_LINE[400], len(message), message))
+    def _refuse(self, status: int, message: bytes) -> None:
+        """A request that cannot be read: answered ``status`` and closed. Behind an answer
+        in progress (pipelined), that answer finishes first, then the connection closes."""
+        self.in_head = False
+        active = self.active
+        if active is not None and (active is not self.cycle or not active.more_body):
+            active.keep_alive = False
+            self.queue.clear()
+            self.pause_reading()
+            return
+        if active is not None:  # its own body is broken: the app reads a disconnect
+            active.disconnected = True
+            active.wake()
+        if active is None or not active.started:
+            self.transport.write(b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+                                 b"connection: close\r\n\r\n%s" % (_STATUS_LINE[status], len(message), message))
         self.transport.close()
 
 
@@ -277,7 +314,7 @@ class _Cycle:
 
     __slots__ = ("conn", "scope", "keep_alive", "expect_continue", "chunks", "buffered", "more_body",
                  "delivered", "waiters", "disconnected", "started", "complete", "chunked", "remaining",
-                 "head", "head_only")
+                 "head", "head_only", "to_eof")
 
     def __init__(self, conn: H1Protocol, scope: dict[str, Any], keep_alive: bool, expect_continue: bool) -> None:
         self.conn = conn
@@ -296,6 +333,7 @@ class _Cycle:
         self.remaining = 0  # response body bytes still due under Content-Length
         self.head: bytes | None = None  # a sized response's head, written with its body
         self.head_only = scope["method"] == "HEAD"
+        self.to_eof = False  # an unsized answer to HTTP/1.0: the body ends with the connection
 
     def wake(self) -> None:
         waiters = self.waiters
@@ -413,8 +451,12 @@ class _Cycle:
         if not self.keep_alive and not has_close:
             parts.append(b"connection: close\r\n")
         if length is None and not chunked and not self.head_only and status not in _NO_BODY_STATUS:
-            chunked = True
-            parts.append(b"transfer-encoding: chunked\r\n")
+            if self.scope["http_version"] == "1.0":  # no chunked encoding in HTTP/1.0
+                self.to_eof = True
+                self.keep_alive = False
+            else:
+                chunked = True
+                parts.append(b"transfer-encoding: chunked\r\n")
         parts.append(b"\r\n")
         head = b"".join(parts)
         self.chunked = chunked
@@ -432,6 +474,8 @@ class _Cycle:
             data = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
             if not more_body:
                 data += b"0\r\n\r\n"
+        elif self.to_eof:
+            data = body
         else:
             if len(body) > self.remaining:
                 raise RuntimeError("Response content longer than Content-Length")
