@@ -210,3 +210,19 @@ def test_worker_dying_mid_body_is_retried_on_another(stack):
         status, body = post(gw)
         assert status == 200 and "conn" in orjson.loads(body)
     assert len(a.calls) >= 1 and len(b.calls) == 4
+
+
+def test_client_leaving_before_a_whole_answer_closes_the_worker_connection(stack):
+    async def silent(call: Call, w: asyncio.StreamWriter) -> bool:
+        while await call.reader.read(65536):  # a long generation: no answer yet
+            pass
+        return False
+
+    gw, (w,) = stack(silent)
+    host, port = gw.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(CHAT), CHAT))
+        wait_for(lambda: len(w.calls) == 1)
+    wait_for(lambda: w.ended >= 1)  # the gateway saw the client go and dropped the worker request
+    assert len(w.calls) == 1  # and did not send it again
