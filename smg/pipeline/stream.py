@@ -77,7 +77,11 @@ class StreamRun:
                 for i in range(self.prep.req.n):
                     out.append(self._enc(self.shape.delta_chunk(i, Delta(content=self.prep.prompt_text))))
             source = att.source
-            self._take(source.take(), out)
+            items = source.take()
+            if len(items) == 1 and type(items[0]) is tuple:  # the usual read: one run of one choice
+                self._run(*items[0], out)
+            else:
+                self._take(items, out)
             if source.ended or att.done:
                 if not att.done:  # the stream ended with choices unfinished
                     self._events(att.take(END), out)

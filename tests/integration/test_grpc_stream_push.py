@@ -132,9 +132,9 @@ def test_a_step_that_fails_in_the_read_is_an_error_event(gw, monkeypatch) -> Non
     def failing_step(self) -> bool:
         calls[0] += 1
         if calls[0] == 3:
-            def boom(items, out):
+            def boom(*args):
                 raise RuntimeError("a bug in a step")
-            self._take = boom  # this step, inside the read, fails
+            self._take = self._run = boom  # this step, inside the read, fails
         return real(self)
 
     monkeypatch.setattr(StreamRun, "_on_read", failing_step)

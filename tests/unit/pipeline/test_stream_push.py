@@ -100,16 +100,16 @@ async def test_a_step_that_fails_inside_the_read_ends_the_request_with_an_error_
     reads = _group(_messages(ids, list(range(1, len(ids)))), [1] * len(ids)) + [[_complete(0, ids)]]
     run, source = await _run(_runtime(tok, table), reads)
     steps = 0
-    real = run._take
+    real = run._run  # each read here is one run of one choice
 
-    def failing(items, out):
+    def failing(*args):
         nonlocal steps
         steps += 1
         if steps == 3:
             raise RuntimeError("a bug")
-        real(items, out)
+        real(*args)
 
-    run._take = failing
+    run._run = failing
     run.step()
     assert run.push(lambda body: True)
     assert source.listener() is True  # the second read went out
