@@ -20,9 +20,7 @@ when the client goes away or the response is complete. Not supported: WebSocket 
 from __future__ import annotations
 
 import asyncio
-import http
 import logging
-import re
 from collections import deque
 from typing import Any
 from urllib.parse import unquote
@@ -30,6 +28,9 @@ from urllib.parse import unquote
 import httptools
 from starlette.types import ASGIApp, Message
 from uvicorn.protocols.http.flow_control import service_unavailable
+
+from smg.http.h1wire import (CONTINUE, DISCONNECT, HEADERS_500, NAME_RE, NO_BODY_STATUS, STATUS_LINE, VALUE_RE,
+                             address)
 
 __all__ = ["H1Protocol"]
 
@@ -40,26 +41,6 @@ HIGH_WATER = 65536  # request body bytes buffered before reading from the client
 # no limit: an endless header would grow until memory ran out). Checked per read, so the
 # head may reach it plus one read before it is refused.
 MAX_HEAD = 65536
-
-_NAME_RE = re.compile(rb'[\x00-\x1f\x7f()<>@,;:\[\]={} \t\\"]')
-_VALUE_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-
-
-def _status_line(code: int) -> bytes:
-    try:
-        phrase = http.HTTPStatus(code).phrase.encode()
-    except ValueError:
-        phrase = b""
-    return b"HTTP/1.1 %d %s\r\n" % (code, phrase)
-
-
-_STATUS_LINE = {code: _status_line(code) for code in range(100, 600)}
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_DISCONNECT: Message = {"type": "http.disconnect"}
-_NO_BODY_STATUS = (204, 304)
-_500_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21"),
-                (b"connection", b"close")]
-
 
 class H1Protocol(asyncio.Protocol):
     """One client connection. Built by uvicorn's server as ``http=H1Protocol``."""
@@ -101,8 +82,8 @@ class H1Protocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.server_state.connections.add(self)
         self.transport = transport  # type: ignore[assignment]
-        self.server = _address(transport.get_extra_info("sockname"))
-        self.client = _address(transport.get_extra_info("peername"))
+        self.server = address(transport.get_extra_info("sockname"))
+        self.client = address(transport.get_extra_info("peername"))
         if transport.get_extra_info("sslcontext"):
             self.scheme = "https"
         # a client that sends no request (or half a head) is closed like an idle one
@@ -305,7 +286,7 @@ class H1Protocol(asyncio.Protocol):
             active.wake()
         if active is None or not active.started:
             self.transport.write(b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
-                                 b"connection: close\r\n\r\n%s" % (_STATUS_LINE[status], len(message), message))
+                                 b"connection: close\r\n\r\n%s" % (STATUS_LINE[status], len(message), message))
         self.transport.close()
 
 
@@ -361,7 +342,7 @@ class _Cycle:
                 self.conn.transport.close()
 
     async def _send_500(self) -> None:
-        await self.send({"type": "http.response.start", "status": 500, "headers": _500_HEADERS})
+        await self.send({"type": "http.response.start", "status": 500, "headers": HEADERS_500})
         await self.send({"type": "http.response.body", "body": b"Internal Server Error"})
 
     async def receive(self) -> Message:
@@ -369,7 +350,7 @@ class _Cycle:
         if self.expect_continue:
             self.expect_continue = False
             if not conn.transport.is_closing():
-                conn.transport.write(_CONTINUE)
+                conn.transport.write(CONTINUE)
         if not (self.disconnected or self.complete) and not self.chunks and (self.more_body or self.delivered):
             conn.resume_reading()
             waiter = conn.loop.create_future()
@@ -379,7 +360,7 @@ class _Cycle:
                 self.waiters.append(waiter)
             await waiter
         if self.disconnected or self.complete:
-            return _DISCONNECT
+            return DISCONNECT
         chunks = self.chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
@@ -428,11 +409,11 @@ class _Cycle:
         defaults = self.conn.server_state.default_headers
         if defaults:
             headers = [*defaults, *headers]
-        if _NAME_RE.search(b"".join([n for n, _ in headers])):
+        if NAME_RE.search(b"".join([n for n, _ in headers])):
             raise RuntimeError("Invalid HTTP header name.")
-        if _VALUE_RE.search(b"".join([v for _, v in headers])):
+        if VALUE_RE.search(b"".join([v for _, v in headers])):
             raise RuntimeError("Invalid HTTP header value.")
-        parts = [_STATUS_LINE[status]]
+        parts = [STATUS_LINE[status]]
         length: int | None = None
         chunked = has_close = False
         for name, value in headers:
@@ -450,7 +431,7 @@ class _Cycle:
             parts += (name, b": ", value, b"\r\n")
         if not self.keep_alive and not has_close:
             parts.append(b"connection: close\r\n")
-        if length is None and not chunked and not self.head_only and status not in _NO_BODY_STATUS:
+        if length is None and not chunked and not self.head_only and status not in NO_BODY_STATUS:
             if self.scope["http_version"] == "1.0":  # no chunked encoding in HTTP/1.0
                 self.to_eof = True
                 self.keep_alive = False
@@ -499,9 +480,3 @@ class _Cycle:
             if not self.keep_alive:
                 transport.close()
             self.conn.response_done(self)
-
-
-def _address(info: Any) -> tuple[str, int] | None:
-    if isinstance(info, (tuple, list)) and len(info) >= 2:
-        return str(info[0]), int(info[1])
-    return None
