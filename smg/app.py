@@ -2,9 +2,9 @@
 
 A Starlette app serves every route; in front of it, :class:`~smg.http.middleware.Front`
 handles request ids and the body limit for all requests and sends the hot ``POST`` paths
-(the proxy or gRPC-mode generation endpoints) straight to their endpoints. The lifespan builds the :class:`~smg.http.state.AppState` (workers, policy, pooled
-upstream client, background loops) and keeps it on ``app.state.smg``; endpoints read it
-from there. Every :class:`~smg.errors.SmgError` renders as an OpenAI-style JSON error.
+(the proxy or gRPC-mode generation endpoints) straight to their endpoints. The lifespan
+builds the :class:`~smg.http.state.AppState` (workers, policy, pooled upstream client,
+background loops) and keeps it on ``app.state.smg``; endpoints read it from there. Every :class:`~smg.errors.SmgError` renders as an OpenAI-style JSON error.
 """
 
 from __future__ import annotations
