@@ -1,0 +1,27 @@
+"""The gateway's configuration: one typed, frozen :class:`GatewayConfig` of sections.
+
+``GatewayConfig`` and its loaders live in :mod:`smg.config.gateway`; the sections in
+:mod:`smg.config.sections` (and one module per later subsystem beside it).
+"""
+
+from smg.config.gateway import GatewayConfig
+from smg.config.sections import (
+    BreakerSettings,
+    HealthSettings,
+    ModelSettings,
+    PDSettings,
+    RetrySettings,
+    RoutingConfig,
+    ServerConfig,
+)
+
+__all__ = [
+    "BreakerSettings",
+    "GatewayConfig",
+    "HealthSettings",
+    "ModelSettings",
+    "PDSettings",
+    "RetrySettings",
+    "RoutingConfig",
+    "ServerConfig",
+]
