@@ -14,6 +14,7 @@ from smg.config.sections import (
     RoutingConfig,
     ServerConfig,
 )
+from smg.config.security import SecuritySettings
 
 __all__ = [
     "BreakerSettings",
@@ -23,5 +24,6 @@ __all__ = [
     "PDSettings",
     "RetrySettings",
     "RoutingConfig",
+    "SecuritySettings",
     "ServerConfig",
 ]

@@ -36,6 +36,7 @@ from smg.config.sections import (
     RoutingConfig,
     ServerConfig,
 )
+from smg.config.security import SecuritySettings
 
 if typing.TYPE_CHECKING:
     from smg.router import PolicyConfig
@@ -56,6 +57,7 @@ class GatewayConfig:
     health: HealthSettings = field(default_factory=HealthSettings)
     pd: PDSettings = field(default_factory=PDSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     def grpc_mode(self) -> bool:
         """True when the workers are gRPC (``grpc://``) workers: full server mode."""
