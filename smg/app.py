@@ -26,6 +26,7 @@ from smg.http.middleware import Front, request_endpoint
 from smg.http.proxy import ProxyEndpoint
 from smg.http.state import AppState
 from smg.protocol import PARSERS
+from smg.security.guard import Guard
 
 __all__ = ["create_app"]
 
@@ -59,7 +60,8 @@ def create_app(config: GatewayConfig | None = None) -> Front:
     )
     app.state = _GatewayState()
     return Front(app, fast=fast, header_names=config.server.request_id_headers,
-                 max_bytes=config.server.max_payload_size)
+                 max_bytes=config.server.max_payload_size,
+                 guard=Guard.build(config.security, listen_host=config.server.host))
 
 
 class _GatewayState(State):

@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import threading
 import time
 import urllib.error
@@ -29,6 +30,7 @@ from typing import Any, Literal
 from starlette.types import ASGIApp
 
 from smg.config import GatewayConfig
+from smg.security.tls import ServerTls, server_tls
 
 __all__ = ["ServerThread", "bind_socket", "run", "serve"]
 
@@ -65,8 +67,11 @@ async def serve(
     shutdown: asyncio.Event,
     grace_period: float = 30.0,
     log_level: str = "info",
+    tls: ServerTls | None = None,
 ) -> None:
-    """Serve ``app`` on ``sock`` until ``shutdown`` is set, then drain and stop."""
+    """Serve ``app`` on ``sock`` until ``shutdown`` is set, then drain and stop. With
+    ``tls``, over TLS (and requiring client certificates when ``tls.client_ca`` is set)."""
+    tls_options = _uvicorn_tls(tls) if server == "uvicorn" else {}
     if server == "uvicorn":
         import uvicorn
 
@@ -84,6 +89,7 @@ async def serve(
             timeout_graceful_shutdown=grace_period,
             server_header=False,
             date_header=False,
+            **tls_options,
         )
         srv = uvicorn.Server(config)
 
@@ -111,9 +117,22 @@ async def serve(
         config.include_server_header = False
         config.keep_alive_max_requests = 2**62
         config.loglevel = "WARNING" if log_level == "warn" else log_level.upper()
+        if tls is not None:
+            config.certfile, config.keyfile = tls.cert_path, tls.key_path
+            if tls.client_ca is not None:
+                config.ca_certs, config.verify_mode = tls.client_ca, ssl.CERT_REQUIRED
         await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait, mode="asgi")  # type: ignore[arg-type]
     else:
         raise ValueError(f"unknown server {server!r}: use uvicorn or hypercorn")
+
+
+def _uvicorn_tls(tls: ServerTls | None) -> dict[str, Any]:
+    if tls is None:
+        return {}
+    options: dict[str, Any] = {"ssl_certfile": tls.cert_path, "ssl_keyfile": tls.key_path}
+    if tls.client_ca is not None:
+        options.update(ssl_ca_certs=tls.client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return options
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -214,6 +233,7 @@ def _serve_forever(config: GatewayConfig, sock: socket.socket) -> None:
                 shutdown=shutdown,
                 grace_period=config.server.shutdown_grace_period_secs,
                 log_level=config.server.log_level,
+                tls=server_tls(config.security),
             )
         )
     finally:
@@ -225,11 +245,12 @@ class ServerThread:
     """Serve ``app`` on a free loopback port in a daemon thread with its own event loop."""
 
     def __init__(self, app: ASGIApp, *, server: ServerName = "uvicorn", host: str = "127.0.0.1",
-                 port: int = 0, startup_timeout: float = 20.0) -> None:
+                 port: int = 0, startup_timeout: float = 20.0, tls: ServerTls | None = None) -> None:
         self.app = app
         self.server = server
         self.sock = bind_socket(host, port)
-        self.url = _url(self.sock)
+        self.tls = tls
+        self.url = _url(self.sock).replace("http://", "https://", 1) if tls is not None else _url(self.sock)
         self.startup_timeout = startup_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shutdown: asyncio.Event | None = None
@@ -252,10 +273,12 @@ class ServerThread:
 
     def _answers(self) -> bool:
         try:
-            with urllib.request.urlopen(self.url + "/liveness", timeout=1.0):
+            with urllib.request.urlopen(self.url + "/liveness", timeout=1.0, context=_no_verify(self.tls)):
                 return True
         except urllib.error.HTTPError:
             return True  # any HTTP answer means the server is up
+        except ssl.SSLError:
+            return True  # a TLS answer too (a server that wants a client certificate refuses ours)
         except OSError:
             return False
 
@@ -267,7 +290,7 @@ class ServerThread:
         try:
             loop.run_until_complete(
                 serve(self.app, self.sock, server=self.server, shutdown=self._shutdown,
-                      grace_period=2.0, log_level="warn")
+                      grace_period=2.0, log_level="warn", tls=self.tls)
             )
         except BaseException as exc:  # reported by start()/stop()
             self._error = exc
@@ -292,3 +315,12 @@ class ServerThread:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def _no_verify(tls: ServerTls | None) -> ssl.SSLContext | None:
+    """For the liveness poll only: any answer over TLS shows the server is up."""
+    if tls is None:
+        return None
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    return ctx

@@ -9,6 +9,7 @@ protocol (one ``asyncio.Protocol`` per keep-alive connection, httptools parsing)
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any
 
@@ -57,8 +58,10 @@ class UpstreamClient:
     ``connect_timeout`` a new connection. Failures raise :class:`UpstreamConnectionError`
     (an ``OSError``) or ``asyncio.TimeoutError``."""
 
-    def __init__(self, *, request_timeout: float, connect_timeout: float, keepalive_timeout: float = 50.0) -> None:
+    def __init__(self, *, request_timeout: float, connect_timeout: float, keepalive_timeout: float = 50.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.request_timeout = request_timeout
+        self.ssl_context = ssl_context  # for https:// workers (CA bundle, client cert); None: system CAs
         self.connect_timeout = connect_timeout
         self.keepalive_timeout = keepalive_timeout
         self._pools: dict[str, Http1Pool] = {}
@@ -90,7 +93,8 @@ class UpstreamClient:
         origin, path = (url, "/") if cut < 0 else (url[:cut], url[cut:])
         pool = self._pools.get(origin)
         if pool is None:
-            pool = self._pools[origin] = Http1Pool(origin, keepalive=self.keepalive_timeout, deadlines=self._deadlines)
+            pool = self._pools[origin] = Http1Pool(origin, keepalive=self.keepalive_timeout, deadlines=self._deadlines,
+                                                   ssl_context=self.ssl_context)
         head = request_head(method, path, pool.host_header, headers, body)
         deadline = asyncio.get_running_loop().time() + (self.request_timeout if timeout is None else timeout)
         return pool.send(head, body, deadline, self.connect_timeout)

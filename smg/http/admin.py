@@ -1,4 +1,10 @@
-"""Worker management: ``/workers`` (list, add, get, delete), ``/flush_cache``, ``/get_loads``."""
+"""Worker management: ``/workers`` (list, add, get, delete), ``/flush_cache``, ``/get_loads``.
+
+Who may call these is decided before they run (:mod:`smg.security.guard`). Here: a URL
+added at run time must suit the mode (``http(s)://`` or ``grpc://``) and pass the
+allow-list and self-loop checks (:mod:`smg.security.urls`); worker URLs are shown with
+their credentials redacted; every change leaves an audit line.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,9 @@ from starlette.routing import Route
 
 from smg.errors import BadRequest, Conflict, NotFound
 from smg.http.state import AppState
-from smg.router import WorkerRole
+from smg.router import Worker, WorkerRole
+from smg.security.audit import audit
+from smg.security.urls import GRPC_SCHEMES, HTTP_SCHEMES, parse_worker_url, redact
 
 __all__ = ["routes"]
 
@@ -28,20 +36,37 @@ def _state(request: Request) -> AppState:
     return request.app.state.smg
 
 
+def shown(worker: Worker) -> dict[str, Any]:
+    """``worker.to_dict()`` with the URL's credentials redacted."""
+    data = worker.to_dict()
+    data["url"] = redact(data["url"])
+    return data
+
+
+def _audit(request: Request, status: int, target: str | None = None) -> None:
+    state = _state(request)
+    audit(state.config.security.audit_enabled, request.scope.get("smg.principal"), request.method,
+          request.url.path, status, target)
+
+
 async def list_workers(request: Request) -> Response:
     state = _state(request)
     model = request.query_params.get("model")
-    workers = [w.to_dict() for w in state.registry.all() if model is None or w.serves(model)]
+    workers = [shown(w) for w in state.registry.all() if model is None or w.serves(model)]
     return json_response({"workers": workers, "total": len(workers)})
 
 
 async def add_worker(request: Request) -> Response:
     state = _state(request)
     spec = _worker_spec(await request.body())
-    url = spec["url"]
+    schemes = GRPC_SCHEMES if state.grpc is not None else HTTP_SCHEMES
+    target = parse_worker_url(spec["url"], schemes=schemes)
+    assert state.allow is not None
+    await state.allow.check(target, state.listening(request.scope.get("server")))
+    url = target.url
     role = spec["role"]
     if state.registry.find(url, role) is not None:
-        raise Conflict(f"worker {url} is already registered", param="url")
+        raise Conflict(f"worker {redact(url)} is already registered", param="url")
     worker = await state.add_worker(
         url,
         model_id=spec["model_id"],
@@ -49,7 +74,8 @@ async def add_worker(request: Request) -> Response:
         labels=spec["labels"],
         bootstrap_port=spec["bootstrap_port"],
     )
-    return json_response({"status": "accepted", "worker_id": worker.id, "worker": worker.to_dict()}, 202)
+    _audit(request, 202, f"add {worker.id} {url}")
+    return json_response({"status": "accepted", "worker_id": worker.id, "worker": shown(worker)}, 202)
 
 
 def _worker_spec(body: bytes) -> dict[str, Any]:
@@ -60,8 +86,8 @@ def _worker_spec(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
     url = data.get("url")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise BadRequest("'url' must be an http:// or https:// URL", param="url")
+    if not isinstance(url, str):
+        raise BadRequest("'url' must be a string", param="url")
     model_id = data.get("model_id")
     models = data.get("models")
     if model_id is None and isinstance(models, list) and models and isinstance(models[0], str):
@@ -85,7 +111,7 @@ async def get_worker(request: Request) -> Response:
     worker = _state(request).registry.get(request.path_params["worker_id"])
     if worker is None:
         raise NotFound(f"no worker with id {request.path_params['worker_id']}")
-    return json_response(worker.to_dict())
+    return json_response(shown(worker))
 
 
 async def delete_worker(request: Request) -> Response:
@@ -93,17 +119,20 @@ async def delete_worker(request: Request) -> Response:
     worker = _state(request).remove_worker(worker_id)
     if worker is None:
         raise NotFound(f"no worker with id {worker_id}")
-    return json_response({"status": "accepted", "worker_id": worker_id, "url": worker.url}, 202)
+    _audit(request, 202, f"remove {worker_id} {worker.url}")
+    return json_response({"status": "accepted", "worker_id": worker_id, "url": redact(worker.url)}, 202)
 
 
 async def flush_cache(request: Request) -> Response:
     state = _state(request)
     workers = state.registry.all()
-    results = await asyncio.gather(
-        *(state.client.post_json(w.url + "/flush_cache", {}, FLUSH_TIMEOUT_SECS) for w in workers)
-    )
-    report = [{"worker": w.url, "status": status} for w, (status, _) in zip(workers, results)]
+    results = await asyncio.gather(*(state.flush_worker(w, FLUSH_TIMEOUT_SECS) for w in workers))
+    report = [
+        {"worker": redact(w.url), "id": w.id, "status": status, "message": message}
+        for w, (status, message) in zip(workers, results)
+    ]
     ok = all(200 <= r["status"] < 300 for r in report)
+    _audit(request, 200 if ok else 502, f"flush {len(workers)} workers")
     return json_response({"status": "ok" if ok else "partial", "workers": report}, 200 if ok else 502)
 
 
@@ -111,7 +140,7 @@ async def get_loads(request: Request) -> Response:
     state = _state(request)
     workers = [
         {
-            "worker": w.url,
+            "worker": redact(w.url),
             "id": w.id,
             "load": w.load,
             "report": asdict(w.load_report) if w.load_report is not None else None,

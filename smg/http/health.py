@@ -28,14 +28,16 @@ async def readiness(request: Request) -> Response:
 
 
 async def models(request: Request) -> Response:
-    """Models named by the workers (their ``/v1/models`` is asked when they named none)."""
+    """Models named by the workers (their ``/v1/models`` is asked when they named none).
+    Only the model ids are taken from a worker's answer: its body is never passed on."""
     state: AppState = request.app.state.smg
     ids = state.registry.models()
     if not ids:
         for worker in state.registry.available():
             data = await state.client.get_json(worker.url + "/v1/models", MODELS_TIMEOUT_SECS)
             if isinstance(data, dict) and isinstance(data.get("data"), list):
-                return json_response(data)
+                ids = [m["id"] for m in data["data"] if isinstance(m, dict) and isinstance(m.get("id"), str)]
+                break
     data = [{"id": m, "object": "model", "created": 0, "owned_by": "smg"} for m in ids]
     return json_response({"object": "list", "data": data})
 

@@ -3,6 +3,8 @@ in one pass, in front of the Starlette app.
 
 :class:`Front` is what the server calls. For every HTTP request it
 
+- runs the auth guard first when one is configured (:mod:`smg.security.guard`: 401/403
+  before anything else, the accepted credential taken out of the headers);
 - takes the request id from the first configured header present, or makes one, keeps it
   in ``scope["smg.request_id"]`` and echoes it as ``x-request-id``;
 - answers 413 at once when Content-Length passes the limit, and otherwise, when the
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -28,6 +30,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smg.errors import PayloadTooLarge, SmgError, error_body, error_handler, send_error
+
+if TYPE_CHECKING:
+    from smg.security.guard import Guard
 
 __all__ = ["Front", "random_hex", "request_endpoint", "request_id_prefix"]
 
@@ -84,12 +89,14 @@ class Front:
     Starlette would."""
 
     def __init__(self, app: ASGIApp, *, fast: Mapping[str, ASGIApp] | None = None,
-                 header_names: tuple[str, ...] = ("x-request-id",), max_bytes: int) -> None:
+                 header_names: tuple[str, ...] = ("x-request-id",), max_bytes: int,
+                 guard: Guard | None = None) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
         self.app = app
         self.fast = {path: (endpoint, request_id_prefix(path)) for path, endpoint in (fast or {}).items()}
         self.max_bytes = max_bytes
+        self.guard = guard  # smg.security.guard: None when no credential is configured
         # one dict lookup per request header finds both the id headers and Content-Length
         self.ranks: dict[bytes, int] = {}
         for rank, name in enumerate(header_names):
@@ -137,6 +144,8 @@ class Front:
                 message["headers"] = [*message.get("headers", ()), (_X_REQUEST_ID, rid)]
             return send(message)
 
+        if self.guard is not None and not await self.guard.admit(scope, send_with_id):
+            return  # answered 401/403
         limit = self.max_bytes
         known = length is not None and length.isdigit()
         if known and int(length) > limit:  # type: ignore[arg-type]

@@ -34,6 +34,8 @@ from smg.router import (
     create_policy,
 )
 from smg.router.pd import PDRouter
+from smg.security.tls import worker_ssl_context
+from smg.security.urls import WorkerAllowList, redact
 
 __all__ = ["AppState"]
 
@@ -56,6 +58,7 @@ class AppState:
     pd: PDRouter | None = None  # prefill/decode disaggregation
     pd_http: PDHttpExecutor | None = None  # PD in proxy mode
     pd_metrics: PDMetrics | None = None
+    allow: WorkerAllowList | None = None  # where run-time workers may be (smg.security.urls)
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     @classmethod
@@ -69,6 +72,7 @@ class AppState:
         client = UpstreamClient(
             request_timeout=config.server.request_timeout_secs,
             connect_timeout=config.server.connect_timeout_secs,
+            ssl_context=worker_ssl_context(config.security),
         )
         health_config = config.health.to_router()
 
@@ -89,6 +93,7 @@ class AppState:
             metrics=GatewayMetrics(registry.all),
             health=HealthChecker(registry, probe, health_config),
             grpc=grpc_backend,
+            allow=WorkerAllowList(config.security.worker_allow_hosts, startup_urls(config)),
         )
         await asyncio.gather(*(state.add_worker(url) for url in config.routing.worker_urls))
         if config.pd.pd_disaggregation:
@@ -167,14 +172,35 @@ class AppState:
             status=status,
         )
         self.registry.add(worker)
-        log.info("worker added: %s (model %s, %s)", url, model_id, status.value)
+        log.info("worker added: %s (model %s, %s)", redact(url), model_id, status.value)
         return worker
 
     def remove_worker(self, worker_id: str) -> Worker | None:
         worker = self.registry.remove(worker_id)  # the router tells the policies
         if worker is not None:
-            log.info("worker removed: %s", worker.url)
+            log.info("worker removed: %s", redact(worker.url))
+            if self.grpc is not None and not any(w.url == worker.url for w in self.registry.all()):
+                client = self.grpc.clients.pop(worker.url, None)
+                if client is not None:  # its channel closes in the background
+                    self._tasks.append(asyncio.get_running_loop().create_task(client.close()))
         return worker
+
+    async def flush_worker(self, worker: Worker, timeout: float) -> tuple[int, str]:
+        """Flush one worker's prefix cache: ``POST /flush_cache`` over HTTP, the FlushCache
+        RPC over gRPC (``timeout_s=0``: now). (status, short message); 0 when unreachable."""
+        if not is_grpc_url(worker.url):
+            status, _ = await self.client.post_json(worker.url + "/flush_cache", {}, timeout)
+            return status, "flushed" if 200 <= status < 300 else "failed"
+        client = self.grpc.clients.get(worker.url) if self.grpc is not None else None
+        if client is None or client.proto != "sglang":
+            return 501, "the worker's protocol has no FlushCache"
+        from smg._proto import common_pb2
+
+        try:
+            resp = await client._stub.FlushCache(common_pb2.FlushCacheRequest(timeout_s=0.0), timeout=timeout)
+        except Exception:  # noqa: BLE001 - unreachable or failing: reported, not raised
+            return 0, "unreachable"
+        return (200, "flushed") if resp.success else (409, "not flushed: requests in flight")
 
     async def _discover_model(self, url: str) -> tuple[str | None, bool]:
         data = await self.client.get_json(url + "/v1/models", DISCOVERY_TIMEOUT_SECS)
@@ -185,6 +211,13 @@ class AppState:
             model = models[0].get("id")
             return (model if isinstance(model, str) and model else None), True
         return None, True
+
+    def listening(self, server: tuple[str, int] | None) -> list[tuple[str, int]]:
+        """The gateway's own addresses: the socket a request came in on and the configured one."""
+        out = [(self.config.server.host, self.config.server.port)]
+        if server is not None:
+            out.append((str(server[0]), int(server[1])))
+        return out
 
     # -- background loops -----------------------------------------------------------------
 
@@ -219,3 +252,7 @@ class AppState:
                     log.exception("%s round failed", name)
 
         self._tasks.append(asyncio.get_running_loop().create_task(loop(), name=name))
+
+
+def startup_urls(config: GatewayConfig) -> list[str]:
+    return [*config.routing.worker_urls, *(url for url, _ in config.pd.prefill_workers()), *config.pd.decode]
