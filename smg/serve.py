@@ -272,13 +272,13 @@ class ServerThread:
         return self.url
 
     def _answers(self) -> bool:
+        if self.tls is not None:
+            return _tls_answers(self.sock.getsockname()[:2])
         try:
-            with urllib.request.urlopen(self.url + "/liveness", timeout=1.0, context=_no_verify(self.tls)):
+            with urllib.request.urlopen(self.url + "/liveness", timeout=1.0):
                 return True
         except urllib.error.HTTPError:
             return True  # any HTTP answer means the server is up
-        except ssl.SSLError:
-            return True  # a TLS answer too (a server that wants a client certificate refuses ours)
         except OSError:
             return False
 
@@ -317,10 +317,15 @@ class ServerThread:
         self.stop()
 
 
-def _no_verify(tls: ServerTls | None) -> ssl.SSLContext | None:
-    """For the liveness poll only: any answer over TLS shows the server is up."""
-    if tls is None:
-        return None
+def _tls_answers(address: tuple[str, int]) -> bool:
+    """A completed (or refused) TLS handshake: the server is up. The pre-bound socket
+    accepts connections before then, but only a running server answers the handshake."""
     ctx = ssl.create_default_context()
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    return ctx
+    try:
+        with socket.create_connection(address, timeout=1.0) as raw, ctx.wrap_socket(raw):
+            return True
+    except ssl.SSLError:
+        return True  # it answered (a server that wants a client certificate may refuse us)
+    except OSError:
+        return False
