@@ -156,6 +156,10 @@ def run(config: GatewayConfig, *, on_listening: Callable[[str], None] | None = N
         config = dataclasses.replace(config, routing=dataclasses.replace(config.routing, prefix_tiebreak=True))
     sock = bind_socket(config.server.host, config.server.port, reuse_port=processes > 1)
     port = sock.getsockname()[1]
+    if processes > 1:
+        from smg.http import worker_sync
+
+        worker_sync.share()  # run-time worker changes reach every process (see worker_sync)
     children = _fork_servers(sock, processes - 1)
     if children is None:  # a forked gateway process: serve, then leave without the parent's cleanup
         sock = bind_socket(config.server.host, port, reuse_port=True)

@@ -74,6 +74,7 @@ async def add_worker(request: Request) -> Response:
         labels=spec["labels"],
         bootstrap_port=spec["bootstrap_port"],
     )
+    state.published("add", worker)
     _audit(request, 202, f"add {worker.id} {url}")
     return json_response({"status": "accepted", "worker_id": worker.id, "worker": shown(worker)}, 202)
 
@@ -116,9 +117,11 @@ async def get_worker(request: Request) -> Response:
 
 async def delete_worker(request: Request) -> Response:
     worker_id = request.path_params["worker_id"]
-    worker = _state(request).remove_worker(worker_id)
+    state = _state(request)
+    worker = state.remove_worker(worker_id)
     if worker is None:
         raise NotFound(f"no worker with id {worker_id}")
+    state.published("remove", worker)
     _audit(request, 202, f"remove {worker_id} {worker.url}")
     return json_response({"status": "accepted", "worker_id": worker_id, "url": redact(worker.url)}, 202)
 

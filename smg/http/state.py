@@ -18,6 +18,7 @@ from smg.clients.http import UpstreamClient, parse_load_report
 from smg.config import GatewayConfig
 from smg.http.pd import PDHttpExecutor
 from smg.http.pd_metrics import PDMetrics
+from smg.http.worker_sync import POLL_SECS, WorkerLog, shared_log
 from smg.metrics import GatewayMetrics
 from smg.pipeline.backend import GrpcBackend, GrpcSettings, is_grpc_url
 from smg.router import (
@@ -59,6 +60,7 @@ class AppState:
     pd_http: PDHttpExecutor | None = None  # PD in proxy mode
     pd_metrics: PDMetrics | None = None
     allow: WorkerAllowList | None = None  # where run-time workers may be (smg.security.urls)
+    sync: WorkerLog | None = None  # with --workers N: run-time changes shared by the processes
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     @classmethod
@@ -99,6 +101,10 @@ class AppState:
         if config.pd.pd_disaggregation:
             await state._start_pd()
         state.health.start()
+        state.sync = shared_log()
+        if state.sync is not None:
+            sync = state.sync
+            state._every(POLL_SECS, lambda: sync.poll(state.apply_change), "smg-worker-sync")
         if not config.routing.disable_load_monitoring:
             state._every(config.routing.load_monitor_interval, state.poll_loads, "smg-load-monitor")
         state.router.start_maintenance(config.routing.eviction_interval_secs)
@@ -211,6 +217,22 @@ class AppState:
             model = models[0].get("id")
             return (model if isinstance(model, str) and model else None), True
         return None, True
+
+    def published(self, op: str, worker: Worker) -> None:
+        """Tell the other gateway processes (if any) about a run-time change made here."""
+        if self.sync is not None:
+            self.sync.publish(op, url=worker.url, role=worker.role.value, model_id=worker.model_id,
+                              labels=dict(worker.labels), bootstrap_port=worker.bootstrap_port)
+
+    async def apply_change(self, change: Mapping) -> None:
+        """A change another gateway process published (see :mod:`smg.http.worker_sync`)."""
+        url, role = change["url"], WorkerRole(change["role"])
+        worker = self.registry.find(url, role)
+        if change["op"] == "add" and worker is None:
+            await self.add_worker(url, model_id=change.get("model_id"), role=role,
+                                  labels=change.get("labels"), bootstrap_port=change.get("bootstrap_port"))
+        elif change["op"] == "remove" and worker is not None:
+            self.remove_worker(worker.id)
 
     def listening(self, server: tuple[str, int] | None) -> list[tuple[str, int]]:
         """The gateway's own addresses: the socket a request came in on and the configured one."""
