@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.unit.http.conftest import Servers
-from tests.unit.security._authlib import ADMIN_KEY, CONTROL_KEYS
+from tests.unit.security._authlib import ADMIN_KEY, CONTROL_KEYS, stop_process
 
 READS = 40  # fresh connections per check: all landing in one process has odds 2**-40
 
@@ -77,9 +77,4 @@ def test_run_time_worker_changes_reach_every_process(stubs):
         assert status == 202
         _until_all(gw, {a.url})
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        stop_process(proc)

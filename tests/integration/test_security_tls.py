@@ -25,6 +25,7 @@ from smg.security.tls import ServerTls, server_tls
 from smg.serve import ServerThread
 from smg.tokenizer import load_tokenizer
 from tests.conftest import free_port
+from tests.unit.security._authlib import stop_process
 from tests.unit.security._certs import Pki, make_pki
 
 KEY = "tls-test-key-0123456789"
@@ -145,9 +146,4 @@ def test_smg_serve_process_serves_tls(threads, pki):
             reply = client.chat.completions.create(model="smg-reference", messages=MSG, max_tokens=4)
         assert reply.choices[0].message.content
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        stop_process(proc)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import aiohttp
 import orjson
 
@@ -26,3 +28,13 @@ async def call(method: str, url: str, payload: dict | None = None, *, key: str |
             return r.status, orjson.loads(raw), r.headers
         except orjson.JSONDecodeError:
             return r.status, raw.decode(errors="replace"), r.headers
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM, then wait; a process that does not stop is killed and the test fails."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
