@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.datastructures import State
@@ -22,6 +22,7 @@ from starlette.types import ASGIApp
 from smg.config import GatewayConfig
 from smg.errors import SmgError, error_handler
 from smg.http import admin, grpc_endpoints, health, parse
+from smg.http.access_log import AccessLog, access_log_enabled
 from smg.http.middleware import Front, request_endpoint
 from smg.http.proxy import ProxyEndpoint
 from smg.http.state import AppState
@@ -31,13 +32,24 @@ from smg.security.guard import Guard
 __all__ = ["create_app"]
 
 
-def create_app(config: GatewayConfig | None = None) -> Front:
+def create_app(
+    config: GatewayConfig | None = None,
+    *,
+    state: AppState | None = None,
+    on_ready: Callable[[AppState], None] | None = None,
+) -> ASGIApp:
+    """The gateway app for ``config``. Its lifespan builds the :class:`AppState` (or takes
+    ``state``, already started on the serving loop) and closes it at shutdown;
+    ``on_ready(state)`` runs once start-up is complete."""
     config = config or GatewayConfig()
+    prebuilt = state
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state = await AppState.start(config)
+        state = prebuilt if prebuilt is not None else await AppState.start(config)
         app.state.smg = state
+        if on_ready is not None:
+            on_ready(state)
         try:
             yield
         finally:
@@ -59,9 +71,10 @@ def create_app(config: GatewayConfig | None = None) -> Front:
         lifespan=lifespan,
     )
     app.state = _GatewayState()
-    return Front(app, fast=fast, header_names=config.server.request_id_headers,
-                 max_bytes=config.server.max_payload_size,
-                 guard=Guard.build(config.security, listen_host=config.server.host))
+    front = Front(app, fast=fast, header_names=config.server.request_id_headers,
+                  max_bytes=config.server.max_payload_size,
+                  guard=Guard.build(config.security, listen_host=config.server.host))
+    return AccessLog(front) if config.server.access_log and access_log_enabled() else front
 
 
 class _GatewayState(State):

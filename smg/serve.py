@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -25,18 +26,27 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.types import ASGIApp
 
 from smg.config import GatewayConfig
 from smg.security.tls import ServerTls, server_tls
+from smg.observability.logs import setup_logging
 
-__all__ = ["ServerThread", "bind_socket", "run", "serve"]
+if TYPE_CHECKING:
+    from smg.http.state import AppState
+
+__all__ = ["ServerThread", "StartupError", "bind_socket", "run", "serve"]
 
 log = logging.getLogger(__name__)
 
 ServerName = Literal["uvicorn", "hypercorn"]
+
+
+class StartupError(Exception):
+    """The gateway could not start (a worker's tokenizer that cannot be loaded, a bad
+    PD set-up ...): its message is one line for the user."""
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
@@ -83,7 +93,10 @@ async def serve(
             http=H1Protocol,
             ws="none",  # no WebSocket routes
             lifespan="on",
-            log_level="warning" if log_level == "warn" else log_level,
+            # smg's own logging set-up (setup_logging) formats uvicorn's records too; its
+            # start/stop chatter shows at debug level only (smg prints its own banner)
+            log_config=None,
+            log_level="debug" if log_level == "debug" else "warning",
             access_log=False,
             proxy_headers=False,  # no X-Forwarded-* rewriting on the hot path
             timeout_graceful_shutdown=grace_period,
@@ -144,12 +157,21 @@ def _new_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
-def run(config: GatewayConfig, *, on_listening: Callable[[str], None] | None = None) -> None:
+def run(
+    config: GatewayConfig,
+    *,
+    on_listening: Callable[[str], None] | None = None,
+    on_ready: Callable[[str, AppState], None] | None = None,
+) -> None:
     """Serve the gateway described by ``config`` until SIGINT or SIGTERM. With
     ``server.workers`` > 1, that many processes serve the port (SO_REUSEPORT), each with
-    its own app and routing state; this one stops the others when it stops."""
-    logging.basicConfig(level=config.server.log_level.upper().replace("WARN", "WARNING"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    its own app and routing state; this one stops the others when it stops.
+
+    ``on_listening(url)`` runs once the port is bound, ``on_ready(url, state)`` once
+    start-up has completed (workers registered), just before the first request is
+    served. A start-up that fails raises :class:`StartupError`; a port that cannot be
+    bound, OSError."""
+    setup_logging(config.server)
     processes = max(1, config.server.workers)
     if processes > 1 and not config.routing.prefix_tiebreak:
         # Each process has its own prefix trees: break miss ties alike in all of them.
@@ -167,10 +189,11 @@ def run(config: GatewayConfig, *, on_listening: Callable[[str], None] | None = N
             _serve_forever(config, sock)
         finally:
             os._exit(0)
+    url = _url(sock)
     if on_listening is not None:
-        on_listening(_url(sock))
+        on_listening(url)
     try:
-        _serve_forever(config, sock)
+        _serve_forever(config, sock, None if on_ready is None else functools.partial(on_ready, url))
     finally:
         _stop_children(children, config.server.shutdown_grace_period_secs)
 
@@ -207,8 +230,10 @@ def _stop_children(children: list[int], grace: float) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def _serve_forever(config: GatewayConfig, sock: socket.socket) -> None:
+def _serve_forever(config: GatewayConfig, sock: socket.socket,
+                   on_ready: Callable[[AppState], None] | None = None) -> None:
     from smg.app import create_app
+    from smg.http.state import AppState
 
     loop = _new_loop()
     shutdown = asyncio.Event()
@@ -229,9 +254,14 @@ def _serve_forever(config: GatewayConfig, sock: socket.socket) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, ask_shutdown)
     try:
+        try:
+            state = loop.run_until_complete(AppState.start(config))
+        except Exception as exc:
+            log.debug("start-up failed", exc_info=True)
+            raise StartupError(str(exc) or type(exc).__name__) from exc
         loop.run_until_complete(
             serve(
-                create_app(config),
+                create_app(config, state=state, on_ready=on_ready),
                 sock,
                 server=config.server.server,
                 shutdown=shutdown,

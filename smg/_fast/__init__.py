@@ -12,7 +12,10 @@ import importlib
 import os
 from types import ModuleType
 
-__all__ = ["NO_EXTENSIONS", "implementation", "load"]
+__all__ = ["KERNELS", "NO_EXTENSIONS", "implementation", "kernel_report", "load"]
+
+# every kernel, in the order `smg version` lists them
+KERNELS = ("radix", "detok", "stops", "bpe", "grpcwire", "h2wire")
 
 NO_EXTENSIONS = os.environ.get("SMG_NO_EXTENSIONS", "") not in ("", "0")
 
@@ -54,3 +57,17 @@ def implementation() -> dict[str, str]:
 def _note(kernel: str, how: str) -> None:
     """Record a kernel's implementation (for kernels that choose at run time)."""
     _chosen[kernel] = how
+
+
+def kernel_report() -> dict[str, str]:
+    """Load every kernel and say which implementation each uses: ``{"radix": "cython",
+    ...}``, or ``"not available: <why>"`` for one that cannot be imported."""
+    report = {}
+    for kernel in KERNELS:
+        try:
+            module = importlib.import_module(f"smg._fast.{kernel}")
+        except ImportError as exc:
+            report[kernel] = f"not available: {exc}"
+            continue
+        report[kernel] = getattr(module, "IMPLEMENTATION", "?")
+    return report

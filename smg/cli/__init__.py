@@ -1,45 +1,53 @@
-"""The ``smg`` command: ``smg serve``, ``smg worker``, ``smg version``.
+"""The ``smg`` command: ``smg serve`` (alias ``smg launch``), ``smg worker``, ``smg version``.
 
 Each subcommand lives in ``smg/cli/<name>.py`` with ``add_arguments(parser)`` and
 ``run(args) -> int``; its flags are generated from the typed config dataclass it builds
-(see ``smg.cli.fields``), so a flag's default and help are written once.
+(see ``smg.cli.fields``), so a flag's default and help are written once. A usage error
+is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from smg import __version__
 
-# name -> (module, one-line help). Modules are imported only when their command runs.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("smg.cli.serve", "run the OpenAI-compatible gateway"),
-    "worker": ("smg.cli.worker", "run the reference inference worker (gRPC and HTTP)"),
-    "version": ("smg.cli.version", "print the version and which kernels are compiled"),
+# name -> (module, one-line help, aliases). Modules are imported only when their command runs.
+COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "serve": ("smg.cli.serve", "run the OpenAI-compatible gateway (alias: launch, as in Rust SMG)", ("launch",)),
+    "worker": ("smg.cli.worker", "run the reference inference worker (gRPC and HTTP)", ()),
+    "version": ("smg.cli.version", "print the version and which implementation each kernel uses", ()),
 }
 
 
-def _available() -> dict[str, tuple[str, str]]:
-    found = {}
-    for name, (module, help_) in COMMANDS.items():
-        if importlib.util.find_spec(module) is not None:
-            found[name] = (module, help_)
-    return found
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: no usage dump of a hundred flags above it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
+def _available() -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    return {name: spec for name, spec in COMMANDS.items() if importlib.util.find_spec(spec[0]) is not None}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="smg",
         description="smg: an LLM inference gateway (OpenAI-compatible) with compiled hot paths.",
     )
-    parser.add_argument("--version", action="version", version=f"smg {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_) in _available().items():
+    parser.add_argument("--version", "-V", action="version", version=f"smg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, (module, help_, aliases) in _available().items():
         mod = importlib.import_module(module)
-        p = sub.add_parser(name, help=help_, description=mod.__doc__)
+        p = sub.add_parser(name, aliases=list(aliases), help=help_, description=mod.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+        p.prog = f"smg {name}"
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser

@@ -10,9 +10,11 @@ suppressed in the parser, so ``dataclass_from_args(Cfg, ns, base)`` overrides on
 flags the user gave on top of ``base`` (the defaults, or a config file): file and CLI
 compose without a second set of defaults.
 
-Supported field types: ``bool`` (``--x/--no-x``), ``int``, ``float``, ``str``,
-``X | None``, ``tuple[X, ...]`` (repeatable: ``--x a --x b`` or ``--x a b``) and
-``Literal[...]`` (choices). ``metadata={"cli": False}`` keeps a field off the CLI.
+Supported field types: ``bool`` (``--x/--no-x``; a ``disable_*`` field is one switch),
+``int``, ``float``, ``str``, ``X | None``, ``tuple[X, ...]`` (repeatable: ``--x a --x b`` or ``--x a b``) and
+``Literal[...]`` (choices). ``metadata={"cli": False}`` keeps a field off the CLI;
+``metadata["choices"]``, a callable, gives names known only at run time (policies,
+parsers), with ``metadata["refused"]`` mapping names refused with their own message.
 """
 
 from __future__ import annotations
@@ -44,32 +46,33 @@ def _dest(prefix: str, name: str) -> str:
 def add_dataclass_arguments(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, prefix: str = ""
 ) -> None:
+    """Add a flag per leaf field of ``cls``. A nested section becomes an argument group
+    titled by its field's ``metadata["title"]`` (else the class name), described by the
+    first line of its docstring."""
     hints = typing.get_type_hints(cls)
-    group = parser
-    if not prefix and isinstance(parser, argparse.ArgumentParser) and cls.__doc__:
-        group = parser
     for f in dataclasses.fields(cls):
         meta = f.metadata
         if meta.get("cli") is False:
             continue
         tp, optional = _unwrap_optional(hints[f.name])
         if dataclasses.is_dataclass(tp):
-            sub = parser.add_argument_group(tp.__name__, (tp.__doc__ or "").strip().split("\n")[0])
+            sub = parser.add_argument_group(meta.get("title", tp.__name__), (tp.__doc__ or "").strip().split("\n")[0])
             add_dataclass_arguments(sub, tp, prefix=f"{prefix}{f.name}.")
             continue
         flag = meta.get("flag", "--" + f.name.replace("_", "-"))
-        kwargs: dict[str, Any] = {
-            "dest": _dest(prefix, f.name),
-            "default": argparse.SUPPRESS,
-            "help": _help(meta.get("help", ""), f),
-        }
+        kwargs: dict[str, Any] = {"dest": _dest(prefix, f.name), "default": argparse.SUPPRESS}
+        help_text = meta.get("help", "")
         origin = typing.get_origin(tp)
         if tp is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
+            # "--disable-x" is a switch (no "--no-disable-x"); other booleans get --x/--no-x
+            if f.name.startswith("disable_"):
+                kwargs["action"] = "store_true"
+            else:
+                kwargs["action"] = argparse.BooleanOptionalAction
         elif origin is tuple:
             (inner, *_rest) = typing.get_args(tp)
             kwargs["type"] = _scalar(inner)
-            kwargs["nargs"] = "+"
+            kwargs["nargs"] = "*" if meta.get("empty_ok") else "+"
             kwargs["action"] = "extend"
             if typing.get_origin(inner) is Literal:
                 kwargs["choices"] = typing.get_args(inner)
@@ -79,15 +82,46 @@ def add_dataclass_arguments(
             kwargs["type"] = type(typing.get_args(tp)[0])
         else:
             kwargs["type"] = _scalar(tp)
+        if "choices" in meta:  # a callable: names known at run time (policies, parsers)
+            names = list(meta["choices"]())
+            kwargs["type"] = _one_of(names, meta.get("refused", {}))
+            kwargs["metavar"] = "NAME"
+            help_text = f"{help_text}; one of: {', '.join(names)}"
         if "metavar" in meta:
             kwargs["metavar"] = meta["metavar"]
-        group.add_argument(flag, *meta.get("aliases", ()), **kwargs)
+        kwargs["help"] = _help(help_text, f)
+        parser.add_argument(flag, *meta.get("aliases", ()), **kwargs)
+
+
+def _one_of(names: list[str], refused: dict[str, str]) -> Any:
+    def check(value: str) -> str:
+        if value in names:
+            return value
+        if value in refused:
+            raise argparse.ArgumentTypeError(refused[value])
+        raise argparse.ArgumentTypeError(f"unknown name {value!r}; choose one of: {', '.join(names)}")
+
+    return check
+
+
+def show_default(value: Any) -> str | None:
+    """A default as one would type it on the command line (None: nothing worth showing)."""
+    if value is dataclasses.MISSING or value in ((), None, "") or value is False:
+        return None
+    if value is True:
+        return "on"
+    if isinstance(value, tuple):
+        return " ".join(str(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _help(text: str, f: dataclasses.Field) -> str:
-    if f.default is not dataclasses.MISSING and f.default not in ((), None, ""):
-        return f"{text} (default: {f.default})"
-    return text
+    shown = show_default(f.default)
+    if shown is not None:
+        return f"{text} (default: {shown})".replace("%", "%%")
+    return text.replace("%", "%%")
 
 
 def _scalar(tp: Any) -> Any:

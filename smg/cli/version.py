@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import importlib
+import platform
 
 from smg import __version__
-
-KERNELS = ("radix", "detok", "stops", "bpe")
+from smg._fast import NO_EXTENSIONS, kernel_report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,15 +14,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Loads all six kernels (not only those imported so far); exit status 1 when one of
+    them cannot be loaded."""
     del args
-    print(f"smg {__version__}")
-    for kernel in KERNELS:
-        try:
-            mod = importlib.import_module(f"smg._fast.{kernel}")
-        except ModuleNotFoundError:
-            continue
-        except ImportError as exc:
-            print(f"  {kernel}: not available ({exc})")
-            continue
-        print(f"  {kernel}: {getattr(mod, 'IMPLEMENTATION', '?')}")
-    return 0
+    print(f"smg {__version__} (Python {platform.python_version()})")
+    if NO_EXTENSIONS:
+        print("kernels: pure-Python twins (SMG_NO_EXTENSIONS is set)")
+    else:
+        print("kernels:")
+    report = kernel_report()
+    width = max(map(len, report))
+    for kernel, how in report.items():
+        print(f"  {kernel:<{width}}  {how}")
+    return 0 if all(not how.startswith("not available") for how in report.values()) else 1

@@ -41,7 +41,7 @@ from smg.config.security import SecuritySettings
 if typing.TYPE_CHECKING:
     from smg.router import PolicyConfig
 
-__all__ = ["GatewayConfig"]
+__all__ = ["ENV_PREFIX", "GatewayConfig", "setting_keys"]
 
 ENV_PREFIX = "SMG_"
 
@@ -50,14 +50,14 @@ ENV_PREFIX = "SMG_"
 class GatewayConfig:
     """Everything ``smg serve`` needs, passed down as one value."""
 
-    server: ServerConfig = field(default_factory=ServerConfig)
-    routing: RoutingConfig = field(default_factory=RoutingConfig)
-    retry: RetrySettings = field(default_factory=RetrySettings)
-    breaker: BreakerSettings = field(default_factory=BreakerSettings)
-    health: HealthSettings = field(default_factory=HealthSettings)
-    pd: PDSettings = field(default_factory=PDSettings)
-    model: ModelSettings = field(default_factory=ModelSettings)
-    security: SecuritySettings = field(default_factory=SecuritySettings)
+    server: ServerConfig = field(default_factory=ServerConfig, metadata={"title": "Server"})
+    routing: RoutingConfig = field(default_factory=RoutingConfig, metadata={"title": "Routing"})
+    retry: RetrySettings = field(default_factory=RetrySettings, metadata={"title": "Retries"})
+    breaker: BreakerSettings = field(default_factory=BreakerSettings, metadata={"title": "Circuit breaker"})
+    health: HealthSettings = field(default_factory=HealthSettings, metadata={"title": "Health checks"})
+    pd: PDSettings = field(default_factory=PDSettings, metadata={"title": "Prefill/decode"})
+    model: ModelSettings = field(default_factory=ModelSettings, metadata={"title": "Model and tokenizer (gRPC mode)"})
+    security: SecuritySettings = field(default_factory=SecuritySettings, metadata={"title": "Security"})
 
     def grpc_mode(self) -> bool:
         """True when the workers are gRPC (``grpc://``) workers: full server mode."""
@@ -109,11 +109,19 @@ class GatewayConfig:
         p = pathlib.Path(path)
         text = p.read_text()
         if p.suffix == ".toml":
-            data = tomllib.loads(text)
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                raise ValueError(f"{p} is not valid TOML: {exc}") from None
         elif p.suffix in (".yaml", ".yml"):
             import yaml
 
-            data = yaml.safe_load(text) or {}
+            try:
+                data = yaml.safe_load(text) or {}
+            except yaml.YAMLError as exc:
+                where = getattr(exc, "problem_mark", None)
+                at = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
+                raise ValueError(f"{p} is not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
         else:
             raise ValueError(f"config file must end in .toml, .yaml or .yml: {p}")
         if not isinstance(data, Mapping):
@@ -205,6 +213,11 @@ def _leaves() -> Iterator[_Leaf]:
                 tp = next(a for a in typing.get_args(tp) if a is not type(None))
             flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
             yield _Leaf(section, f.name, flag[2:].replace("-", "_"), tp)
+
+
+def setting_keys() -> Iterator[str]:
+    """Every setting's key: its flag without dashes, as in ``SMG_<KEY>`` and config files."""
+    return (leaf.key for leaf in _leaves())
 
 
 def _apply(config: GatewayConfig, updates: Mapping[tuple[str, str], Any]) -> GatewayConfig:

@@ -42,7 +42,7 @@ class GrpcSettings:
     def from_config(cls, model: object) -> GrpcSettings:
         """From ``GatewayConfig.model`` (smg.config.ModelSettings)."""
         return cls(
-            getattr(model, "tokenizer_path", None),
+            getattr(model, "tokenizer_path", None) or getattr(model, "model_path", None),
             getattr(model, "chat_template", None),
             getattr(model, "reasoning_parser", None),
             getattr(model, "tool_call_parser", None),

@@ -1,7 +1,7 @@
 """Routing policies, created by name.
 
 Built in: ``random``, ``round_robin``, ``power_of_two``, ``least_load``,
-``consistent_hash`` (alias ``consistent_hashing``), ``prefix_hash`` and ``cache_aware``.
+``consistent_hashing`` (alias ``consistent_hash``), ``prefix_hash`` and ``cache_aware``.
 A custom policy is a :class:`Policy` subclass registered with a factory::
 
     register_policy("my_policy", lambda config: MyPolicy(config))
@@ -51,11 +51,11 @@ _FACTORIES: dict[str, PolicyFactory] = {
     "round_robin": lambda c: RoundRobinPolicy(_rng(c)),
     "power_of_two": lambda c: PowerOfTwoPolicy(_rng(c)),
     "least_load": lambda c: LeastLoadPolicy(_rng(c)),
-    "consistent_hash": lambda c: ConsistentHashPolicy(c, _rng(c)),
+    "consistent_hashing": lambda c: ConsistentHashPolicy(c, _rng(c)),
     "prefix_hash": lambda c: PrefixHashPolicy(c, _rng(c)),
     "cache_aware": lambda c: CacheAwarePolicy(c, _rng(c)),
 }
-_ALIASES = {"consistent_hashing": "consistent_hash"}
+_ALIASES = {"consistent_hash": "consistent_hashing"}
 
 
 def register_policy(name: str, factory: PolicyFactory) -> None:

@@ -54,7 +54,7 @@ class PolicyConfig:
     load_factor: float = field(
         default=1.25, metadata={"help": "prefix_hash: ring worker kept while load <= mean * this"}
     )
-    virtual_nodes: int = field(default=150, metadata={"help": "consistent_hash: ring points per worker"})
+    virtual_nodes: int = field(default=150, metadata={"help": "consistent_hashing: ring points per worker"})
     seed: int | None = field(default=None, metadata={"help": "seed of the policies' random choices (tests)"})
 
     def __post_init__(self) -> None:

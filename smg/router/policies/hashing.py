@@ -1,4 +1,4 @@
-"""Hash-ring policies: consistent_hash (sticky sessions) and prefix_hash (prompt prefix).
+"""Hash-ring policies: consistent_hashing (sticky sessions) and prefix_hash (prompt prefix).
 
 The ring has ``virtual_nodes`` points per worker at ``blake2b("{url}#{i}")`` (first 8
 bytes, little-endian); a key maps to the first point clockwise of ``blake2b(key)``. The
@@ -88,7 +88,7 @@ class ConsistentHashPolicy(Policy):
     else a random worker.
     """
 
-    name = "consistent_hash"
+    name = "consistent_hashing"
 
     def __init__(self, config: PolicyConfig = PolicyConfig(), rng: random.Random | None = None) -> None:
         super().__init__(rng)

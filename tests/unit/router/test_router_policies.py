@@ -147,8 +147,8 @@ def test_consistent_hash_sticky_by_header_user_and_implicit_headers():
 
 def test_consistent_hash_target_worker_index():
     workers = make_workers(3)
-    ch = create_policy("consistent_hashing")  # SMG's name is an alias
-    assert ch.name == "consistent_hash"
+    ch = create_policy("consistent_hash")  # the old name is an alias of SMG's
+    assert ch.name == "consistent_hashing"
     assert ch.select(workers, RequestInfo(headers={"x-smg-target-worker": "2"})) is workers[2]
     assert ch.select(workers, RequestInfo(headers={"x-smg-target-worker": "3"})) is None
     assert ch.select(workers, RequestInfo(headers={"x-smg-target-worker": "x"})) is None
@@ -195,9 +195,9 @@ def test_prefix_hash_groups_by_prefix_and_sheds_load():
 
 
 def test_policy_registry_builtins_custom_and_errors():
-    assert {"random", "round_robin", "power_of_two", "least_load", "consistent_hash", "prefix_hash",
+    assert {"random", "round_robin", "power_of_two", "least_load", "consistent_hashing", "prefix_hash",
             "cache_aware"} <= set(policy_names())
-    for name in ("random", "round_robin", "power_of_two", "least_load", "consistent_hash", "prefix_hash",
+    for name in ("random", "round_robin", "power_of_two", "least_load", "consistent_hashing", "prefix_hash",
                  "cache_aware"):
         p = create_policy(name)
         assert isinstance(p, Policy) and p.name == name

@@ -1,0 +1,1 @@
+"""What the gateway tells its operators: logs (and, later, metrics names and tracing)."""
