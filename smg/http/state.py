@@ -36,7 +36,7 @@ from smg.router import (
 )
 from smg.router.pd import PDRouter
 from smg.security.tls import worker_ssl_context
-from smg.security.urls import WorkerAllowList, redact
+from smg.security.urls import GRPC_SCHEMES, HTTP_SCHEMES, WorkerAllowList, parse_worker_url, redact
 
 __all__ = ["AppState"]
 
@@ -68,6 +68,8 @@ class AppState:
         """Build everything, register ``config.routing.worker_urls`` and start the loops."""
         if not config.pd.pd_disaggregation and (config.pd.prefill or config.pd.decode):
             raise ValueError("--prefill and --decode workers need --pd-disaggregation")
+        for url in startup_urls(config):  # the run-time rules (no query, no fragment ...) hold at start too
+            parse_worker_url(url, schemes=HTTP_SCHEMES + GRPC_SCHEMES)
         registry = WorkerRegistry()
         policy = create_policy(config.routing.policy, config.policy_config())
         retry = config.retry.to_router()

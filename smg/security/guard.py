@@ -106,8 +106,9 @@ class Guard:
         try:
             principal = await self._principal(kind, token, scope["method"])
         except SmgError as exc:
-            if kind == "control":
-                audit(self.audit, None, scope["method"], path, exc.status_code)
+            if kind == "control":  # the refused caller, when the key is a known one
+                known = (self.data.lookup(token) or self.control.lookup(token)) if token is not None else None
+                audit(self.audit, known, scope["method"], path, exc.status_code)
             await _send_refusal(send, exc)
             return False
         scope["smg.principal"] = principal

@@ -63,6 +63,9 @@ def parse_worker_url(url: object, *, schemes: tuple[str, ...]) -> WorkerUrl:
         raise BadRequest(f"worker URL {shown!r} holds spaces, backslashes or control characters", param="url")
     parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.lower()
+    if scheme == "grpcs":
+        raise BadRequest("grpcs:// (TLS to gRPC workers) is not supported yet: the gRPC clients would "
+                         "talk plaintext", param="url")
     if scheme not in schemes:
         wanted = " or ".join(s + "://" for s in schemes)
         raise BadRequest(f"worker URL must start with {wanted} in this gateway's mode", param="url")

@@ -19,15 +19,16 @@ import pytest
 
 from tests.conftest import free_port
 from tests.unit.http.conftest import Servers
-from tests.unit.security._authlib import ADMIN_KEY, CONTROL_KEYS, stop_process
+from tests.unit.security._authlib import ADMIN_KEY, CONTROL_KEYS, DATA_KEY, USER_KEY, stop_process
 
 READS = 40  # fresh connections per check: all landing in one process has odds 2**-40
 
 
-def _request(method: str, url: str, payload: object = None) -> tuple[int, dict]:
+def _request(method: str, url: str, payload: object = None, key: str = ADMIN_KEY) -> tuple[int, dict]:
     data = None if payload is None else orjson.dumps(payload)
     req = urllib.request.Request(url, data=data, method=method, headers={
-        "Authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json", "connection": "close"})
+        "Authorization": f"Bearer {key}", "x-api-key": key, "content-type": "application/json",
+        "connection": "close"})
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, orjson.loads(resp.read())
@@ -78,3 +79,29 @@ def test_run_time_worker_changes_reach_every_process(stubs):
         _until_all(gw, {a.url})
     finally:
         stop_process(proc)
+
+
+def test_no_key_reaches_the_log_at_debug_level(stubs, tmp_path):
+    a = stubs.stub("a")
+    port = free_port()
+    out = tmp_path / "gateway.log"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "smg", "serve", "--port", str(port), "--worker-urls", a.url, "--api-key", DATA_KEY,
+             "--control-plane-api-keys", *CONTROL_KEYS, "--log-level", "debug", "--disable-load-monitoring",
+             "--shutdown-grace-period-secs", "2"], stdout=sink, stderr=subprocess.STDOUT)
+    gw = f"http://127.0.0.1:{port}"
+    chat = {"model": "stub-model", "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        _until_all(gw, {a.url})
+        for key in (DATA_KEY, ADMIN_KEY, USER_KEY, "x" + DATA_KEY):
+            _request("POST", gw + "/v1/chat/completions", chat, key=key)
+            _request("POST", gw + "/v1/messages", {}, key=key)
+            _request("POST", gw + "/flush_cache", {}, key=key)
+            _request("GET", gw + "/workers", key=key)
+    finally:
+        stop_process(proc)
+    logged = out.read_text()
+    assert "audit who=control_key:ops" in logged and "smg.access" in logged  # it did log
+    for key in (DATA_KEY, ADMIN_KEY, USER_KEY):
+        assert key not in logged

@@ -142,7 +142,7 @@ async def test_control_plane_changes_are_audited_and_no_key_is_logged(servers, c
     audit = [r.getMessage() for r in caplog.records if r.name == "smg.audit"]
     assert any("who=control_key:ops" in m and "POST /workers status=202" in m and b.url in m for m in audit)
     assert any("who=control_key:ops" in m and "DELETE /workers/" in m for m in audit)
-    assert any("who=anonymous" in m and "POST /workers status=403" in m for m in audit)
+    assert any("who=api_key:api-key" in m and "POST /workers status=403" in m for m in audit)
     everything = "\n".join(r.getMessage() + repr(r.args) for r in caplog.records)
     for secret in (DATA_KEY, ADMIN_KEY, USER_KEY):
         assert secret not in everything

@@ -83,3 +83,12 @@ async def test_the_gateway_itself_is_never_a_worker() -> None:
         with pytest.raises(Forbidden, match="this gateway"):
             await _check(allow, url, wildcard)
     await _check(allow, "http://192.0.2.1:8080", wildcard)  # TEST-NET: not this machine
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1/v1?x=", "http://127.0.0.1:1#f", "grpcs://127.0.0.1:1"])
+async def test_start_up_workers_follow_the_same_rules(url: str) -> None:
+    from smg.config import GatewayConfig
+    from smg.http.state import AppState
+
+    with pytest.raises(BadRequest):
+        await AppState.start(GatewayConfig.from_mapping({"worker_urls": [url]}))

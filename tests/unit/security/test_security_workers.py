@@ -95,7 +95,7 @@ async def test_a_worker_path_is_a_prefix_never_a_query(servers):
     assert status == 202
     rec.paths.clear()
     await call("POST", gw + "/v1/chat/completions", {**CHAT, "model": "m2"})
-    assert rec.paths[-1] == "/prefix/v1/chat/completions"
+    assert "/prefix/v1/chat/completions" in rec.paths  # (health probes may come in between)
     assert all(p.startswith("/prefix/") for p in rec.paths)
 
 
@@ -107,7 +107,7 @@ async def test_a_worker_redirect_is_not_followed(servers, internal):
     gw = servers.gateway(worker_urls=[url], health_check_interval_secs=3600)
     internal.paths.clear()  # ServerThread's start-up poll (urllib) follows redirects; the gateway must not
     status, _, headers = await call("POST", gw + "/v1/chat/completions", {**CHAT, "model": "internal-secret-model"})
-    assert status == 307 and redirector.paths[-1] == "/v1/chat/completions"
+    assert status == 307 and "/v1/chat/completions" in redirector.paths
     assert internal.paths == []  # the gateway did not go there itself
 
 
@@ -140,3 +140,14 @@ async def test_models_never_reflects_a_workers_body(servers):
     status, body, _ = await call("GET", gw + "/v1/models")
     assert status == 200 and "secret" not in body
     assert [m["id"] for m in body["data"]] == ["internal-secret-model"]
+
+
+@pytest.mark.xfail(reason="smg/http/proxy.py puts worker.url into the UpstreamError/UpstreamTimeout messages "
+                          "clients see (engineer B's file); flips to XPASS, a failure, once it does not")
+async def test_a_failing_worker_url_is_not_reflected_to_the_client(servers, unused_port):
+    stub = servers.stub("a")
+    secret = f"http://admin:hunter2@127.0.0.1:{unused_port}"
+    gw = servers.gateway(worker_urls=[stub.url], health_check_interval_secs=3600, disable_retries=True)
+    await call("POST", gw + "/workers", {"url": secret, "model_id": "m"})
+    status, body, _ = await call("POST", gw + "/v1/chat/completions", {**CHAT, "model": "m"})
+    assert status >= 500 and "127.0.0.1" not in repr(body) and "hunter2" not in repr(body)
