@@ -13,6 +13,7 @@ Hierarchy::
     │   └── ModelNotFound         404 model_not_found         (no worker serves the model)
     ├── Conflict                  409 conflict_error          (worker already registered)
     ├── PayloadTooLarge           413 invalid_request_error
+    ├── WorkerRefused             4xx (the worker's status)   (the worker refused the request)
     ├── UpstreamError             502 upstream_error          (worker failed after retries)
     ├── NoHealthyWorker           503 service_unavailable     (nothing to route to)
     └── UpstreamTimeout           504 timeout_error           (worker did not answer in time)
@@ -37,6 +38,7 @@ __all__ = [
     "SmgError",
     "UpstreamError",
     "UpstreamTimeout",
+    "WorkerRefused",
     "error_body",
     "error_handler",
     "error_response",
@@ -81,6 +83,22 @@ class Conflict(SmgError):
 class PayloadTooLarge(SmgError):
     status_code = 413
     error_type = "invalid_request_error"
+
+
+class WorkerRefused(SmgError):
+    """A worker refused the request itself (gRPC INVALID_ARGUMENT, an over-long prompt):
+    the client's error, with the worker's status (400, 404, 429, 501) and message."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+
+    def __init__(self, message: str, status: int = 400, *, param: str | None = None) -> None:
+        super().__init__(message, param=param)
+        self.status_code = status  # type: ignore[misc] - per instance, not per class
+        if status == 429:
+            self.error_type = "rate_limit_error"  # type: ignore[misc]
+        elif status == 501:
+            self.error_type = "not_implemented"  # type: ignore[misc]
 
 
 class UpstreamError(SmgError):

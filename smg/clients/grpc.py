@@ -22,7 +22,7 @@ import grpc
 
 from smg._proto import common_pb2, sglang_scheduler_pb2 as sg, sglang_scheduler_pb2_grpc as sg_grpc
 from smg._proto import vllm_engine_pb2 as vl, vllm_engine_pb2_grpc as vl_grpc
-from smg.clients.grpc_types import Chunk, Complete, GenParams, Logprobs, WorkerCallError
+from smg.clients.grpc_types import Chunk, Complete, GenParams, Logprobs, WorkerCallError, http_status
 
 __all__ = ["GrpcWorkerClient", "ItemStream", "grpc_target", "make_client"]
 
@@ -268,7 +268,7 @@ class GrpcWorkerClient:
         except grpc.aio.AioRpcError as exc:
             done = True
             code = exc.code()
-            status = 504 if code == grpc.StatusCode.DEADLINE_EXCEEDED else (400 if code == grpc.StatusCode.INVALID_ARGUMENT else 502)
+            status = http_status(code.name)
             raise WorkerCallError(
                 f"worker {self.url}: {code.name}: {exc.details()}",
                 status=status,

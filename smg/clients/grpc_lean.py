@@ -31,7 +31,7 @@ from google.protobuf import message_factory
 from smg._fast import grpcwire
 from smg._proto import common_pb2, sglang_scheduler_pb2 as sg, vllm_engine_pb2 as vl
 from smg.clients.grpc import _RETRYABLE, GrpcWorkerClient, grpc_target
-from smg.clients.grpc_types import Chunk, Complete, GenParams, WorkerCallError
+from smg.clients.grpc_types import Chunk, Complete, GenParams, WorkerCallError, http_status
 from smg.clients.h2conn import OK, Call, H2Connection
 from smg.h2 import frames as f
 
@@ -360,8 +360,7 @@ class GenerateStream:
             self.ended = True
             if call.status != OK:
                 code = _code(call.status)
-                status = 504 if code == grpc.StatusCode.DEADLINE_EXCEEDED else (
-                    400 if code == grpc.StatusCode.INVALID_ARGUMENT else 502)
+                status = http_status(code.name)
                 raise WorkerCallError(f"worker {self._client.url}: {code.name}: {call.details}",
                                       status=status, retryable=not self._got_any and code in _RETRYABLE)
         return out

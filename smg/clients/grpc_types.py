@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Chunk", "Complete", "GenParams", "WorkerCallError"]
+__all__ = ["Chunk", "Complete", "GenParams", "WorkerCallError", "http_status"]
 
 
 @dataclass
@@ -74,12 +74,34 @@ class Complete:
     kv_transfer_params_json: str | None = None
 
 
+# A worker's gRPC status (by name) as the HTTP status the client gets (SMG's table,
+# except that the worker's own failures are a 502, not a 500: the gateway did not fail).
+_HTTP_STATUS = {
+    "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 400, "NOT_FOUND": 404,
+    "RESOURCE_EXHAUSTED": 429, "UNIMPLEMENTED": 501, "DEADLINE_EXCEEDED": 504,
+}
+
+
+def http_status(code_name: str) -> int:
+    """The HTTP status for a worker call that ended with gRPC status ``code_name``."""
+    return _HTTP_STATUS.get(code_name, 502)
+
+
 class WorkerCallError(Exception):
     """A worker call failed. ``retryable`` when nothing reached the client yet could be
-    retried on another worker (unavailable, internal error before the first chunk)."""
+    retried on another worker (unavailable, internal error before the first chunk).
+    ``status`` is the HTTP status for the client: a 4xx (the worker refused the request
+    itself, e.g. a prompt over its context) is the client's error, never the worker's."""
 
     def __init__(self, message: str, *, status: int = 502, retryable: bool = True) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.retryable = retryable
+
+    @property
+    def worker_fault(self) -> bool:
+        """Does this count against the worker (its circuit breaker)? Not for a refusal
+        of the request itself (4xx other than 429) or an unimplemented call."""
+        status = self.status
+        return status == 429 or (status >= 500 and status != 501)

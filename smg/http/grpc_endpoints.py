@@ -11,26 +11,62 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from smg.errors import BadRequest, ModelNotFound
 from smg.http.middleware import random_hex
 from smg.pipeline.prepare import prepare
-from smg.pipeline.requests import GenerationRequest, parse_chat, parse_completion
+from smg.pipeline.requests import GenerationRequest, check_messages, parse_chat, parse_completion
 from smg.pipeline.run import whole_response
 from smg.pipeline.stream import StreamRun, stream_events, stream_sse
+from smg.tokenizer import TokenizerError
 
 __all__ = ["routes"]
 
 
+class _ClientGone(Exception):
+    """The client left before its body was complete: nothing to answer, nothing to log."""
+
+
 async def _body(request: Request) -> Any:
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        raise _ClientGone from None
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+
+
+def _endpoint(handler):
+    """``handler`` with a client that left mid-body answered by nothing (no traceback)."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except _ClientGone:
+            return Response(status_code=499)
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
+def _flag(body: dict[str, Any], key: str, default: bool) -> bool:
+    value = body.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise BadRequest(f"'{key}' must be a boolean", param=key)
+    return value
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -149,9 +185,7 @@ async def completions(request: Request) -> Response:
 
 async def generate(request: Request) -> Response:
     """SGLang-native /generate: ``text`` or ``input_ids`` plus ``sampling_params``."""
-    body = await _body(request)
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
+    body = _object(await _body(request))
     sp = body.get("sampling_params") or {}
     if not isinstance(sp, dict):
         raise BadRequest("'sampling_params' must be an object", param="sampling_params")
@@ -205,20 +239,26 @@ async def _sglang_stream(events: AsyncIterator[dict[str, Any]], rid: str) -> Asy
 
 
 def _runtime(request: Request, body: dict[str, Any]):
-    runtime = request.app.state.smg.grpc.runtime(body.get("model"))
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise BadRequest("'model' must be a string", param="model")
+    runtime = request.app.state.smg.grpc.runtime(model)
     if runtime is None:
-        raise ModelNotFound(f"model {body.get('model')!r} is not served here", param="model")
+        raise ModelNotFound(f"model {model!r} is not served here", param="model")
     return runtime
 
 
 async def tokenize(request: Request) -> Response:
-    body = await _body(request)
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
+    body = _object(await _body(request))
     runtime = _runtime(request, body)
-    add_special = bool(body.get("add_special_tokens", False))
-    if isinstance(body.get("messages"), list):
-        text = runtime.tokenizer.apply_chat_template(body["messages"], add_generation_prompt=bool(body.get("add_generation_prompt", True)))
+    add_special = _flag(body, "add_special_tokens", False)
+    if body.get("messages") is not None:
+        messages = check_messages(body["messages"])
+        try:
+            text = runtime.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=_flag(body, "add_generation_prompt", True))
+        except TokenizerError as exc:
+            raise BadRequest(f"chat template: {exc}", param="messages") from None
     elif isinstance(body.get("prompt"), str):
         text = body["prompt"]
     else:
@@ -228,21 +268,20 @@ async def tokenize(request: Request) -> Response:
 
 
 async def detokenize(request: Request) -> Response:
-    body = await _body(request)
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
+    body = _object(await _body(request))
     runtime = _runtime(request, body)
     ids = body.get("tokens")
-    if not isinstance(ids, list) or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in ids):
-        raise BadRequest("'tokens' must be an array of token ids", param="tokens")
-    text = runtime.tokenizer.decode(ids, skip_special_tokens=bool(body.get("skip_special_tokens", True)))
+    vocab = runtime.tokenizer.vocab_size
+    if not isinstance(ids, list) or not all(type(t) is int and 0 <= t < vocab for t in ids):
+        raise BadRequest(f"'tokens' must be an array of token ids below {vocab}", param="tokens")
+    text = runtime.tokenizer.decode(ids, skip_special_tokens=_flag(body, "skip_special_tokens", True))
     return _json({"prompt": text, "model": runtime.model})
 
 
 routes = [
-    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    Route("/v1/completions", completions, methods=["POST"]),
-    Route("/generate", generate, methods=["POST"]),
-    Route("/v1/tokenize", tokenize, methods=["POST"]),
-    Route("/v1/detokenize", detokenize, methods=["POST"]),
+    Route("/v1/chat/completions", _endpoint(chat_completions), methods=["POST"]),
+    Route("/v1/completions", _endpoint(completions), methods=["POST"]),
+    Route("/generate", _endpoint(generate), methods=["POST"]),
+    Route("/v1/tokenize", _endpoint(tokenize), methods=["POST"]),
+    Route("/v1/detokenize", _endpoint(detokenize), methods=["POST"]),
 ]

@@ -49,7 +49,7 @@ class Prepared:
             frequency_penalty=r.frequency_penalty, presence_penalty=r.presence_penalty,
             repetition_penalty=r.repetition_penalty, max_new_tokens=r.max_tokens,
             min_new_tokens=r.min_tokens, stop_token_ids=list(r.stop_token_ids), ignore_eos=r.ignore_eos,
-            no_stop_trim=r.no_stop_trim, n=r.n, seed=r.seed, return_logprob=r.logprobs,
+            no_stop_trim=r.no_stop_trim, n=r.n, seed=_seed(r.seed), return_logprob=r.logprobs,
             top_logprobs=r.top_logprobs,
         )
         schema = constraint_for(self.tools, r.tool_choice, r.response_format) if self.kind == "chat" else None
@@ -74,6 +74,14 @@ class Prepared:
         if not self.req.ignore_eos:
             ids.update(self.runtime.tokenizer.eos_token_ids)
         return ids
+
+
+def _seed(seed: int | None) -> int | None:
+    """The client's (64-bit) seed as the worker protos hold it (int32): folded, so the
+    same seed still means the same sampling."""
+    if seed is None or -(1 << 31) <= seed < (1 << 31):
+        return seed
+    return seed & 0x7FFFFFFF
 
 
 async def _encode(runtime: ModelRuntime, text: str) -> list[int]:

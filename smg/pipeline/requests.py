@@ -12,10 +12,22 @@ from typing import Any
 
 from smg.errors import BadRequest
 
-__all__ = ["GenerationRequest", "parse_chat", "parse_completion"]
+__all__ = ["GenerationRequest", "check_messages", "parse_chat", "parse_completion"]
 
 MAX_STOPS = 16
 MAX_STOP_BYTES = 256
+MAX_STOP_TOKEN_IDS = 1024
+MAX_TOP_LOGPROBS = 20
+# What the worker protos hold (uint32 / int32 fields): a value past them would fail while
+# the worker request is built, so it is a 400 here instead.
+U32_MAX = (1 << 32) - 1
+I32_MAX = (1 << 31) - 1
+I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
+# Ranges of the sampling numbers (as SGLang and vLLM check them); NaN fails every range.
+_SAMPLING_RANGES = {
+    "temperature": (0.0, 2.0 + 1e-9), "top_p": (0.0, 1.0), "min_p": (0.0, 1.0),
+    "frequency_penalty": (-2.0, 2.0), "presence_penalty": (-2.0, 2.0), "repetition_penalty": (0.0, 2.0),
+}
 
 
 @dataclass(slots=True)
@@ -111,18 +123,24 @@ def _common(body: Mapping[str, Any]) -> GenerationRequest:
     max_tokens = _get(body, "max_completion_tokens", int, None)
     if max_tokens is None:
         max_tokens = _get(body, "max_tokens", int, None)
-    if max_tokens is not None and max_tokens < 0:
-        raise BadRequest("'max_tokens' must be >= 0", param="max_tokens")
+    if max_tokens is not None and not 0 <= max_tokens <= U32_MAX:
+        raise BadRequest(f"'max_tokens' must be between 0 and {U32_MAX}", param="max_tokens")
     req.max_tokens = max_tokens
-    req.min_tokens = _get(body, "min_tokens", int, 0)
+    if get("min_tokens") is not None:
+        req.min_tokens = min_tokens = _checked("min_tokens", body["min_tokens"], int)
+        if not 0 <= min_tokens <= (U32_MAX if max_tokens is None else max_tokens):
+            raise BadRequest("'min_tokens' must be between 0 and max_tokens", param="min_tokens")
     stop = get("stop")
     if stop is not None:
         req.stop = _stops(stop)
     ids = get("stop_token_ids")
     if ids is not None:
         ids = _checked("stop_token_ids", ids, list)
-        if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
-            raise BadRequest("'stop_token_ids' must be an array of token ids", param="stop_token_ids")
+        if len(ids) > MAX_STOP_TOKEN_IDS or not all(
+            type(i) is int and 0 <= i <= U32_MAX for i in ids
+        ):
+            raise BadRequest(f"'stop_token_ids' must be an array of token ids (at most {MAX_STOP_TOKEN_IDS})",
+                             param="stop_token_ids")
         req.stop_token_ids = ids
     _fill(req, body, _FLAGS)
     if get("no_stop_trim") is not None or get("include_stop_str_in_output") is not None:
@@ -132,10 +150,16 @@ def _common(body: Mapping[str, Any]) -> GenerationRequest:
     for name in _SAMPLING:
         value = get(name)
         if value is not None:
-            setattr(req, name, float(_checked(name, value, _NUMBER)))
-    if not 0.0 <= req.temperature <= 2.0 + 1e-9:
-        raise BadRequest("'temperature' must be between 0 and 2", param="temperature")
+            value = float(_checked(name, value, _NUMBER))
+            lo, hi = _SAMPLING_RANGES[name]
+            if not lo <= value <= hi:
+                raise BadRequest(f"'{name}' must be between {lo:g} and {hi:g}", param=name)
+            setattr(req, name, value)
     _fill(req, body, _IDS)
+    if not -1 <= req.top_k <= I32_MAX:
+        raise BadRequest(f"'top_k' must be -1 (no limit) or between 0 and {I32_MAX}", param="top_k")
+    if req.seed is not None and not I64_MIN <= req.seed <= I64_MAX:
+        raise BadRequest("'seed' must be a 64-bit integer", param="seed")
     if get("stream_options") is not None:
         options = _checked("stream_options", body["stream_options"], dict)
         req.include_usage = bool(options.get("include_usage")) and req.stream
@@ -153,30 +177,83 @@ def _stops(stop: Any) -> list[str]:
     return stop
 
 
-def parse_chat(body: Mapping[str, Any]) -> GenerationRequest:
-    req = _common(body)
-    messages = body.get("messages")
+def check_messages(messages: Any) -> list[dict[str, Any]]:
+    """``messages`` as the chat template gets them: objects with a string ``role`` and
+    string (or text-part) ``content``; content parts are joined into their text."""
     if not isinstance(messages, list) or not messages:
         raise BadRequest("'messages' must be a non-empty array", param="messages")
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-            raise BadRequest(f"messages[{i}] must be an object with a 'role'", param="messages")
+            raise BadRequest(f"messages[{i}] must be an object with a 'role' (a string)", param="messages")
         content = m.get("content")
         if isinstance(content, list):  # content parts: keep the text parts
-            parts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+            parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+            if not all(isinstance(p, str) for p in parts):
+                raise BadRequest(f"messages[{i}].content: a text part's 'text' must be a string", param="messages")
             m = {**m, "content": "".join(parts)}
             messages[i] = m
         elif content is not None and not isinstance(content, str):
             raise BadRequest(f"messages[{i}].content must be a string or an array", param="messages")
-    req.messages = messages
+        for key, types in _MESSAGE_FIELDS:
+            value = m.get(key)
+            if value is not None and not isinstance(value, types):
+                raise BadRequest(f"messages[{i}].{key} must be {_names(types)}", param="messages")
+    return messages
+
+
+_MESSAGE_FIELDS = (("name", str), ("tool_call_id", str), ("tool_calls", list), ("reasoning_content", str))
+_TOOL_CHOICES = ("none", "auto", "required")
+
+
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    tools = _checked("tools", tools, list)
+    for t in tools:
+        fn = t.get("function") if isinstance(t, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise BadRequest("each tool must be {'type': 'function', 'function': {'name': ...}}", param="tools")
+        if fn.get("parameters") is not None and not isinstance(fn["parameters"], dict):
+            raise BadRequest("a tool's 'function.parameters' must be an object (a JSON schema)", param="tools")
+    return tools
+
+
+def _tool_choice(choice: Any) -> Any:
+    if choice is None or choice in _TOOL_CHOICES:
+        return choice
+    fn = choice.get("function") if isinstance(choice, dict) else None
+    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+        raise BadRequest("'tool_choice' must be 'none', 'auto', 'required' or "
+                         "{'type': 'function', 'function': {'name': ...}}", param="tool_choice")
+    return choice
+
+
+def _response_format(rf: dict[str, Any] | None) -> dict[str, Any] | None:
+    if rf is None:
+        return None
+    kind = rf.get("type")
+    if kind not in ("text", "json_object", "json_schema"):
+        raise BadRequest("'response_format.type' must be 'text', 'json_object' or 'json_schema'",
+                         param="response_format")
+    if kind == "json_schema":
+        spec = rf.get("json_schema")
+        if spec is not None and not isinstance(spec, dict):
+            raise BadRequest("'response_format.json_schema' must be an object", param="response_format")
+        schema = (spec or {}).get("schema")
+        if schema is not None and not isinstance(schema, dict):
+            raise BadRequest("'response_format.json_schema.schema' must be an object", param="response_format")
+    return rf
+
+
+def parse_chat(body: Mapping[str, Any]) -> GenerationRequest:
+    req = _common(body)
+    req.messages = check_messages(body.get("messages"))
     get = body.get
     if get("tools") is not None:
-        req.tools = _checked("tools", body["tools"], list)
-        if not all(isinstance(t, dict) and isinstance((t.get("function") or {}).get("name"), str) for t in req.tools):
-            raise BadRequest("each tool must be {'type': 'function', 'function': {'name': ...}}", param="tools")
-    req.tool_choice = get("tool_choice")
-    req.response_format = _get(body, "response_format", dict, None)
+        req.tools = _tools(body["tools"])
+    req.tool_choice = _tool_choice(get("tool_choice"))
+    req.response_format = _response_format(_get(body, "response_format", dict, None))
     _fill(req, body, _CHAT_FLAGS)
+    if not 0 <= req.top_logprobs <= MAX_TOP_LOGPROBS:
+        raise BadRequest(f"'top_logprobs' must be between 0 and {MAX_TOP_LOGPROBS}", param="top_logprobs")
     if get("chat_template_kwargs") is not None:
         req.template_kwargs = dict(_checked("chat_template_kwargs", body["chat_template_kwargs"], dict))
     _fill(req, body, _CHAT_TAIL)
@@ -189,7 +266,7 @@ def parse_completion(body: Mapping[str, Any]) -> GenerationRequest:
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
         prompt = prompt[0]
     if isinstance(prompt, list):
-        if not prompt or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in prompt):
+        if not prompt or not all(type(t) is int and 0 <= t <= U32_MAX for t in prompt):
             raise BadRequest("'prompt' must be a string or an array of token ids (one prompt per request)", param="prompt")
     elif not isinstance(prompt, str):
         raise BadRequest("'prompt' must be a string or an array of token ids", param="prompt")
@@ -197,7 +274,7 @@ def parse_completion(body: Mapping[str, Any]) -> GenerationRequest:
     req.echo = _get(body, "echo", bool, False)
     lp = body.get("logprobs")
     if lp is not None:
-        if isinstance(lp, bool) or not isinstance(lp, int) or lp < 0:
-            raise BadRequest("'logprobs' must be an integer >= 0", param="logprobs")
+        if isinstance(lp, bool) or not isinstance(lp, int) or not 0 <= lp <= MAX_TOP_LOGPROBS:
+            raise BadRequest(f"'logprobs' must be an integer between 0 and {MAX_TOP_LOGPROBS}", param="logprobs")
         req.logprobs, req.top_logprobs = True, lp
     return req

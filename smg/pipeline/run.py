@@ -18,7 +18,7 @@ from typing import Any
 
 from smg.clients.grpc import ItemStream
 from smg.clients.grpc_types import Chunk, Complete, WorkerCallError
-from smg.errors import NoHealthyWorker, SmgError, UpstreamError, UpstreamTimeout
+from smg.errors import NoHealthyWorker, SmgError, UpstreamError, UpstreamTimeout, WorkerRefused
 from smg.parsers.core import Delta
 from smg.parsers.validation import validate_response_format, validate_tool_calls
 from smg.pipeline.backend import GrpcBackend
@@ -182,8 +182,10 @@ async def _open(prep: Prepared, state: Any, backend: GrpcBackend, tried: list[st
     if pd is not None:  # prefill/decode disaggregation: a pair, the decode stream drives
         worker, pair_stream, first = await open_pair(prep, pd, backend, tried, state.pd_metrics)
         return Attempt(prep, worker, ItemStream(pair_stream, (first,)))
-    worker = state.router.select(prep.info, exclude=tried)
+    worker = state.router.select(prep.info, exclude=tried, retry_tried=False)
     if worker is None:
+        if tried:
+            raise _NoneLeft
         raise NoHealthyWorker(f"no healthy worker serves model {prep.runtime.model!r}")
     tried.append(worker.id)
     client = backend.client(worker.url)
@@ -193,24 +195,37 @@ async def _open(prep: Prepared, state: Any, backend: GrpcBackend, tried: list[st
         opener = getattr(client, "stream", None)  # batched reads; else over generate()
         source = await opener(_params(prep)) if opener is not None else ItemStream(client.generate(_params(prep)))
         await source.first()
-    except BaseException:
-        worker.end(False)
+    except WorkerCallError as exc:
+        worker.end(False if exc.worker_fault else None)
+        if source is not None:
+            await source.aclose()
+        raise
+    except BaseException:  # cancelled (client gone), or a bug here: not the worker's fault
+        worker.end(None)
         if source is not None:
             await source.aclose()
         raise
     return Attempt(prep, worker, source)
 
 
+class _NoneLeft(Exception):
+    """Every worker that could take the request was tried (each at most once)."""
+
+
 async def open_attempt(prep: Prepared, state: Any, backend: GrpcBackend) -> Attempt:
     """``_open`` with retries on retryable failures before the first message."""
     tried: list[str] = []
     attempts = max(1, state.retry.max_retries)
+    last: WorkerCallError | None = None
     for n in range(attempts):
         try:
             return await _open(prep, state, backend, tried)
         except WorkerCallError as exc:
+            last = exc
             await _before_retry(state, exc, n, attempts)
-    raise UpstreamError("all workers failed")
+        except _NoneLeft:
+            break
+    raise _http_error(last) if last is not None else UpstreamError("all workers failed")
 
 
 async def _before_retry(state: Any, exc: WorkerCallError, n: int, attempts: int, final: bool = False) -> None:
@@ -235,27 +250,39 @@ async def _with_retries(prep: Prepared, state: Any, backend: GrpcBackend, body):
     """Run ``body(attempt)`` on a worker, retrying on retryable worker failures."""
     tried: list[str] = []
     attempts = max(1, state.retry.max_retries)
+    last: WorkerCallError | None = None
     for n in range(attempts):
         try:
             attempt = await _open(prep, state, backend, tried)
         except WorkerCallError as exc:
+            last = exc
             await _before_retry(state, exc, n, attempts)
             continue
+        except _NoneLeft:
+            break
         try:
             return await body(attempt)
         except WorkerCallError as exc:
-            attempt.release(state, False)
+            last = exc
+            attempt.release(state, False if exc.worker_fault else None)
             await _before_retry(state, exc, n, attempts, final=prep.req.stream)
         except BaseException:
             attempt.release(state, None)
             raise
         finally:
             await attempt.source.aclose()
-    raise UpstreamError("all workers failed")
+    raise _http_error(last) if last is not None else UpstreamError("all workers failed")
 
 
 def _http_error(exc: WorkerCallError) -> SmgError:
-    return UpstreamTimeout(exc.message) if exc.status == 504 else UpstreamError(exc.message)
+    """The client's error for a worker's: its refusal of the request (INVALID_ARGUMENT...)
+    is the client's 4xx with the worker's message; a timeout a 504; anything else a 502."""
+    status = exc.status
+    if status == 504:
+        return UpstreamTimeout(exc.message)
+    if 400 <= status < 500 or status == 501:
+        return WorkerRefused(exc.message, status)
+    return UpstreamError(exc.message)
 
 
 async def whole_response(prep: Prepared, state: Any, backend: GrpcBackend) -> dict[str, Any]:

@@ -65,7 +65,7 @@ def test_stop_strings() -> None:
         ({"n": 0}, "n", "between 1 and 128"),
         ({"n": "2"}, "n", "'n' must be an integer"),
         ({"n": True}, "n", "not a boolean"),
-        ({"max_tokens": -1}, "max_tokens", ">= 0"),
+        ({"max_tokens": -1}, "max_tokens", "between 0 and 4294967295"),
         ({"max_completion_tokens": 1.5}, "max_completion_tokens", "an integer"),
         ({"stop": [1]}, "stop", "a string or an array of strings"),
         ({"stop": ["x"] * 17}, "stop", "at most 16 stop strings"),
