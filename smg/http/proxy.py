@@ -51,7 +51,7 @@ class _Exchange:
     """One client request in flight: what every attempt needs."""
 
     __slots__ = ("state", "path", "send", "info", "body", "headers", "finished", "disconnected",
-                 "responded", "watcher", "receive", "task")
+                 "responded", "watcher", "receive", "task", "failed_on", "answered")
 
     def __init__(self, state: AppState, path: str, send: Send) -> None:
         self.state = state
@@ -66,10 +66,26 @@ class _Exchange:
         self.watcher: asyncio.Task | None = None
         self.receive: Receive | None = None  # for the watcher, with the task it would cancel
         self.task: asyncio.Task | None = None
+        self.failed_on: set[str] | None = None  # workers this request counted a failure against
+        self.answered: list[str] | None = None  # workers that answered (or timed out): not asked again
 
     def done(self, worker: Worker, success: bool | None) -> None:
+        if success is False:  # a request counts at most once against a worker's breaker
+            failed_on = self.failed_on
+            if failed_on is None:
+                failed_on = self.failed_on = set()
+            elif worker.id in failed_on:
+                success = None
+            failed_on.add(worker.id)
         worker.end(success)
         self.state.router.on_complete(worker, self.info, success is not False)
+
+    def no_retry_on(self, worker: Worker) -> None:
+        """``worker`` answered this request (or took too long): retries go elsewhere. One
+        that could not be reached may be tried again (nothing saw the request there)."""
+        if self.answered is None:
+            self.answered = []
+        self.answered.append(worker.id)
 
 
 _NO_INFO = RequestInfo()
@@ -215,7 +231,9 @@ async def _route(ex: _Exchange) -> int:
     failure: SmgError | None = None
     answer: _Answer | None = None
     for attempt in range(state.retry.attempts):
-        worker = state.router.select(ex.info, exclude=tried)
+        worker = state.router.select(ex.info, exclude=tried, retry_tried=False)
+        if worker is None and tried:  # every one tried: one that was unreachable again
+            worker = state.router.select(ex.info, exclude=ex.answered or (), retry_tried=False)
         if worker is None:
             break
         if attempt:
@@ -248,12 +266,14 @@ async def _attempt(ex: _Exchange, worker: Worker) -> int | _Answer | SmgError:
     try:
         resp = await state.client.send(worker.url + ex.path, ex.body, ex.headers)
     except asyncio.TimeoutError:
+        ex.no_retry_on(worker)
         return _failed(ex, worker, "timeout", UpstreamTimeout(f"worker {worker.url} timed out"))
     except _UPSTREAM_ERRORS as exc:
         return _failed(ex, worker, "connect", UpstreamError(f"worker {worker.url} failed: {exc}"))
     except asyncio.CancelledError:
         ex.done(worker, None)
         raise
+    ex.no_retry_on(worker)
     if resp.status in RETRYABLE_STATUS or (
         resp.content_length is not None and not is_event_stream(resp.content_type)
     ):

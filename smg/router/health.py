@@ -7,8 +7,15 @@ Per worker, each probe result moves its status:
 - ready -> not_ready after ``failure_threshold`` consecutive failures;
 - not_ready -> ready after ``success_threshold`` consecutive successes;
   not_ready -> failed after ``3 * failure_threshold`` consecutive failures;
-- failed is terminal (the worker is removed when ``remove_unhealthy`` is set);
-  draining workers are not probed.
+- failed -> ready after ``success_threshold`` consecutive successes: unlike SMG, failed
+  is not terminal (a worker restarted after a crash comes back); with
+  ``remove_unhealthy`` a failed worker is removed instead. Draining workers are not probed.
+
+Each worker has its own schedule: every ``interval_secs`` while it is ready and answers;
+otherwise (pending, not ready, failed, or a failed probe of a ready worker) after
+``fast_interval_secs``, doubling per probe up to ``interval_secs``. So a worker that
+comes up after the gateway (or back after a crash) is used within seconds, and one that
+stays down costs a probe a minute.
 
 A single failed probe never takes a busy worker out (sglang#9198). The probe is any
 ``async (worker) -> bool``; a probe that raises or exceeds ``timeout_secs`` is a failure.
@@ -25,7 +32,7 @@ from dataclasses import dataclass, field
 from smg.router.registry import WorkerRegistry
 from smg.router.worker import HealthStatus, Worker
 
-__all__ = ["HealthChecker", "HealthConfig", "ProbeCounters", "next_status"]
+__all__ = ["HealthChecker", "HealthConfig", "ProbeCounters", "next_delay", "next_status"]
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +65,16 @@ class HealthConfig:
         default=False, metadata={"help": "remove workers whose health reaches failed",
                                  "flag": "--remove-unhealthy-workers"}
     )
+    fast_interval_secs: float = field(
+        default=1.0, metadata={"help": "first delay between probes of a worker that is not ready "
+                                       "(doubling up to the interval)"}
+    )
 
     def __post_init__(self) -> None:
         if self.failure_threshold < 1 or self.success_threshold < 1:
             raise ValueError("health thresholds must be >= 1")
-        if self.interval_secs <= 0 or self.timeout_secs <= 0:
-            raise ValueError("health interval and timeout must be > 0")
+        if self.interval_secs <= 0 or self.timeout_secs <= 0 or self.fast_interval_secs <= 0:
+            raise ValueError("health intervals and timeout must be > 0")
 
 
 @dataclass
@@ -73,11 +84,13 @@ class ProbeCounters:
     consecutive_failures: int = 0
     consecutive_successes: int = 0
     probes: int = 0
+    next_at: float = 0.0  # loop time of the next scheduled probe (0: at once)
+    backoff: float = 0.0  # the next delay on the fast schedule (0: fast_interval_secs)
 
 
 def next_status(status: HealthStatus, counters: ProbeCounters, ok: bool, config: HealthConfig) -> HealthStatus:
     """Apply one probe result: update ``counters`` in place and return the new status."""
-    if status in (HealthStatus.FAILED, HealthStatus.DRAINING):
+    if status is HealthStatus.DRAINING:
         return status
     counters.probes += 1
     if ok:
@@ -100,11 +113,27 @@ def next_status(status: HealthStatus, counters: ProbeCounters, ok: bool, config:
             return HealthStatus.READY
         if counters.consecutive_failures >= 3 * fail_n:
             return HealthStatus.FAILED
+    elif status is HealthStatus.FAILED:
+        if counters.consecutive_successes >= ok_n:
+            return HealthStatus.READY
     return status
 
 
+def next_delay(status: HealthStatus, counters: ProbeCounters, ok: bool, config: HealthConfig) -> float:
+    """Seconds until the next probe of a worker whose probe said ``ok`` and left it in
+    ``status``: the interval while it is ready and answers, else the fast schedule
+    (``fast_interval_secs`` doubling up to the interval)."""
+    if ok and status is HealthStatus.READY:
+        counters.backoff = 0.0
+        return config.interval_secs
+    delay = min(counters.backoff or config.fast_interval_secs, config.interval_secs)
+    counters.backoff = min(delay * 2, config.interval_secs)
+    return delay
+
+
 class HealthChecker:
-    """Probes every registered worker each ``interval_secs`` and applies :func:`next_status`."""
+    """Probes every registered worker on its own schedule (:func:`next_delay`) and applies
+    :func:`next_status`; a worker added is probed at once."""
 
     def __init__(self, registry: WorkerRegistry, probe: Probe, config: HealthConfig = HealthConfig()) -> None:
         self.registry = registry
@@ -112,6 +141,8 @@ class HealthChecker:
         self.config = config
         self._counters: dict[str, ProbeCounters] = {}
         self._task: asyncio.Task | None = None
+        self._probing: dict[str, asyncio.Task] = {}
+        self._waiter: asyncio.Future | None = None  # the scheduler's sleep, to cut short
         self._unsubscribe = registry.subscribe(self._on_registry)
 
     def counters(self, worker_id: str) -> ProbeCounters:
@@ -119,19 +150,22 @@ class HealthChecker:
 
     async def check_once(self) -> None:
         """Probe every worker once (concurrently) and apply the state machine."""
-        workers = [
-            w for w in self.registry.all() if w.status not in (HealthStatus.FAILED, HealthStatus.DRAINING)
-        ]
+        workers = [w for w in self.registry.all() if w.status is not HealthStatus.DRAINING]
         results = await asyncio.gather(*(self._probe(w) for w in workers))
         for worker, ok in zip(workers, results):
-            if self.registry.get(worker.id) is not worker:
-                continue  # removed or replaced while the probe ran
-            new = next_status(worker.status, self.counters(worker.id), ok, self.config)
-            if new is not worker.status:
-                log.info("worker %s: %s -> %s", worker.url, worker.status.value, new.value)
-                worker.status = new
-            if new is HealthStatus.FAILED and self.config.remove_unhealthy:
-                self.registry.remove(worker.id)
+            self._apply(worker, ok)
+
+    def _apply(self, worker: Worker, ok: bool) -> None:
+        if self.registry.get(worker.id) is not worker:
+            return  # removed or replaced while the probe ran
+        counters = self.counters(worker.id)
+        new = next_status(worker.status, counters, ok, self.config)
+        if new is not worker.status:
+            log.info("worker %s: %s -> %s", worker.url, worker.status.value, new.value)
+            worker.status = new
+        counters.next_at = asyncio.get_running_loop().time() + next_delay(new, counters, ok, self.config)
+        if new is HealthStatus.FAILED and self.config.remove_unhealthy:
+            self.registry.remove(worker.id)
 
     async def _probe(self, worker: Worker) -> bool:
         try:
@@ -143,29 +177,63 @@ class HealthChecker:
             return False
 
     def start(self) -> None:
-        """Run :meth:`check_once` every ``interval_secs`` in a background task."""
+        """Probe the workers on their schedules in a background task."""
         if not self.config.enabled or self._task is not None:
             return
         self._task = asyncio.get_running_loop().create_task(self._run(), name="smg-health-checker")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        probing, self._probing = list(self._probing.values()), {}
+        for t in [task, *probing]:
+            if t is not None:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
 
     def close(self) -> None:
         self._unsubscribe()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            now = loop.time()
+            soonest = now + self.config.interval_secs
+            for worker in self.registry.all():
+                if worker.status is HealthStatus.DRAINING or worker.id in self._probing:
+                    continue
+                due = self.counters(worker.id).next_at
+                if due <= now:
+                    self._probing[worker.id] = loop.create_task(self._probe_one(worker))
+                else:
+                    soonest = min(soonest, due)
+            # a future and a timer, not wait_for: in 3.11 wait_for swallows a cancel that
+            # comes with the wake-up, and stop() would wait for the next round
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(max(soonest - loop.time(), 0.001), _wake, waiter)
             try:
-                await self.check_once()
-            except Exception:  # keep checking; one bad round must not end health checks
-                log.exception("health check round failed")
-            await asyncio.sleep(self.config.interval_secs)
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+
+    async def _probe_one(self, worker: Worker) -> None:
+        try:
+            ok = await self._probe(worker)
+            self._apply(worker, ok)
+        except Exception:  # keep checking; one bad probe must not end health checks
+            log.exception("health check of %s failed", worker.url)
+            self.counters(worker.id).next_at = asyncio.get_running_loop().time() + self.config.interval_secs
+        finally:
+            self._probing.pop(worker.id, None)
+            _wake(self._waiter)
 
     def _on_registry(self, event: str, worker: Worker) -> None:
         if event in ("added", "removed"):
             self._counters.pop(worker.id, None)
+            _wake(self._waiter)
+
+
+def _wake(waiter: asyncio.Future | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)

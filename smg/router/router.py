@@ -53,18 +53,22 @@ class Router:
         return list(seen.values())
 
     def select(
-        self, request: RequestInfo, exclude: Collection[str] = (), role: WorkerRole | None = None
+        self, request: RequestInfo, exclude: Collection[str] = (), role: WorkerRole | None = None,
+        *, retry_tried: bool = True,
     ) -> Worker | None:
         """A worker for ``request`` among available ones, skipping ids in ``exclude``.
 
         When every available worker was already tried, they are all candidates again (a
-        retry on a tried worker beats failing the request). None: no available worker
-        serves the model (or the policy refused, e.g. an out-of-range target header).
+        retry on a tried worker beats failing the request) unless ``retry_tried`` is
+        False (the gateway's retries: a worker that failed a request is not asked again,
+        so a request counts at most once against each worker's breaker). None: no
+        available worker serves the model (or the policy refused, e.g. an out-of-range
+        target header), or, without ``retry_tried``, every one was tried.
         """
         candidates = self.registry.available(request.model, role)
         if exclude and candidates:
             fresh = [w for w in candidates if w.id not in exclude]
-            if fresh:
+            if fresh or not retry_tried:
                 candidates = fresh
         if not candidates:
             return None

@@ -43,8 +43,8 @@ def test_not_ready_recovers_or_fails():
     assert trace[7] is S.NOT_READY and trace[8] is S.FAILED
 
 
-def test_failed_and_draining_are_sticky():
-    assert run(S.FAILED, [True] * 5)[-1] is S.FAILED
+def test_failed_recovers_and_draining_is_sticky():
+    assert run(S.FAILED, [True, False, True, True]) == [S.FAILED, S.FAILED, S.FAILED, S.READY]
     assert run(S.DRAINING, [False] * 20)[-1] is S.DRAINING
 
 
