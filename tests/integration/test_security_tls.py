@@ -101,9 +101,10 @@ def test_tls_front_with_the_openai_client(threads, pki, server):
         openai.OpenAI(base_url=gw + "/v1", api_key=KEY, max_retries=0, timeout=10).models.list()
 
 
-def test_mtls_to_a_worker_that_requires_a_client_certificate(threads, pki):
+@pytest.mark.parametrize("worker_server", ["uvicorn", "hypercorn"])
+def test_mtls_to_a_worker_that_requires_a_client_certificate(threads, pki, worker_server):
     tls = ServerTls(str(pki.server_cert), str(pki.server_key), client_ca=str(pki.ca))
-    worker = _start(threads, ServerThread(EngineApp(), tls=tls))
+    worker = _start(threads, ServerThread(EngineApp(), server=worker_server, tls=tls))
     assert worker.startswith("https://")
     common = {"worker_urls": [worker], "health_check_interval_secs": 3600}
     good = _gateway(threads, **common, ca_cert_paths=[str(pki.ca)], client_cert_path=str(pki.client_cert),

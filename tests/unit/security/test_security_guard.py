@@ -155,3 +155,11 @@ async def test_audit_logging_can_be_turned_off(servers, caplog):
     assert (await call("POST", url + "/flush_cache", {}, key=ADMIN_KEY))[0] == 200
     assert (await call("POST", url + "/flush_cache", {}))[0] == 401
     assert not [r for r in caplog.records if r.name == "smg.audit"]
+
+
+async def test_dot_segments_do_not_smuggle_a_control_route_past_the_guard(gateway):
+    url, _ = gateway
+    for path in ("/v1/../workers", "/v1/%2e%2e/workers", "/v1/..%2fworkers", "//workers"):
+        status, body, _ = await call("GET", url + path, key=DATA_KEY)
+        assert status in (403, 404), (path, body)  # refused, or routed nowhere: never the worker list
+        assert not (isinstance(body, dict) and "workers" in body)
