@@ -71,9 +71,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state = _GatewayState()
+    app.state.guard = guard = Guard.build(config.security, listen_host=config.server.host)  # /metrics reads it
     front = Front(app, fast=fast, header_names=config.server.request_id_headers,
-                  max_bytes=config.server.max_payload_size,
-                  guard=Guard.build(config.security, listen_host=config.server.host))
+                  max_bytes=config.server.max_payload_size, guard=guard)
     return AccessLog(front) if config.server.access_log and access_log_enabled() else front
 
 

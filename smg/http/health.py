@@ -44,7 +44,9 @@ async def models(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     state: AppState = request.app.state.smg
-    return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+    guard = getattr(request.app.state, "guard", None)
+    body = state.metrics.render() + (guard.metrics() if guard is not None else b"")
+    return Response(body, media_type=CONTENT_TYPE)
 
 
 routes = [

@@ -20,6 +20,7 @@ gateway key never travels on to a worker.
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from typing import Literal
 
 from starlette.types import Scope, Send
@@ -79,6 +80,7 @@ class Guard:
                 role_claim=settings.jwt_role_claim, role_mapping=parse_role_mapping(settings.jwt_role_mapping),
             )
         self.audit = settings.audit_enabled
+        self.tally: Counter[tuple[str, str, str]] = Counter()  # (route class, caller, outcome)
         any_credential = bool(self.data or self.control or self.jwt)
         self.public_probes = settings.public_health_metrics or not any_credential
         if self.control or self.jwt:
@@ -109,8 +111,10 @@ class Guard:
             if kind == "control":  # the refused caller, when the key is a known one
                 known = (self.data.lookup(token) or self.control.lookup(token)) if token is not None else None
                 audit(self.audit, known, scope["method"], path, exc.status_code)
+            self.tally[(kind, "-", str(exc.status_code))] += 1
             await _send_refusal(send, exc)
             return False
+        self.tally[(kind, principal.tenant or principal.describe(), "allowed")] += 1
         scope["smg.principal"] = principal
         if principal.tenant is not None:
             scope["smg.tenant"] = principal.tenant
@@ -143,6 +147,15 @@ class Guard:
             raise Forbidden("this route needs the admin role")
         return principal
 
+    def metrics(self) -> bytes:
+        """``smg_auth_requests_total`` in the Prometheus text format (appended to /metrics)."""
+        lines = ["# HELP smg_auth_requests_total requests by route class, caller (tenant or key id) and "
+                 "auth outcome", "# TYPE smg_auth_requests_total counter"]
+        for (kind, caller, outcome), n in sorted(self.tally.items()):
+            lines.append(f'smg_auth_requests_total{{route="{kind}",caller="{_label(caller)}",'
+                         f'outcome="{outcome}"}} {n}')
+        return ("\n".join(lines) + "\n").encode()
+
     @staticmethod
     def _lookup(ring: KeyRing, token: bytes | None, what: str) -> Principal:
         if token is None:
@@ -151,6 +164,10 @@ class Guard:
         if principal is None:
             raise Unauthorized(f"invalid {what}")
         return principal
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _credential(headers: list[tuple[bytes, bytes]], anthropic: bool) -> bytes | None:

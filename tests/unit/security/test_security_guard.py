@@ -163,3 +163,15 @@ async def test_dot_segments_do_not_smuggle_a_control_route_past_the_guard(gatewa
         status, body, _ = await call("GET", url + path, key=DATA_KEY)
         assert status in (403, 404), (path, body)  # refused, or routed nowhere: never the worker list
         assert not (isinstance(body, dict) and "workers" in body)
+
+
+async def test_tenants_are_counted_in_metrics(gateway):
+    url, stub = gateway
+    for key in (TENANT_KEY, TENANT_KEY, DATA_KEY, "wrong"):
+        await call("POST", url + "/v1/chat/completions", CHAT, key=key)
+    status, text, _ = await call("GET", url + "/metrics", key=ADMIN_KEY)
+    assert status == 200
+    assert 'smg_auth_requests_total{route="data",caller="auth:team-a",outcome="allowed"} 2\n' in text
+    assert 'smg_auth_requests_total{route="data",caller="api_key:api-key",outcome="allowed"} 1' in text
+    assert 'smg_auth_requests_total{route="data",caller="-",outcome="401"} 1' in text
+    assert TENANT_KEY not in text and DATA_KEY not in text
