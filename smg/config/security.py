@@ -76,3 +76,8 @@ class SecuritySettings:
             raise ValueError("JWT control-plane auth needs both --jwt-issuer and --jwt-audience")
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("--api-key is empty")
+        from smg.security.keys import parse_control_plane_keys, parse_role_mapping, parse_tenant_keys
+
+        parse_tenant_keys(self.tenant_api_key)
+        parse_control_plane_keys(self.control_plane_api_keys)
+        parse_role_mapping(self.jwt_role_mapping)

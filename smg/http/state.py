@@ -68,6 +68,7 @@ class AppState:
         """Build everything, register ``config.routing.worker_urls`` and start the loops."""
         if not config.pd.pd_disaggregation and (config.pd.prefill or config.pd.decode):
             raise ValueError("--prefill and --decode workers need --pd-disaggregation")
+        config.security.validate()  # bad key entries stop the start here, with a one-line message
         for url in startup_urls(config):  # the run-time rules (no query, no fragment ...) hold at start too
             parse_worker_url(url, schemes=HTTP_SCHEMES + GRPC_SCHEMES)
         registry = WorkerRegistry()
