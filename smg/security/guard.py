@@ -13,8 +13,9 @@ Routes fall in three classes, by path alone (the same ``scope["path"]`` routing 
   credential at all on a non-loopback listener, the control plane refuses everyone.
 
 No credential configured and a loopback listener: there is no guard at all (``Front``
-pays nothing). An accepted credential is taken out of the request's headers, so a
-gateway key never travels on to a worker.
+pays nothing). A credential the gateway accepted is taken out of the request's headers,
+so a gateway key never travels on to a worker; where the gateway asks for none (an open
+data plane) the client's headers pass unchanged.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class Guard:
         scope["smg.principal"] = principal
         if principal.tenant is not None:
             scope["smg.tenant"] = principal.tenant
-        if token is not None:
+        if token is not None and principal is not ANONYMOUS:  # a key the gateway used is not passed on
             scope["headers"] = [(k, v) for k, v in scope["headers"] if k not in _CREDENTIAL_HEADERS]
         return True
 

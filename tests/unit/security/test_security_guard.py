@@ -175,3 +175,10 @@ async def test_tenants_are_counted_in_metrics(gateway):
     assert 'smg_auth_requests_total{route="data",caller="api_key:api-key",outcome="allowed"} 1' in text
     assert 'smg_auth_requests_total{route="data",caller="-",outcome="401"} 1' in text
     assert TENANT_KEY not in text and DATA_KEY not in text
+
+
+async def test_an_open_data_plane_passes_the_clients_own_authorization_on(servers):
+    stub = servers.stub("a")
+    url = servers.gateway(worker_urls=[stub.url], control_plane_api_keys=CONTROL_KEYS)
+    status, _, _ = await call("POST", url + "/v1/chat/completions", CHAT, key="worker-side-key")
+    assert status == 200 and stub.headers[-1]["authorization"] == "Bearer worker-side-key"
