@@ -36,7 +36,14 @@ from smg.router import (
 )
 from smg.router.pd import PDRouter
 from smg.security.tls import worker_ssl_context
-from smg.security.urls import GRPC_SCHEMES, HTTP_SCHEMES, WorkerAllowList, parse_worker_url, redact
+from smg.security.urls import (
+    GRPC_SCHEMES,
+    HTTP_SCHEMES,
+    WorkerAllowList,
+    parse_worker_url,
+    redact,
+    redact_logs,
+)
 
 __all__ = ["AppState"]
 
@@ -69,6 +76,7 @@ class AppState:
         if not config.pd.pd_disaggregation and (config.pd.prefill or config.pd.decode):
             raise ValueError("--prefill and --decode workers need --pd-disaggregation")
         config.security.validate()  # bad key entries stop the start here, with a one-line message
+        redact_logs()  # worker URLs' credentials never reach a log, whoever logs them
         for url in startup_urls(config):  # the run-time rules (no query, no fragment ...) hold at start too
             parse_worker_url(url, schemes=HTTP_SCHEMES + GRPC_SCHEMES)
         registry = WorkerRegistry()
@@ -77,6 +85,8 @@ class AppState:
         client = UpstreamClient(
             request_timeout=config.server.request_timeout_secs,
             connect_timeout=config.server.connect_timeout_secs,
+            first_byte_timeout=config.reliability.first_byte_timeout_secs,  # reliability (issue 15)
+            idle_timeout=config.reliability.inter_token_timeout_secs,
             ssl_context=worker_ssl_context(config.security),
         )
         health_config = config.health.to_router()

@@ -1,7 +1,8 @@
 """Worker URLs: what the control plane may point the gateway at, and how URLs are shown.
 
 - :func:`redact` hides the user-info part (``http://user:pw@host`` -> ``http://***@host``)
-  wherever a worker URL is logged or answered.
+  wherever a worker URL is answered; :func:`redact_logs` does it for every log record of
+  the process, whichever module logs the URL.
 - :func:`parse_worker_url` refuses what is not a base URL for the gateway's mode: the
   wrong scheme, a query or fragment (the request path would land inside it), control
   characters or spaces, a bad port.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import re
 import socket
 import urllib.parse
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from smg.errors import BadRequest
 from smg.security.errors import Forbidden
 
-__all__ = ["WorkerAllowList", "WorkerUrl", "parse_worker_url", "redact", "redact_text"]
+__all__ = ["WorkerAllowList", "WorkerUrl", "parse_worker_url", "redact", "redact_logs", "redact_text"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK: tuple[IPNetwork, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -44,6 +46,31 @@ def redact(url: str) -> str:
 def redact_text(text: str) -> str:
     """Every URL's user-info inside ``text`` replaced (for error messages and logs)."""
     return _USERINFO.sub(r"\g<scheme>***@", text)
+
+
+_redacting = False
+
+
+def redact_logs() -> None:
+    """From now on, every log record whose message or string arguments hold an ``@`` is
+    formatted at once with URL credentials redacted (idempotent; process-wide)."""
+    global _redacting
+    if _redacting:
+        return
+    _redacting = True
+    make = logging.getLogRecordFactory()
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        values = record.args if isinstance(record.args, tuple) else ()
+        if (isinstance(record.msg, str) and "@" in record.msg) or any(isinstance(v, str) and "@" in v for v in values):
+            with contextlib.suppress(Exception):  # a record that cannot be formatted stays as it is
+                message = record.getMessage()
+                if _USERINFO.search(message):
+                    record.msg, record.args = redact_text(message), None
+        return record
+
+    logging.setLogRecordFactory(factory)
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,3 +92,19 @@ async def test_start_up_workers_follow_the_same_rules(url: str) -> None:
 
     with pytest.raises(BadRequest):
         await AppState.start(GatewayConfig.from_mapping({"worker_urls": [url]}))
+
+
+def test_log_records_are_redacted_whoever_logs_them(caplog) -> None:
+    import logging
+
+    from smg.security.urls import redact_logs
+
+    redact_logs()
+    redact_logs()  # idempotent
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("smg.router.health").info("worker %s: %s", "http://u:hunter2@10.0.0.1:8000", "failed")
+    logging.getLogger("other").warning("probe of https://tok@example.com/x failed")
+    logging.getLogger("other").info("mail %s and %d", "someone@example.com", 3)  # not a URL: untouched
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["worker http://***@10.0.0.1:8000: failed", "probe of https://***@example.com/x failed",
+                        "mail someone@example.com and 3"]
