@@ -110,6 +110,8 @@ class Front:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket" and self.guard is not None and not await self.guard.admit(scope, send):
+                return  # closed before the handshake: no route behind the guard is reachable unchecked
             await self.app(scope, receive, send)
             return
         ranked = self.ranks.get

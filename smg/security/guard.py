@@ -106,14 +106,18 @@ class Guard:
         if kind == "probe" and self.public_probes:
             return True
         token = _credential(scope["headers"], path.startswith("/v1/messages"))
+        method = scope.get("method", "GET")  # a WebSocket handshake is a GET
         try:
-            principal = await self._principal(kind, token, scope["method"])
+            principal = await self._principal(kind, token, method)
         except SmgError as exc:
             if kind == "control":  # the refused caller, when the key is a known one
                 known = (self.data.lookup(token) or self.control.lookup(token)) if token is not None else None
-                audit(self.audit, known, scope["method"], path, exc.status_code)
+                audit(self.audit, known, method, path, exc.status_code)
             self.tally[(kind, "-", str(exc.status_code))] += 1
-            await _send_refusal(send, exc)
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})  # policy violation: 403 to the client
+            else:
+                await _send_refusal(send, exc)
             return False
         self.tally[(kind, principal.tenant or principal.describe(), "allowed")] += 1
         scope["smg.principal"] = principal

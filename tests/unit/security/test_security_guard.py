@@ -182,3 +182,26 @@ async def test_an_open_data_plane_passes_the_clients_own_authorization_on(server
     url = servers.gateway(worker_urls=[stub.url], control_plane_api_keys=CONTROL_KEYS)
     status, _, _ = await call("POST", url + "/v1/chat/completions", CHAT, key="worker-side-key")
     assert status == 200 and stub.headers[-1]["authorization"] == "Bearer worker-side-key"
+
+
+async def test_a_websocket_handshake_is_checked_too():
+    from smg.config import SecuritySettings
+    from smg.http.middleware import Front
+    from smg.security.guard import Guard
+
+    reached = []
+
+    async def app(scope, receive, send):
+        reached.append(scope["path"])
+
+    front = Front(app, max_bytes=1024, guard=Guard.build(SecuritySettings(api_key=DATA_KEY)))
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    for key in (None, "wrong", DATA_KEY):
+        headers = [(b"authorization", f"Bearer {key}".encode())] if key else []
+        scope = {"type": "websocket", "path": "/v1/realtime", "headers": headers, "query_string": b""}
+        await front(scope, None, send)
+    assert sent == [{"type": "websocket.close", "code": 1008}] * 2 and reached == ["/v1/realtime"]
