@@ -14,14 +14,18 @@ from smg.config.sections import (
     RoutingConfig,
     ServerConfig,
 )
+from smg.config.reliability import ReliabilitySettings
+from smg.config.history import HistorySettings
 from smg.config.security import SecuritySettings
 
 __all__ = [
     "BreakerSettings",
     "GatewayConfig",
     "HealthSettings",
+    "HistorySettings",
     "ModelSettings",
     "PDSettings",
+    "ReliabilitySettings",
     "RetrySettings",
     "RoutingConfig",
     "SecuritySettings",

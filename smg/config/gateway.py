@@ -36,6 +36,8 @@ from smg.config.sections import (
     RoutingConfig,
     ServerConfig,
 )
+from smg.config.reliability import ReliabilitySettings
+from smg.config.history import HistorySettings
 from smg.config.security import SecuritySettings
 
 if typing.TYPE_CHECKING:
@@ -58,6 +60,10 @@ class GatewayConfig:
     pd: PDSettings = field(default_factory=PDSettings, metadata={"title": "Prefill/decode"})
     model: ModelSettings = field(default_factory=ModelSettings, metadata={"title": "Model and tokenizer (gRPC mode)"})
     security: SecuritySettings = field(default_factory=SecuritySettings, metadata={"title": "Security"})
+    history: HistorySettings = field(
+        default_factory=HistorySettings, metadata={"title": "History (Responses and Conversations)"}
+    )
+    reliability: ReliabilitySettings = field(default_factory=ReliabilitySettings, metadata={"title": "Timeouts"})
 
     def grpc_mode(self) -> bool:
         """True when the workers are gRPC (``grpc://``) workers: full server mode."""

@@ -83,6 +83,11 @@ def problems(config: GatewayConfig) -> list[str]:
     if config.grpc_mode() and source and (why := _tokenizer_problem(source, model.chat_template)):
         flag = "--tokenizer-path" if model.tokenizer_path else "--model-path"
         found.append(f"{flag} {source!r}: cannot load a tokenizer: {why}")
+    from smg.config.history import BACKENDS
+
+    if config.history.history_backend not in BACKENDS:
+        found.append(f"--history-backend: unknown backend {config.history.history_backend!r}; "
+                     f"choose one of: {', '.join(BACKENDS)}")
     try:
         config.security.validate()
     except ValueError as exc:

@@ -85,6 +85,18 @@ ACCEPTED: dict[str, tuple[list[str], str, object]] = {
     "--disable-tokenizer-autoload": ([], "model.disable_tokenizer_autoload", True),
     "--reasoning-parser": (["qwen3"], "model.reasoning_parser", "qwen3"),
     "--tool-call-parser": (["qwen"], "model.tool_call_parser", "qwen"),
+    # history (issue 16)
+    "--history-backend": (["memory"], "history.history_backend", "memory"),
+    "--history-memory-max-responses": (["10"], "history.history_memory_max_responses", 10),
+    "--history-memory-max-items": (["11"], "history.history_memory_max_items", 11),
+    "--history-memory-retention-secs": (["12"], "history.history_memory_retention_secs", 12),
+    "--postgres-db-url": (["postgresql://u@127.0.0.1/db"], "history.postgres_db_url", "postgresql://u@127.0.0.1/db"),
+    "--postgres-pool-max": (["3"], "history.postgres_pool_max", 3),
+    "--postgres-op-timeout-secs": (["4"], "history.postgres_op_timeout_secs", 4.0),
+    "--redis-url": (["redis://127.0.0.1:1/0"], "history.redis_url", "redis://127.0.0.1:1/0"),
+    "--redis-pool-max": (["5"], "history.redis_pool_max", 5),
+    "--redis-retention-days": (["-1"], "history.redis_retention_days", -1),
+    "--redis-op-timeout-secs": (["6"], "history.redis_op_timeout_secs", 6.0),
     # security (issue 14)
     "--api-key": (["k1"], "security.api_key", "k1"),
     "--tenant-api-key": (["acme:k2"], "security.tenant_api_key", ("acme:k2",)),

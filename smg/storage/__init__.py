@@ -1,0 +1,27 @@
+"""Stored history for the Responses and Conversations APIs: one interface
+(:class:`HistoryStore`) and its backends. :func:`open_store` builds the one the config
+names; backends whose driver is optional are imported only when chosen."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from smg.storage.base import Conversation, HistoryStore, ItemPage, StorageError, StoredResponse
+
+if TYPE_CHECKING:
+    from smg.config.history import HistorySettings
+
+__all__ = ["Conversation", "HistoryStore", "ItemPage", "StorageError", "StoredResponse", "open_store"]
+
+
+def open_store(settings: HistorySettings) -> HistoryStore:
+    """The backend ``settings.history_backend`` names (not started yet: await ``start()``)."""
+    from smg.storage.memory import MemoryStore, NoStore
+
+    backend = settings.history_backend
+    if backend == "memory":
+        return MemoryStore(settings.history_memory_max_responses, settings.history_memory_max_items,
+                           settings.history_memory_retention_secs)
+    if backend == "none":
+        return NoStore()
+    raise ValueError(f"history backend {backend!r} is not built yet")
