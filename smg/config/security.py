@@ -47,8 +47,8 @@ class SecuritySettings:
         (), "IdP role to gateway role (admin or user)", metavar="IDP_ROLE=ROLE"
     )
     worker_allow_hosts: tuple[str, ...] = opt(
-        (), "hosts, IPs or CIDRs workers added at run time may be on (default: the start-up workers' "
-        "hosts, plus loopback only if one of them is on loopback)", metavar="HOST|CIDR"
+        (), "hosts, IPs or CIDRs workers added at run time may be on, or '*' for any (default: the "
+        "start-up workers' hosts, plus loopback only if one of them is on loopback)", metavar="HOST|CIDR"
     )
     public_health_metrics: bool = opt(
         False, "/health, /liveness, /readiness and /metrics answer without a credential when auth is on"

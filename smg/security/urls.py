@@ -130,6 +130,7 @@ class WorkerAllowList:
     def __init__(self, allow: Iterable[str], startup_urls: Iterable[str]) -> None:
         entries = [a.strip().lower() for a in allow if a.strip()]
         self.explicit = bool(entries)
+        self.anywhere = "*" in entries  # any host (never the gateway itself)
         if not entries:
             entries = [urllib.parse.urlsplit(u).hostname or "" for u in startup_urls]
             entries = [e for e in entries if e]
@@ -153,7 +154,7 @@ class WorkerAllowList:
         addresses = await _resolve(worker.host, worker.port)
         if _is_self(addresses, worker.port, listening):
             raise Forbidden("a worker URL may not point at this gateway", param="url")
-        if worker.host.rstrip(".") in self.names:
+        if self.anywhere or worker.host.rstrip(".") in self.names:
             return
         if addresses and self.networks and all(any(a in n for n in self.networks) for a in addresses):
             return

@@ -10,7 +10,7 @@ import pytest
 from smg.app import create_app
 from smg.config import GatewayConfig
 from smg.serve import ServerThread
-from tests.unit.security._authlib import ADMIN_KEY, CONTROL_KEYS, call
+from tests.unit.security._authlib import ADMIN_KEY, CONTROL_KEYS, DATA_KEY, call
 from worker_threads import GrpcWorkerThread
 
 MODEL = "ref-model"
@@ -31,14 +31,15 @@ def workers():
 @pytest.fixture
 def gateway(workers):
     config = GatewayConfig.from_mapping({"worker_urls": [workers[0].start()], "policy": "round_robin",
-                                         "disable_load_monitoring": True, "control_plane_api_keys": CONTROL_KEYS})
+                                         "disable_load_monitoring": True, "control_plane_api_keys": CONTROL_KEYS,
+                                         "api_key": DATA_KEY})
     server = ServerThread(create_app(config))
     yield server.start()
     server.stop()
 
 
-def _chat(url: str) -> str:
-    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=30)
+def _chat(url: str, key: str = DATA_KEY) -> str:
+    client = openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=30)
     return client.chat.completions.create(model=MODEL, messages=MSG, max_tokens=4).choices[0].message.content
 
 
@@ -64,6 +65,8 @@ async def test_grpc_workers_are_added_and_removed_at_run_time(gateway, workers):
 
 async def test_flush_cache_uses_the_flush_cache_rpc(gateway, workers):
     first, vllm = workers[0], workers[2]
+    with pytest.raises(openai.AuthenticationError):  # the gRPC-mode fast routes are behind the guard too
+        _chat(gateway, key=ADMIN_KEY)
     assert _chat(gateway)
     assert first.engine.cache.cached_tokens > 0
     status, body, _ = await call("POST", gateway + "/flush_cache", {}, key=ADMIN_KEY)

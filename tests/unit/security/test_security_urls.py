@@ -71,6 +71,14 @@ async def test_explicit_hosts_and_cidrs() -> None:
             await _check(allow, url)  # explicit list: the start-up loopback worker adds nothing
 
 
+async def test_star_allows_any_host_but_the_gateway() -> None:
+    allow = WorkerAllowList(["*"], [])
+    await _check(allow, "http://10.9.8.7:80")
+    await _check(allow, "http://127.0.0.1:30001")
+    with pytest.raises(Forbidden, match="this gateway"):
+        await _check(allow, "http://127.0.0.1:30000")
+
+
 async def test_the_gateway_itself_is_never_a_worker() -> None:
     allow = WorkerAllowList(["127.0.0.0/8", "localhost", "0.0.0.0/0"], [])
     for url in ("http://127.0.0.1:30000", "http://localhost:30000", "http://127.0.0.1:30000/v1"):
