@@ -12,24 +12,43 @@ Flag names are the Rust gateway's where it has the setting. Two differ on purpos
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ipaddress
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
 
 from smg.config.sections import opt
 
 __all__ = ["SecuritySettings"]
 
 
+def secret(default: Any, help: str, **meta: Any) -> Any:
+    """A setting holding keys: as :func:`opt`, and left out of the dataclass's repr, so a
+    logged or printed config never shows it."""
+    return field(default=default, repr=False, metadata={"help": help, **meta})
+
+
+def _https_or_loopback(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    try:
+        return parts.scheme == "http" and ipaddress.ip_address((parts.hostname or "").strip("[]")).is_loopback
+    except ValueError:
+        return parts.scheme == "http" and parts.hostname == "localhost"
+
+
 @dataclass(frozen=True)
 class SecuritySettings:
     """Authentication, the worker-URL allow-list and TLS."""
 
-    api_key: str | None = opt(
+    api_key: str | None = secret(
         None, "data-plane key every inference route needs (Authorization: Bearer; x-api-key on /v1/messages)"
     )
-    tenant_api_key: tuple[str, ...] = opt(
+    tenant_api_key: tuple[str, ...] = secret(
         (), "a tenant's data-plane key (repeatable); its requests carry tenant auth:TENANT", metavar="TENANT:KEY"
     )
-    control_plane_api_keys: tuple[str, ...] = opt(
+    control_plane_api_keys: tuple[str, ...] = secret(
         (), "control-plane keys (role admin or user); without these or a JWT issuer the control plane "
         "is refused whenever a data-plane key is set", metavar="ID:NAME:ROLE:KEY"
     )
@@ -74,6 +93,9 @@ class SecuritySettings:
         jwt = (self.jwt_issuer, self.jwt_audience)
         if any(jwt) and not all(jwt):
             raise ValueError("JWT control-plane auth needs both --jwt-issuer and --jwt-audience")
+        for flag, url in (("--jwt-issuer", self.jwt_issuer), ("--jwt-jwks-uri", self.jwt_jwks_uri)):
+            if url is not None and not _https_or_loopback(url):
+                raise ValueError(f"{flag} must be an https:// URL (http:// only on loopback)")
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("--api-key is empty")
         from smg.security.keys import parse_control_plane_keys, parse_role_mapping, parse_tenant_keys

@@ -126,6 +126,8 @@ class JwtVerifier:
             uri = config.get("jwks_uri") if isinstance(config, dict) else None
             if not isinstance(uri, str):
                 raise ValueError("OIDC discovery names no jwks_uri")
+            if uri.startswith("http://") and not self.issuer.startswith("http://"):
+                raise ValueError("an https issuer's discovery may not send the JWKS fetch to plain http")
             self.jwks_uri = uri
         data = _fetch_json(uri)
         keys: dict[str | None, jwt.PyJWK] = {}

@@ -74,6 +74,10 @@ def test_settings_that_cannot_work_together() -> None:
                 SecuritySettings(jwt_issuer="https://idp"), SecuritySettings(api_key="  ")):
         with pytest.raises(ValueError):
             bad.validate()
+    for url in ("http://idp.example", "ftp://idp.example", "http://10.0.0.1"):
+        with pytest.raises(ValueError, match="https"):
+            SecuritySettings(jwt_issuer=url, jwt_audience="a").validate()
+    SecuritySettings(jwt_issuer="http://127.0.0.1:9", jwt_audience="a", jwt_jwks_uri="https://idp/keys").validate()
     assert SecuritySettings(disable_audit_logging=True).audit_enabled is False
     assert SecuritySettings(control_plane_audit_enabled=False).audit_enabled is False
     assert SecuritySettings().audit_enabled is True
@@ -86,3 +90,11 @@ def test_flags_and_environment_reach_the_settings() -> None:
                                      "SMG_WORKER_ALLOW_HOSTS": "10.0.0.0/8 workers.internal"})
     assert config.security.api_key == "k" and config.security.tenant_api_key == ("a:1", "b:2")
     assert config.security.worker_allow_hosts == ("10.0.0.0/8", "workers.internal")
+
+
+def test_keys_stay_out_of_the_config_repr() -> None:
+    from smg.config import GatewayConfig
+
+    config = GatewayConfig.from_mapping({"api_key": "sk-hidden", "tenant_api_key": ["t:tk-hidden"],
+                                         "control_plane_api_keys": ["a:b:admin:ck-hidden"]})
+    assert "hidden" not in repr(config) and config.security.api_key == "sk-hidden"
