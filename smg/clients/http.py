@@ -59,8 +59,11 @@ class UpstreamClient:
     (an ``OSError``) or ``asyncio.TimeoutError``."""
 
     def __init__(self, *, request_timeout: float, connect_timeout: float, keepalive_timeout: float = 50.0,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, first_byte_timeout: float = 0.0,
+                 idle_timeout: float = 0.0) -> None:
         self.request_timeout = request_timeout
+        self.first_byte_timeout = first_byte_timeout  # proxied requests: the head within this
+        self.idle_timeout = idle_timeout  # proxied requests: the longest silence mid-body
         self.ssl_context = ssl_context  # for https:// workers (CA bundle, client cert); None: system CAs
         self.connect_timeout = connect_timeout
         self.keepalive_timeout = keepalive_timeout
@@ -74,8 +77,9 @@ class UpstreamClient:
         self._deadlines.close()
 
     def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> Coroutine[Any, Any, UpstreamResponse]:
-        """POST ``body`` as is; await it for the response, then read it (or close it to give up)."""
-        return self.request("POST", url, body, headers)
+        """POST ``body`` as is; await it for the response, then read it (or close it to give up).
+        The first-byte and between-chunks timeouts apply (TimeoutError past either)."""
+        return self.request("POST", url, body, headers, first_byte=self.first_byte_timeout, idle=self.idle_timeout)
 
     def request(
         self,
@@ -85,6 +89,8 @@ class UpstreamClient:
         headers: Mapping[str, str] = _NO_HEADERS,
         *,
         timeout: float | None = None,
+        first_byte: float = 0.0,
+        idle: float = 0.0,
     ) -> Coroutine[Any, Any, UpstreamResponse]:
         """One request, to await: the response once its headers are in. ``headers`` are the
         message's own (no Host, Content-Length or hop-by-hop ones: see :func:`forward_headers`).
@@ -97,7 +103,7 @@ class UpstreamClient:
                                                    ssl_context=self.ssl_context)
         head = request_head(method, path, pool.host_header, headers, body)
         deadline = asyncio.get_running_loop().time() + (self.request_timeout if timeout is None else timeout)
-        return pool.send(head, body, deadline, self.connect_timeout)
+        return pool.send(head, body, deadline, self.connect_timeout, first_byte, idle)
 
     async def probe(self, url: str, timeout: float) -> bool:
         """GET ``url``: True for a 2xx answer within ``timeout``."""

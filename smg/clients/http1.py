@@ -33,7 +33,9 @@ from collections import deque
 
 import httptools
 
-__all__ = ["Deadlines", "Http1Pool", "UpstreamConnectionError", "UpstreamResponse"]
+from smg.clients.deadlines import Deadlines
+
+__all__ = ["Deadlines", "Http1Pool", "UpstreamConnectionError", "UpstreamProtocolError", "UpstreamResponse"]
 
 # A streaming consumer this far behind pauses reading from the worker ...
 HIGH_WATER = 256 * 1024
@@ -49,6 +51,11 @@ class UpstreamConnectionError(ConnectionError):
     """The worker could not be reached, dropped the connection, or did not speak HTTP/1.x."""
 
 
+class UpstreamProtocolError(UpstreamConnectionError):
+    """The worker answered with something that is not an HTTP answer (a status outside
+    100-599, a head over the limit): the worker's failure, not worth asking it again."""
+
+
 class UpstreamResponse:
     """One worker answer. ``status``, ``headers`` (raw, as the worker wrote them),
     ``content_length`` and ``content_type`` are set when the request returns it."""
@@ -57,6 +64,7 @@ class UpstreamResponse:
         "status", "headers", "content_length", "content_type",
         "_conn", "_parser", "_loop", "_waiter", "_deadlines", "_chunks", "_buffered",
         "_headers_done", "_complete", "_keep_alive", "_to_eof", "_whole", "_received", "_head_size", "_exc",
+        "_bad", "_head_read", "_deadline", "_idle",
     )
 
     def __init__(self, conn: _Conn) -> None:
@@ -77,8 +85,12 @@ class UpstreamResponse:
         self._to_eof = False  # no length, not chunked: the body ends when the connection does
         self._whole = False  # read() wants it all: never pause reading
         self._received = False  # any response byte came
-        self._head_size = 0  # bytes received before the head was complete
+        self._head_size = 0  # bytes of the head's complete header lines
+        self._head_read = 0  # bytes received while the head was still incomplete
+        self._deadline = 0.0  # when the whole exchange must be over
+        self._idle = 0.0  # longest silence allowed between body chunks (0: no limit)
         self._exc: BaseException | None = None
+        self._bad: str | None = None  # why the head is not an HTTP answer (too big, bad status)
 
     # -- httptools callbacks --------------------------------------------------------------
 
@@ -92,12 +104,20 @@ class UpstreamResponse:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
+        size = self._head_size = self._head_size + len(name) + len(value) + 4
+        if size > MAX_HEAD:  # counted over the whole head, however the reads split it
+            self._bad = f"response head over {MAX_HEAD} bytes"
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:  # informational: the answer comes next
             return
+        if not 100 <= status <= 599:
+            self._bad = f"status {status} outside 100-599"
         self.status = status
+        deadlines = self._deadlines
+        if deadlines is not None:  # past the first-byte timeout: the silence limit from now on
+            deadlines.pending[self] = self._next_deadline()
         chunked = False
         for name, value in self.headers:
             name = name.lower()
@@ -113,7 +133,15 @@ class UpstreamResponse:
         self._headers_done = True
         self._wake()
 
+    def _next_deadline(self) -> float:
+        idle = self._idle
+        return min(self._deadline, self._loop.time() + idle) if idle else self._deadline
+
     def on_body(self, body: bytes) -> None:
+        if self._idle:
+            deadlines = self._deadlines
+            if deadlines is not None:
+                deadlines.pending[self] = self._next_deadline()
         self._chunks.append(body)
         self._buffered += len(body)
         if self._buffered > HIGH_WATER and not self._whole:
@@ -247,8 +275,11 @@ class _Conn(asyncio.Protocol):
             transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.pool.live.add(self)
 
-    def start(self, data: bytes, deadline: float) -> UpstreamResponse:
+    def start(self, data: bytes, deadline: float, first_byte: float = 0.0, idle: float = 0.0) -> UpstreamResponse:
         resp = self.response = UpstreamResponse(self)
+        resp._deadline, resp._idle = deadline, idle
+        if first_byte:
+            deadline = min(deadline, self.loop.time() + first_byte)
         self.pool.deadlines.add(resp, deadline, self.loop)
         assert self.transport is not None
         self.transport.write(data)
@@ -269,15 +300,19 @@ class _Conn(asyncio.Protocol):
                 resp._fail(UpstreamConnectionError(f"invalid HTTP response from {self.pool.origin}: {exc}"))
                 self.abort()
                 return
-        if resp._complete:
+        if not resp._headers_done:
+            resp._head_read += len(data)
+            if resp._head_read > MAX_HEAD:
+                resp._bad = f"response head over {MAX_HEAD} bytes"
+        if resp._bad is not None:
+            # a head too big in all (or unfinished past the limit), or a status no server sends
+            resp._keep_alive = False
+            self.response = None
+            resp._headers_done = resp._complete = False  # the caller never sees this answer
+            resp._fail(UpstreamProtocolError(f"invalid HTTP response from {self.pool.origin}: {resp._bad}"))
+            self.abort()
+        elif resp._complete:
             self._done(resp)
-        elif not resp._headers_done:
-            resp._head_size += len(data)
-            if resp._head_size > MAX_HEAD:
-                self.response = None
-                resp._fail(UpstreamConnectionError(
-                    f"response head from {self.pool.origin} over {MAX_HEAD} bytes"))
-                self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -346,14 +381,18 @@ class Http1Pool:
         self.idle: deque[_Conn] = deque()
         self.live: set[_Conn] = set()
 
-    async def send(self, head: bytes, body: bytes, deadline: float, connect_timeout: float) -> UpstreamResponse:
-        """Send one request; return its response once the headers are in."""
+    async def send(self, head: bytes, body: bytes, deadline: float, connect_timeout: float,
+                   first_byte: float = 0.0, idle: float = 0.0) -> UpstreamResponse:
+        """Send one request; return its response once the headers are in. Besides the
+        ``deadline`` of the whole exchange, the head must come within ``first_byte``
+        seconds of the request and no body chunk may be more than ``idle`` seconds after
+        the one before (0: no such limit); past any of them it fails with TimeoutError."""
         data = head + body
         conn = self._take()
         while True:
             if conn is None:
                 conn = await self._connect(deadline, connect_timeout)
-            resp = conn.start(data, deadline)
+            resp = conn.start(data, deadline, first_byte, idle)
             # a reused connection whose write failed at once: the worker saw nothing of it
             unsent = conn.reused and conn.transport.is_closing()  # type: ignore[union-attr]
             try:
@@ -425,38 +464,6 @@ class Http1Pool:
         self.idle.clear()
         for conn in list(self.live):
             conn.abort()
-
-
-class Deadlines:
-    """Request deadlines, checked every ``tick`` seconds by one timer while any are
-    pending (a timer per request costs more than the rest of its bookkeeping); a request
-    times out up to ``tick`` late."""
-
-    __slots__ = ("tick", "pending", "_handle")
-
-    def __init__(self, tick: float = 0.05) -> None:
-        self.tick = tick
-        self.pending: dict[UpstreamResponse, float] = {}
-        self._handle: asyncio.TimerHandle | None = None
-
-    def add(self, resp: UpstreamResponse, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
-        resp._deadlines = self
-        self.pending[resp] = deadline
-        if self._handle is None:
-            self._handle = loop.call_later(self.tick, self._sweep, loop)
-
-    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
-        now = loop.time()
-        pending = self.pending
-        for resp in [r for r, deadline in pending.items() if deadline <= now]:
-            resp._timed_out()  # which takes it out of pending
-        self._handle = loop.call_later(self.tick, self._sweep, loop) if pending else None
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        self.pending.clear()
 
 
 def _readable(transport: asyncio.BaseTransport) -> bool:

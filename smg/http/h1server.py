@@ -413,7 +413,10 @@ class _Cycle:
             raise RuntimeError("Invalid HTTP header name.")
         if VALUE_RE.search(b"".join([v for _, v in headers])):
             raise RuntimeError("Invalid HTTP header value.")
-        parts = [STATUS_LINE[status]]
+        line = STATUS_LINE.get(status)
+        if line is None:  # not 100-599 (a proxied worker's garbage must not get this far)
+            raise RuntimeError(f"Invalid HTTP status code {status!r}.")
+        parts = [line]
         length: int | None = None
         chunked = has_close = False
         for name, value in headers:

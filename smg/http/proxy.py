@@ -19,12 +19,16 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+import orjson
+
 from starlette.types import Receive, Scope, Send
 
 from smg.clients.http import UpstreamResponse, forward_headers, response_headers
+from smg.clients.http1 import UpstreamProtocolError
 from smg.errors import ModelNotFound, NoHealthyWorker, SmgError, UpstreamError, UpstreamTimeout, send_error
+from smg.http.middleware import random_hex
 from smg.http.pd_body import PD_PATHS
-from smg.http.sse import error_event, is_event_stream
+from smg.http.sse import DONE, error_event, is_event_stream
 from smg.http.state import AppState
 from smg.protocol.routing import PARSERS, RoutingFields
 from smg.router import RETRYABLE_STATUS, RequestInfo, Worker
@@ -155,7 +159,11 @@ class ProxyEndpoint:
         fields = self.parse(body)
         headers = forward_headers(scope["headers"])
         rid = scope.get("smg.request_id")
-        if rid is not None and "x-request-id" not in headers:
+        if rid is not None:
+            if not scope.get("smg.request_id_made"):
+                # the client's id, made unique towards the worker (as in gRPC mode): two
+                # requests reusing one trace id must not collide in the worker's request ids
+                rid = f"{rid}-{random_hex()}"
             headers["x-request-id"] = rid
         _check_model(ex.state, fields)
         ex.info = RequestInfo(fields.text, fields.token_ids, headers, fields.model, fields.user)
@@ -266,8 +274,10 @@ async def _attempt(ex: _Exchange, worker: Worker) -> int | _Answer | SmgError:
     try:
         resp = await state.client.send(worker.url + ex.path, ex.body, ex.headers)
     except asyncio.TimeoutError:
+        return _timed_out(ex, worker)
+    except UpstreamProtocolError as exc:  # it answered, with garbage: not asked again
         ex.no_retry_on(worker)
-        return _failed(ex, worker, "timeout", UpstreamTimeout(f"worker {worker.url} timed out"))
+        return _failed(ex, worker, "garbage", UpstreamError(f"worker {worker.url} failed: {exc}"))
     except _UPSTREAM_ERRORS as exc:
         return _failed(ex, worker, "connect", UpstreamError(f"worker {worker.url} failed: {exc}"))
     except asyncio.CancelledError:
@@ -287,6 +297,16 @@ def _failed(ex: _Exchange, worker: Worker, kind: str, error: SmgError) -> SmgErr
     return error
 
 
+def _timed_out(ex: _Exchange, worker: Worker) -> SmgError:
+    """A worker that did not answer (or stopped sending) in time: a failure, and it is
+    taken out of rotation at once (its breaker opens: outlier ejection) rather than at the
+    next health probe; it is not asked again for this request."""
+    ex.no_retry_on(worker)
+    error = _failed(ex, worker, "timeout", UpstreamTimeout(f"worker {worker.url} timed out"))
+    worker.breaker.trip()
+    return error
+
+
 def _outcome(status: int) -> bool | None:
     if status < 400:
         return True
@@ -294,13 +314,14 @@ def _outcome(status: int) -> bool | None:
 
 
 async def _relay_whole(ex: _Exchange, worker: Worker, resp: UpstreamResponse) -> int | _Answer | SmgError:
-    """A sized (or error) body: read it all, then answer in one piece."""
+    """A sized (or error) body: read it all, then answer in one piece. A success whose
+    body is not JSON (what every proxied route answers) is the worker's failure."""
     status = resp.status
     try:
         data = await resp.read()
     except asyncio.TimeoutError:
         resp.close()
-        return _failed(ex, worker, "timeout", UpstreamTimeout(f"worker {worker.url} timed out"))
+        return _timed_out(ex, worker)
     except _UPSTREAM_ERRORS as exc:
         resp.close()
         return _failed(ex, worker, "read", UpstreamError(f"worker {worker.url} failed: {exc}"))
@@ -313,6 +334,12 @@ async def _relay_whole(ex: _Exchange, worker: Worker, resp: UpstreamResponse) ->
         ex.state.metrics.worker_error(worker, f"status_{status}")
         ex.done(worker, False)
         return _Answer(status, headers, data)
+    if 200 <= status < 300 and status != 204:
+        try:
+            orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return _failed(ex, worker, "garbage", UpstreamError(f"worker {worker.url} answered {status} "
+                                                                "with a body that is not JSON"))
     ex.done(worker, _outcome(status))
     await _send_whole(ex, status, headers, data)
     return status
@@ -326,31 +353,79 @@ async def _send_whole(ex: _Exchange, status: int, headers: list[tuple[bytes, byt
     await send({"type": "http.response.body", "body": body})
 
 
-async def _relay_stream(ex: _Exchange, worker: Worker, resp: UpstreamResponse) -> int:
-    """An SSE or chunked body: pass each chunk on as it arrives."""
+_DONE_TAIL = len(DONE)
+
+
+def _events_end(data: bytes) -> int:
+    """Where the last complete SSE event in ``data`` ends (0: none is complete)."""
+    lf = data.rfind(b"\n\n")
+    crlf = data.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+
+
+async def _relay_stream(ex: _Exchange, worker: Worker, resp: UpstreamResponse) -> int | SmgError:
+    """An SSE or chunked body: pass each chunk on as it arrives. The answer starts with
+    the first body bytes, so a worker that fails before any is retried elsewhere. An event
+    stream goes out whole events at a time (a partial one waits for its end), so when the
+    worker fails midway, or ends a 200 stream without ``data: [DONE]``, the client gets an
+    error event on a line of its own and ``[DONE]``."""
     send = ex.send
     status = resp.status
+    sse = is_event_stream(resp.content_type)
     success: bool | None = _outcome(status)
-    ex.responded = True
-    await send({"type": "http.response.start", "status": status, "headers": response_headers(resp.headers)})
+    held = b""  # an event stream's incomplete last event
+    tail = b""  # the last bytes sent, to see ``[DONE]``
+    problem: str | None = None
     try:
         async for chunk in resp:
+            if sse:
+                if held:
+                    chunk = held + chunk
+                end = _events_end(chunk)
+                if end < len(chunk):
+                    held = chunk[end:]
+                    chunk = chunk[:end]
+                    if not chunk:
+                        continue
+                else:
+                    held = b""
+                tail = chunk[-_DONE_TAIL:]
+            if not ex.responded:
+                ex.responded = True
+                await send({"type": "http.response.start", "status": status,
+                            "headers": response_headers(resp.headers)})
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    except (asyncio.TimeoutError, *_UPSTREAM_ERRORS) as exc:
+        # an event cut by the end of the body is not an event (the SSE rule): dropped
+        if sse and status == 200 and not tail.rstrip(b"\r\n").endswith(b"data: [DONE]"):
+            problem = "the worker's event stream ended without data: [DONE]"
+    except asyncio.TimeoutError:
+        problem = "timeout"
+    except _UPSTREAM_ERRORS as exc:
+        problem = f"{exc!r}"
+    except asyncio.CancelledError:
+        resp.close()
+        ex.done(worker, None)
+        raise
+    resp.close()  # a no-op once the body is complete; else the worker sees the connection go
+    if problem is not None:
+        success = False
+        if problem == "timeout":
+            error = _timed_out(ex, worker)
+        else:
+            error = _failed(ex, worker, "stream", UpstreamError(f"worker {worker.url} failed mid-stream: {problem}"))
+        if not ex.responded:
+            return error  # nothing sent yet: another worker may answer
         # Bytes already reached the client: no retry, no status. End an event stream with
         # an error event; any other body is cut off so the client sees it incomplete.
-        success = False
-        ex.state.metrics.worker_error(worker, "stream")
-        if not is_event_stream(resp.content_type):
-            raise UpstreamError(f"worker {worker.url} failed mid-body: {exc!r}") from exc
-        await send({"type": "http.response.body", "body": error_event(f"worker failed mid-stream: {exc!r}"),
-                    "more_body": True})
-    except asyncio.CancelledError:
-        success = None
-        raise
-    finally:
-        resp.close()  # a no-op once the body is complete; else the worker sees the connection go
+        if not sse:
+            raise error
+        await send({"type": "http.response.body", "more_body": True,
+                    "body": error_event(error.message, error.error_type, error.status_code) + DONE})
+    else:
         ex.done(worker, success)
+        if not ex.responded:  # an empty body
+            ex.responded = True
+            await send({"type": "http.response.start", "status": status, "headers": response_headers(resp.headers)})
     ex.finished = True
     await send({"type": "http.response.body", "body": b"", "more_body": False})
     return status

@@ -101,6 +101,17 @@ class CircuitBreaker:
         ):
             self._move("open")
 
+    def trip(self) -> None:
+        """Open now, whatever the count (outlier ejection: a worker that timed out gets no
+        traffic until the open timeout passes and it proves itself half-open)."""
+        if not self.config.enabled:
+            return
+        self.consecutive_successes = 0
+        if self._state != "open":
+            self._move("open")
+        else:
+            self._changed_at = self._clock()
+
     def reset(self) -> None:
         """Force the breaker closed (an operator action, e.g. a worker re-added)."""
         self.consecutive_failures = self.consecutive_successes = 0
