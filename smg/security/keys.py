@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
@@ -36,6 +36,11 @@ class Principal:
     role: Role
     tenant: str | None = None  # "auth:<tenant_id>" for a tenant key, as the Rust gateway names it
     source: str = "api_key"  # api_key | tenant_key | control_key | jwt
+    label: str = field(default="", compare=False)  # the metrics label: tenant, key id, or "jwt"
+
+    def __post_init__(self) -> None:
+        label = self.tenant or ("jwt" if self.source == "jwt" else self.describe())
+        object.__setattr__(self, "label", label)
 
     def describe(self) -> str:
         return f"{self.source}:{self.id}"
