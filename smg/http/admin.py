@@ -9,6 +9,8 @@ their credentials redacted; every change leaves an audit line.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -17,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from smg.errors import BadRequest, Conflict, NotFound
+from smg.errors import BadRequest, Conflict, NotFound, SmgError
 from smg.http.state import AppState
 from smg.router import Worker, WorkerRole
 from smg.security.audit import audit
@@ -49,6 +51,20 @@ def _audit(request: Request, status: int, target: str | None = None) -> None:
           request.url.path, status, target)
 
 
+def audited(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """A change handler whose refusals (bad URL, not allowed, unknown id ...) are audited too."""
+
+    @functools.wraps(handler)
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except SmgError as exc:
+            _audit(request, exc.status_code, f"refused: {exc.message}")
+            raise
+
+    return run
+
+
 async def list_workers(request: Request) -> Response:
     state = _state(request)
     model = request.query_params.get("model")
@@ -56,6 +72,7 @@ async def list_workers(request: Request) -> Response:
     return json_response({"workers": workers, "total": len(workers)})
 
 
+@audited
 async def add_worker(request: Request) -> Response:
     state = _state(request)
     spec = _worker_spec(await request.body())
@@ -115,6 +132,7 @@ async def get_worker(request: Request) -> Response:
     return json_response(shown(worker))
 
 
+@audited
 async def delete_worker(request: Request) -> Response:
     worker_id = request.path_params["worker_id"]
     state = _state(request)
@@ -126,6 +144,7 @@ async def delete_worker(request: Request) -> Response:
     return json_response({"status": "accepted", "worker_id": worker_id, "url": redact(worker.url)}, 202)
 
 
+@audited
 async def flush_cache(request: Request) -> Response:
     state = _state(request)
     workers = state.registry.all()

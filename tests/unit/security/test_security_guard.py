@@ -137,12 +137,14 @@ async def test_control_plane_changes_are_audited_and_no_key_is_logged(servers, c
     assert status == 202
     await call("DELETE", f"{url}/workers/{added['worker_id']}", key=ADMIN_KEY)
     await call("POST", url + "/workers", {"url": b.url}, key=DATA_KEY)
+    await call("POST", url + "/workers", {"url": "http://10.1.2.3:1"}, key=ADMIN_KEY)  # not on the allow-list
     await call("POST", url + "/v1/chat/completions", CHAT, key=DATA_KEY)
     await call("POST", url + "/v1/chat/completions", CHAT, key="bad-" + DATA_KEY)
     audit = [r.getMessage() for r in caplog.records if r.name == "smg.audit"]
     assert any("who=control_key:ops" in m and "POST /workers status=202" in m and b.url in m for m in audit)
     assert any("who=control_key:ops" in m and "DELETE /workers/" in m for m in audit)
     assert any("who=api_key:api-key" in m and "POST /workers status=403" in m for m in audit)
+    assert any("who=control_key:ops" in m and "status=403" in m and "allow-list" in m for m in audit)
     everything = "\n".join(r.getMessage() + repr(r.args) for r in caplog.records)
     for secret in (DATA_KEY, ADMIN_KEY, USER_KEY):
         assert secret not in everything
