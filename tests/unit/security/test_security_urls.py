@@ -71,6 +71,14 @@ async def test_explicit_hosts_and_cidrs() -> None:
             await _check(allow, url)  # explicit list: the start-up loopback worker adds nothing
 
 
+async def test_user_info_does_not_pass_for_the_host() -> None:
+    allow = WorkerAllowList(["gpu.example"], [])
+    for url in ("http://gpu.example@10.0.0.1", "http://gpu.example:80@10.0.0.1:80", "http://u:p@10.0.0.1/gpu.example"):
+        with pytest.raises(Forbidden):
+            await _check(allow, url)
+    await _check(allow, "http://10.0.0.1@gpu.example:8000")
+
+
 async def test_star_allows_any_host_but_the_gateway() -> None:
     allow = WorkerAllowList(["*"], [])
     await _check(allow, "http://10.9.8.7:80")
