@@ -42,8 +42,9 @@ def free_port() -> int:
 def main() -> int:
     import smg
 
-    where = pathlib.Path(smg.__file__).resolve()
-    check(SOURCE not in where.parents, f"smg imports from the installed package ({where.parent})")
+    where = pathlib.Path(smg.__file__).resolve().parent
+    check(where != SOURCE / "smg" and "site-packages" in where.parts,
+          f"smg imports from the installed package ({where})")
     check(pathlib.Path.cwd().resolve() != SOURCE and SOURCE not in pathlib.Path.cwd().resolve().parents,
           f"running outside the source tree ({pathlib.Path.cwd()})")
     smg_bin = smg_command()
