@@ -122,3 +122,9 @@ async def test_explicit_jwks_uri_and_tokens_on_data_routes(servers, idp):
     status, _, _ = await call("POST", gw + "/v1/chat/completions",
                               {"model": "stub-model", "messages": [{"role": "user", "content": "x"}]})
     assert status == 200
+
+
+async def test_a_token_opens_the_probes_too(gateway, idp):
+    assert (await call("GET", gateway + "/metrics"))[0] == 401
+    assert (await call("GET", gateway + "/metrics", key=idp.token(roles=["Gateway.Reader"])))[0] == 200
+    assert (await call("GET", gateway + "/readiness", key=idp.token(aud="other")))[0] == 401
