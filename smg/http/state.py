@@ -40,6 +40,7 @@ from smg.security.urls import (
     GRPC_SCHEMES,
     HTTP_SCHEMES,
     WorkerAllowList,
+    is_gateway,
     parse_worker_url,
     redact,
     redact_logs,
@@ -77,8 +78,10 @@ class AppState:
             raise ValueError("--prefill and --decode workers need --pd-disaggregation")
         config.security.validate()  # bad key entries stop the start here, with a one-line message
         redact_logs()  # worker URLs' credentials never reach a log, whoever logs them
-        for url in startup_urls(config):  # the run-time rules (no query, no fragment ...) hold at start too
-            parse_worker_url(url, schemes=HTTP_SCHEMES + GRPC_SCHEMES)
+        own = [(config.server.host, config.server.port)]
+        for url in startup_urls(config):  # the run-time rules (no query, no self-loop ...) hold at start too
+            if await is_gateway(parse_worker_url(url, schemes=HTTP_SCHEMES + GRPC_SCHEMES), own):
+                raise ValueError(f"worker {redact(url)} is this gateway's own address")
         registry = WorkerRegistry()
         policy = create_policy(config.routing.policy, config.policy_config())
         retry = config.retry.to_router()

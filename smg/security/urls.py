@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from smg.errors import BadRequest
 from smg.security.errors import Forbidden
 
-__all__ = ["WorkerAllowList", "WorkerUrl", "parse_worker_url", "redact", "redact_logs", "redact_text"]
+__all__ = ["WorkerAllowList", "WorkerUrl", "is_gateway", "parse_worker_url", "redact", "redact_logs", "redact_text"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK: tuple[IPNetwork, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -153,13 +153,21 @@ class WorkerAllowList:
         """Raise :class:`Forbidden` unless ``worker`` may be added."""
         addresses = await _resolve(worker.host, worker.port)
         if _is_self(addresses, worker.port, listening):
-            raise Forbidden("a worker URL may not point at this gateway", param="url")
+            raise Forbidden(SELF_LOOP, param="url")
         if self.anywhere or worker.host.rstrip(".") in self.names:
             return
         if addresses and self.networks and all(any(a in n for n in self.networks) for a in addresses):
             return
         hint = "" if self.explicit else " (default: the start-up workers' hosts; widen with --worker-allow-hosts)"
         raise Forbidden(f"worker host {worker.host!r} is not on the worker allow-list{hint}", param="url")
+
+
+SELF_LOOP = "a worker URL may not point at this gateway"
+
+
+async def is_gateway(worker: WorkerUrl, listening: Iterable[tuple[str, int]]) -> bool:
+    """Whether ``worker`` reaches one of the gateway's listening addresses."""
+    return _is_self(await _resolve(worker.host, worker.port), worker.port, listening)
 
 
 def _on_loopback(net: IPNetwork) -> bool:

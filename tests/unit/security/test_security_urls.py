@@ -124,3 +124,11 @@ def test_log_records_are_redacted_whoever_logs_them(caplog) -> None:
     messages = [r.getMessage() for r in caplog.records]
     assert messages == ["worker http://***@10.0.0.1:8000: failed", "probe of https://***@example.com/x failed",
                         "mail someone@example.com and 3"]
+
+
+async def test_a_start_up_worker_may_not_be_the_gateway_itself() -> None:
+    from smg.config import GatewayConfig
+    from smg.http.state import AppState
+
+    with pytest.raises(ValueError, match="own address"):
+        await AppState.start(GatewayConfig.from_mapping({"worker_urls": ["http://localhost:30123"], "port": 30123}))
