@@ -166,7 +166,11 @@ SELF_LOOP = "a worker URL may not point at this gateway"
 
 
 async def is_gateway(worker: WorkerUrl, listening: Iterable[tuple[str, int]]) -> bool:
-    """Whether ``worker`` reaches one of the gateway's listening addresses."""
+    """Whether ``worker`` reaches one of the gateway's listening addresses (its host is
+    resolved only when its port is one the gateway listens on)."""
+    listening = list(listening)
+    if all(port != worker.port for _, port in listening):
+        return False
     return _is_self(await _resolve(worker.host, worker.port), worker.port, listening)
 
 
