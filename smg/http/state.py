@@ -36,6 +36,7 @@ from smg.router import (
 )
 from smg.router.pd import PDRouter
 from smg.security.tls import worker_ssl_context
+from smg.storage import HistoryStore, open_store
 from smg.security.urls import (
     GRPC_SCHEMES,
     HTTP_SCHEMES,
@@ -69,6 +70,7 @@ class AppState:
     pd_metrics: PDMetrics | None = None
     allow: WorkerAllowList | None = None  # where run-time workers may be (smg.security.urls)
     sync: WorkerLog | None = None  # with --workers N: run-time changes shared by the processes
+    history: HistoryStore | None = None  # stored responses and conversations (smg.storage; None: not built yet)
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     @classmethod
@@ -113,6 +115,7 @@ class AppState:
             grpc=grpc_backend,
             allow=WorkerAllowList(config.security.worker_allow_hosts, startup_urls(config)),
         )
+        state.history = await open_history(config)
         await asyncio.gather(*(state.add_worker(url) for url in config.routing.worker_urls))
         if config.pd.pd_disaggregation:
             await state._start_pd()
@@ -160,6 +163,8 @@ class AppState:
         await self.client.close()
         if self.grpc is not None:
             await self.grpc.close()
+        if self.history is not None:
+            await self.history.close()
 
     # -- workers --------------------------------------------------------------------------
 
@@ -290,6 +295,20 @@ class AppState:
                     log.exception("%s round failed", name)
 
         self._tasks.append(asyncio.get_running_loop().create_task(loop(), name=name))
+
+
+async def open_history(config: GatewayConfig) -> HistoryStore | None:
+    """The history store, started. A backend not built yet (open_store says so) leaves
+    None: the gateway serves, and the Responses/Conversations routes answer 503."""
+    try:
+        store = open_store(config.history)
+    except ValueError as exc:
+        if "not built yet" not in str(exc):
+            raise
+        log.warning("history: %s; /v1/responses and /v1/conversations answer 503", exc)
+        return None
+    await store.start()
+    return store
 
 
 def startup_urls(config: GatewayConfig) -> list[str]:
