@@ -40,3 +40,7 @@ class HistorySettings:
     redis_pool_max: int = opt(16, "most Redis connections")
     redis_retention_days: int = opt(30, "days Redis keeps a record (-1: forever)")
     redis_op_timeout_secs: float = opt(5.0, "bound on each Redis call; 503 past it")
+    responses_passthrough: bool = opt(
+        False, "proxy mode: forward POST /v1/responses as is to workers that serve it (nothing stored "
+        "here) instead of converting it to a chat completion"
+    )
