@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from smg import api
 from smg.config import GatewayConfig
 from smg.errors import SmgError, error_handler
 from smg.http import admin, grpc_endpoints, health, parse
@@ -66,7 +67,7 @@ def create_app(
         fast = {path: ProxyEndpoint(path) for path in PARSERS}
         generate_routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in fast.items()]
     app = Starlette(
-        routes=[*generate_routes, *health.routes, *admin.routes, *parse.routes],
+        routes=[*generate_routes, *health.routes, *admin.routes, *parse.routes, *api.routes()],
         exception_handlers={SmgError: error_handler, HTTPException: error_handler, Exception: error_handler},
         lifespan=lifespan,
     )

@@ -36,7 +36,6 @@ from smg.router import (
 )
 from smg.router.pd import PDRouter
 from smg.security.tls import worker_ssl_context
-from smg.storage import HistoryStore, open_store
 from smg.security.urls import (
     GRPC_SCHEMES,
     HTTP_SCHEMES,
@@ -46,6 +45,7 @@ from smg.security.urls import (
     redact,
     redact_logs,
 )
+from smg.storage import HistoryStore, open_store
 
 __all__ = ["AppState"]
 

@@ -1,0 +1,112 @@
+"""The ``/v1/responses`` routes (OpenAI Responses API)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from smg.api.common import item_page, json_response, list_params, read_object, store_of, stored
+from smg.api.responses.request import parse_request
+from smg.api.responses.run import Run, cancel_background
+from smg.errors import NotFound
+
+__all__ = ["routes"]
+
+
+async def create(request: Request) -> Response:
+    body = await read_object(request)
+    state = request.app.state.smg
+    if state.config.history.responses_passthrough and state.grpc is None:
+        return await _passthrough(request)
+    req = parse_request(body)
+    run = Run(state, request.scope, store_of(request), req)
+    await run.load_context()
+    if req.background:
+        return json_response(await run.start_background())
+    if req.stream:
+        from smg.http.grpc_endpoints import EventStream
+
+        return EventStream(await run.open_stream())
+    return json_response(await run.whole())
+
+
+async def _passthrough(request: Request) -> Response:
+    """``--responses-passthrough``: the original request to a worker, through the proxy
+    endpoint machinery (routing, retries), its answer relayed as it comes."""
+    from smg.http.proxy import ProxyEndpoint
+
+    endpoint = _PASSTHROUGH.get("endpoint")
+    if endpoint is None:
+        endpoint = ProxyEndpoint("/v1/chat/completions")  # parses a body for routing as chat does
+        endpoint.path = "/v1/responses"
+        _PASSTHROUGH["endpoint"] = endpoint
+    raw = await request.body()
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        return await request.receive()
+
+    return _Raw(endpoint, receive)
+
+
+_PASSTHROUGH: dict[str, Any] = {}
+
+
+class _Raw(Response):
+    def __init__(self, app: Any, receive: Any) -> None:  # noqa: D107
+        self.app = app
+        self._receive = receive
+        self.background = None
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[override]
+        await self.app(scope, self._receive, send)
+
+
+async def _record(request: Request):
+    response_id = request.path_params["response_id"]
+    record = await stored(lambda: store_of(request).get_response(response_id))
+    if record is None:
+        raise NotFound(f"response {response_id!r} not found", param="response_id")
+    return record
+
+
+async def retrieve(request: Request) -> Response:
+    return json_response((await _record(request)).body)
+
+
+async def delete(request: Request) -> Response:
+    response_id = request.path_params["response_id"]
+    if not await stored(lambda: store_of(request).delete_response(response_id)):
+        raise NotFound(f"response {response_id!r} not found", param="response_id")
+    return json_response({"id": response_id, "object": "response", "deleted": True})
+
+
+async def cancel(request: Request) -> Response:
+    return json_response(await cancel_background(store_of(request), request.path_params["response_id"]))
+
+
+async def input_items(request: Request) -> Response:
+    limit, order, after = list_params(request, "desc")
+    items = list((await _record(request)).input_items)
+    if order == "desc":
+        items.reverse()
+    if after is not None:
+        ids = [i["id"] for i in items]
+        items = items[ids.index(after) + 1:] if after in ids else []
+    return json_response(item_page(items[:limit], len(items) > limit))
+
+
+routes = [
+    Route("/v1/responses", create, methods=["POST"]),
+    Route("/v1/responses/{response_id}", retrieve, methods=["GET"]),
+    Route("/v1/responses/{response_id}", delete, methods=["DELETE"]),
+    Route("/v1/responses/{response_id}/cancel", cancel, methods=["POST"]),
+    Route("/v1/responses/{response_id}/input_items", input_items, methods=["GET"]),
+]

@@ -1,0 +1,275 @@
+"""One Responses request, start to end: the context (a stored chain or a conversation),
+the chat run (``smg.api.responses.chat``), the output (``output.OutputBuilder``) and
+what is stored. Whole, streamed (SSE events) or in the background.
+
+Storage: a response is stored once it is finished (completed, incomplete, failed or
+cancelled), never half-written; the items a response adds to a conversation (its input
+and its output) are appended in one write after the response is stored, and when that
+append fails the stored response is taken back, so the request fails (503) whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from smg.api.common import StorageUnavailable, new_id, stored
+from smg.api.responses import chat
+from smg.api.responses.items import to_messages
+from smg.api.responses.output import OutputBuilder, usage
+from smg.api.responses.request import ResponsesRequest
+from smg.errors import BadRequest, NotFound, SmgError
+from smg.storage import HistoryStore, StorageError, StoredResponse
+
+__all__ = ["Run", "cancel_background"]
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+MAX_TRUNCATIONS = 12
+_BACKGROUND: dict[str, asyncio.Task] = {}  # response id -> its task, in this process
+
+
+class Run:
+    def __init__(self, state: Any, scope: dict, store: HistoryStore, req: ResponsesRequest) -> None:
+        self.state = state
+        self.scope = scope
+        self.store = store
+        self.req = req
+        self.id = new_id("resp")
+        self.history: list[Json] = []
+        model = req.model or next((w.model_id for w in state.registry.all() if w.model_id), None) or "default"
+        self.response: Json = {
+            "id": self.id, "object": "response", "created_at": int(time.time()), "status": "in_progress",
+            "error": None, "incomplete_details": None, "output": [], "usage": None, **req.echo(), "model": model,
+        }
+
+    # -- context -------------------------------------------------------------------------
+    async def load_context(self) -> None:
+        """The items before this request's input: the stored chain or the conversation
+        (404 when unknown)."""
+        req, store = self.req, self.store
+        if req.previous_response_id:
+            chain = await stored(lambda: store.response_chain(req.previous_response_id))
+            if chain is None:
+                raise NotFound(f"previous response {req.previous_response_id!r} not found",
+                               param="previous_response_id")
+            for prev in chain:
+                self.history += prev.input_items + list(prev.body.get("output") or [])
+        elif req.conversation_id:
+            if await stored(lambda: store.get_conversation(req.conversation_id)) is None:
+                raise NotFound(f"conversation {req.conversation_id!r} not found", param="conversation")
+            after = None
+            while True:
+                page = await stored(lambda: store.list_items(req.conversation_id, limit=100, order="asc", after=after))
+                if page is None:
+                    raise NotFound(f"conversation {req.conversation_id!r} not found", param="conversation")
+                self.history += page.items
+                if not page.has_more or not page.items:
+                    break
+                after = page.items[-1]["id"]
+
+    def _messages(self) -> list[Json]:
+        return to_messages(self.history + self.req.input_items, self.req.instructions)
+
+    def _truncate(self, exc: SmgError) -> bool:
+        """``truncation: auto`` and the context is over the model's: drop the oldest half of
+        the history (a function call output is never left without its call)."""
+        if self.req.truncation != "auto" or exc.status_code != 400 or not self.history:
+            return False
+        text = exc.message.lower()
+        if "context" not in text and "too long" not in text and "length" not in text:
+            return False
+        rest = self.history[len(self.history) // 2 + 1:]
+        while rest and rest[0]["type"] in ("function_call_output", "reasoning"):
+            rest = rest[1:]
+        self.history = rest
+        return True
+
+    async def _chat(self, opener):
+        for _ in range(MAX_TRUNCATIONS):
+            try:
+                return await opener(self._messages())
+            except SmgError as exc:
+                if not self._truncate(exc):
+                    if self.req.truncation == "disabled" and exc.status_code == 400 and "context" in exc.message:
+                        raise BadRequest(f"the input exceeds the model's context window ({exc.message}); "
+                                         "set truncation to 'auto' to drop the oldest items", param="input") from None
+                    raise
+        raise BadRequest("the input does not fit the model's context window", param="input")
+
+    # -- whole ---------------------------------------------------------------------------
+    async def whole(self, *, if_status: str | None = None) -> Json:
+        """Run to the end and store (with ``if_status``: only while the stored one still
+        has it, so a cancel in between wins); the Response object."""
+        resp, reasoning_tokens = await self._chat(
+            lambda messages: chat.whole(self.state, self.scope, self.req.chat_body(messages, stream=False)))
+        b = OutputBuilder(self.response, parallel_tool_calls=self.req.parallel_tool_calls)
+        choice = resp["choices"][0]
+        msg = choice.get("message") or {}
+        b.reasoning(msg.get("reasoning_content") or "")
+        b.content(msg.get("content") or "")
+        for i, tc in enumerate(msg.get("tool_calls") or []):
+            fn = tc.get("function") or {}
+            b.tool(i, tc.get("id"), fn.get("name"), fn.get("arguments") or "")
+        b.finish(choice.get("finish_reason"), self._usage(resp.get("usage"), b, reasoning_tokens))
+        if self.response.get("model") is None or resp.get("model"):
+            self.response["model"] = resp.get("model") or self.response["model"]
+        await self.persist(if_status=if_status)
+        return self.response
+
+    def _usage(self, u: Json | None, b: OutputBuilder, reasoning_tokens: int | None) -> Json:
+        u = u or {}
+        details = u.get("completion_tokens_details") or {}
+        if reasoning_tokens is None:
+            reasoning_tokens = details.get("reasoning_tokens") or 0
+        return usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0,
+                     (u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0, reasoning_tokens)
+
+    # -- storage -------------------------------------------------------------------------
+    async def persist(self, *, if_status: str | None = None) -> bool:
+        """Store the finished response (when ``store``) and append its items to the
+        conversation; all or nothing. False when a compare-and-set did not hold."""
+        req, store = self.req, self.store
+        record = StoredResponse(self.id, self.response["created_at"], self.response, req.input_items,
+                                req.previous_response_id, req.conversation_id)
+        if req.store or if_status is not None:
+            if not await stored(lambda: store.put_response(record, if_status=if_status)):
+                return False
+        if req.conversation_id:
+            try:
+                ok = await store.append_items(req.conversation_id, req.input_items + self.response["output"])
+            except StorageError as exc:
+                ok, error = False, exc
+            else:
+                error = None
+            if not ok:
+                if req.store:
+                    try:
+                        await store.delete_response(self.id)
+                    except StorageError:
+                        log.warning("response %s stored, but its conversation append failed", self.id)
+                if error is not None:
+                    raise StorageUnavailable(f"history storage failed: {error}")
+                raise NotFound(f"conversation {req.conversation_id!r} not found", param="conversation")
+        return True
+
+    # -- streamed ------------------------------------------------------------------------
+    async def open_stream(self) -> AsyncIterator[bytes]:
+        """Open the chat stream (errors before it raise: the endpoint answers a status),
+        then the SSE events; the last is always a terminal one."""
+        chunks, count = await self._chat(
+            lambda messages: chat.stream(self.state, self.scope, self.req.chat_body(messages, stream=True)))
+        return self._events(chunks, count)
+
+    async def _events(self, chunks: AsyncIterator[Json], count) -> AsyncIterator[bytes]:
+        b = OutputBuilder(self.response, parallel_tool_calls=self.req.parallel_tool_calls)
+        finish, use, error = None, None, None
+        try:
+            yield _sse(b.snapshot("response.created"))
+            yield _sse(b.snapshot("response.in_progress"))
+            async for chunk in chunks:
+                if "error" in chunk:
+                    err = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
+                    error = {"code": "server_error", "message": str(err.get("message") or "the worker failed")}
+                    break
+                if chunk.get("usage"):
+                    use = chunk["usage"]
+                if chunk.get("model"):
+                    self.response["model"] = chunk["model"]
+                out: list[Json] = []
+                for choice in chunk.get("choices") or []:
+                    if choice.get("index", 0) != 0:
+                        continue
+                    delta = choice.get("delta") or {}
+                    out += b.reasoning(delta.get("reasoning_content") or "")
+                    out += b.content(delta.get("content") or "")
+                    for tc in delta.get("tool_calls") or []:
+                        fn = tc.get("function") or {}
+                        out += b.tool(tc.get("index", 0), tc.get("id"), fn.get("name"), fn.get("arguments") or "")
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
+                if out:
+                    yield b"".join(_sse(e) for e in out)
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+        events = b.finish(finish, self._usage(use, b, count(b.reasoning_text)), error)
+        try:
+            await self.persist()
+        except SmgError as exc:
+            events = events[:-1]
+            self.response["status"] = "failed"
+            self.response["error"] = {"code": "server_error", "message": exc.message}
+            events.append(b.event("error", code=exc.error_type, message=exc.message, param=None))
+            events.append(b.snapshot("response.failed"))
+        yield b"".join(_sse(e) for e in events)
+
+    # -- background ----------------------------------------------------------------------
+    async def start_background(self) -> Json:
+        """Store it queued, run it in a task; the queued Response object."""
+        self.response["status"] = "queued"
+        record = StoredResponse(self.id, self.response["created_at"], self.response, self.req.input_items,
+                                self.req.previous_response_id, self.req.conversation_id)
+        await stored(lambda: self.store.put_response(record))
+        queued = orjson.loads(orjson.dumps(self.response))
+        task = asyncio.get_running_loop().create_task(self._background(), name=f"smg-response-{self.id}")
+        _BACKGROUND[self.id] = task
+        task.add_done_callback(lambda _t: _BACKGROUND.pop(self.id, None))
+        return queued
+
+    async def _background(self) -> None:
+        self.response["status"] = "in_progress"
+        try:
+            if not await self._put("queued"):
+                return  # cancelled before it started
+            try:
+                await self.whole(if_status="in_progress")
+            except SmgError as exc:
+                self.response.update(status="failed", output=[],
+                                     error={"code": "server_error", "message": exc.message})
+                await self._put("in_progress")
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # noqa: BLE001 - a background task must not die silently
+            log.exception("background response %s failed", self.id)
+
+    async def _put(self, if_status: str) -> bool:
+        record = StoredResponse(self.id, self.response["created_at"], self.response, self.req.input_items,
+                                self.req.previous_response_id, self.req.conversation_id)
+        try:
+            return await self.store.put_response(record, if_status=if_status)
+        except StorageError:
+            log.warning("background response %s: storage failed", self.id)
+            return False
+
+
+async def cancel_background(store: HistoryStore, response_id: str) -> Json:
+    """``POST /v1/responses/{id}/cancel``: a queued or running background response
+    becomes ``cancelled`` (its run is stopped, the worker's request aborted); a finished
+    one is returned as it is."""
+    for _ in range(3):
+        record = await stored(lambda: store.get_response(response_id))
+        if record is None:
+            raise NotFound(f"response {response_id!r} not found", param="response_id")
+        if not record.body.get("background"):
+            raise BadRequest("only a background response can be cancelled", param="response_id")
+        if record.status not in ("queued", "in_progress"):
+            return record.body
+        was = record.status
+        record.body["status"] = "cancelled"
+        if await stored(lambda: store.put_response(record, if_status=was)):
+            task = _BACKGROUND.pop(response_id, None)
+            if task is not None:
+                task.cancel()
+            return record.body
+    raise StorageUnavailable("the response kept changing while it was being cancelled")
+
+
+def _sse(event: Json) -> bytes:
+    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
