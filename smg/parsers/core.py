@@ -8,6 +8,13 @@ text (hold back anything that could still turn into a marker). ``StreamingParser
 turns the sequence of snapshots into OpenAI-shaped deltas by diffing, so streaming is
 correct by construction: the deltas of any chunking concatenate to ``parse(text, True)``.
 
+A tool call is sent only once it is *complete* (``done`` in a snapshot with
+``final=False``: its closing marker, or for formats without one its payload, has
+arrived), whole, in one delta. So a call cut off by ``max_tokens`` is never sent: the
+final parse gets the finish reason, and with ``"length"`` it keeps only the calls that
+were complete (``Parser.final``). Other finish reasons close a call left open at the end
+of the output, as before.
+
 To keep the work per chunk proportional to the chunk, a parser also reports a *safe
 point*: an offset up to which the text is consumed for good (no call open, nothing
 held). The driver keeps what came before it and re-parses only the rest.
@@ -113,8 +120,18 @@ class Parser(ABC):
         it only saves work, and must agree with ``parse``."""
         return None
 
-    def parse_complete(self, text: str) -> ParseResult:
-        snap = self.parse(text, True)
+    def final(self, text: str, state: object = None, finish_reason: str | None = None) -> Snapshot:
+        """``parse(text, True, state)`` for an output that ended with ``finish_reason``.
+
+        ``"length"`` (cut at ``max_tokens``): a call that was not complete is dropped;
+        the calls complete before it stay, and the content is the text before it."""
+        snap = self.parse(text, True, state)
+        if finish_reason == "length" and snap.calls:
+            del snap.calls[complete_calls(self.parse(text, False, state).calls) :]
+        return snap
+
+    def parse_complete(self, text: str, finish_reason: str | None = None) -> ParseResult:
+        snap = self.final(text, None, finish_reason)
         calls = [ToolCall(c.name, c.arguments) for c in snap.calls]
         return ParseResult(snap.content, snap.reasoning, calls)
 
@@ -153,6 +170,14 @@ class Delta:
 
     def __bool__(self) -> bool:
         return bool(self.content or self.reasoning or self.tool_calls)
+
+
+def complete_calls(calls: list[CallSnapshot]) -> int:
+    """How many leading calls of a non-final snapshot are complete."""
+    k = 0
+    while k < len(calls) and calls[k].done:
+        k += 1
+    return k
 
 
 def new_call_id() -> str:
@@ -200,14 +225,19 @@ class StreamingParser:
         self._text += chunk
         return self._step(final=False)
 
-    def finish(self) -> Delta:
+    def finish(self, finish_reason: str | None = None) -> Delta:
+        """Flush what was held; ``finish_reason`` is the output's (``"length"``: cut at
+        ``max_tokens``, so a call left open is dropped, see ``Parser.final``)."""
         if self.finished:
             return Delta()
         self.finished = True
-        return self._step(final=True)
+        return self._step(final=True, finish_reason=finish_reason)
 
-    def _step(self, final: bool) -> Delta:
-        snap = self.parser.parse(self._text, final, self._state)
+    def _step(self, final: bool, finish_reason: str | None = None) -> Delta:
+        if final:
+            snap = self.parser.final(self._text, self._state, finish_reason)
+        else:
+            snap = self.parser.parse(self._text, False, self._state)
         delta = Delta(
             snap.content[self._sent_content - self._base_content :],
             snap.reasoning[self._sent_reasoning - self._base_reasoning :],
@@ -217,6 +247,8 @@ class StreamingParser:
         calls = self._base_calls + snap.calls if snap.calls else self._base_calls
         for i in range(len(self._base_calls), len(calls)):
             call = calls[i]
+            if not final and not call.done:
+                break  # a call is sent once complete (it may yet be cut off)
             if i >= len(self._sent_args):
                 self._ids.append(new_call_id())
                 self._sent_args.append(len(call.arguments))

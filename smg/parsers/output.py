@@ -15,8 +15,10 @@ __all__ = ["ChoiceParser"]
 class ChoiceParser:
     """Streams one choice through an optional reasoning parser and tool parser.
 
-    ``feed(text)`` returns the delta to send; ``finish()`` flushes what was held back.
-    With ``separate_reasoning=False`` the reasoning text stays in ``content``.
+    ``feed(text)`` returns the delta to send; ``finish(finish_reason)`` flushes what was
+    held back (``"length"``: a tool call cut off at ``max_tokens`` is dropped). With
+    ``separate_reasoning=False`` the reasoning text stays in ``content``. Reasoning the
+    tool stage finds (gpt-oss harmony ``analysis`` channels) joins the reasoning stage's.
     """
 
     def __init__(
@@ -39,20 +41,25 @@ class ChoiceParser:
     def feed(self, text: str) -> Delta:
         return self._route(self._reasoning.feed(text) if self._reasoning else Delta(text), final=False)
 
-    def finish(self) -> Delta:
-        head = self._reasoning.finish() if self._reasoning else Delta()
-        return self._route(head, final=True)
+    def finish(self, finish_reason: str | None = None) -> Delta:
+        head = self._reasoning.finish(finish_reason) if self._reasoning else Delta()
+        return self._route(head, final=True, finish_reason=finish_reason)
 
-    def _route(self, d: Delta, final: bool) -> Delta:
+    def _route(self, d: Delta, final: bool, finish_reason: str | None = None) -> Delta:
         out = Delta(reasoning=d.reasoning if self._separate else "")
         content = d.content if self._separate else d.reasoning + d.content
         if self._tools is not None:
             inner = self._tools.feed(content)
             if final:
-                tail = self._tools.finish()
+                tail = self._tools.finish(finish_reason)
                 inner.content += tail.content
+                inner.reasoning += tail.reasoning
                 inner.tool_calls += tail.tool_calls
-            out.content = inner.content
+            if self._separate:
+                out.reasoning += inner.reasoning
+                out.content = inner.content
+            else:
+                out.content = inner.reasoning + inner.content
             out.tool_calls = inner.tool_calls
         else:
             out.content = content

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from smg.parsers.core import Parser, Snapshot, SnapshotBuilder
 from smg.parsers.reasoning_channels import InklingReasoningParser, KimiK3ReasoningParser
+from smg.parsers.reasoning_harmony import HarmonyReasoningParser
 from smg.parsers.scan import held_suffix
 
 __all__ = ["REASONING_PARSERS", "ThinkParser", "reasoning_parser_for_model", "get_reasoning_parser"]
@@ -109,6 +110,7 @@ REASONING_PARSERS: dict[str, ThinkParser] = {
         _think("nano_v3"),
         KimiK3ReasoningParser(),
         InklingReasoningParser(),
+        HarmonyReasoningParser(),
     )
 }
 

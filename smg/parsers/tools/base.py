@@ -3,7 +3,9 @@
 Plain text runs until a start marker; the *region* that follows holds one or more calls
 and ends at an end marker (or at the end of the output). ``MarkerToolParser.parse``
 scans the top level, holds back a possible partial start marker, and hands each region
-to the format's ``region()``. Whitespace between regions is not content.
+to the format's ``region()``. Whitespace between regions, and around them at the start
+or end of the output, is not content; between text before a section and text after it,
+it is kept (``Checking.`` + call + ``\nDone.`` is ``Checking.\nDone.``).
 
 Argument text is emitted as a JSON object text. Formats that write JSON (hermes, kimi,
 deepseek, ...) pass the model's JSON through verbatim, so any prefix of it is stable.
@@ -23,8 +25,24 @@ from smg.parsers.core import CallSnapshot, Parser, Snapshot, SnapshotBuilder
 from smg.parsers.scan import find_first, held_suffix, inside_json_string, json_value_end
 
 _AFTER_REGION = "after_region"
+_AFTER_JOIN = "after_region_join"  # after a section that followed text
+_TEXT = "text"  # at the top level, the content so far ends in non-whitespace
 
-__all__ = ["ArgsBuilder", "MarkerToolParser", "scan_call_object", "typed_value"]
+
+class TextEnd(int):
+    """What ``region`` returns when the marker did not open a call section: the text
+    from the marker up to this offset is content, kept as written."""
+
+
+def _content(b: SnapshotBuilder, seg: str, tail: bool) -> bool:
+    """Add ``seg`` as content; return whether the content now ends in non-whitespace."""
+    if not seg:
+        return tail
+    b.content(seg)
+    return not seg[-1].isspace()
+
+
+__all__ = ["ArgsBuilder", "MarkerToolParser", "TextEnd", "scan_call_object", "typed_value"]
 
 
 @dataclass(frozen=True)
@@ -41,8 +59,11 @@ class MarkerToolParser(Parser):
         return find_first(text, self.starts)[0] != -1
 
     def fast(self, chunk: str, state: object) -> tuple[str, str] | None:
-        # At the top level, a chunk holding no first character of a start marker is content.
-        if state is not None or not self.starts or type(self).parse is not MarkerToolParser.parse:
+        # At the top level, a chunk holding no first character of a start marker is
+        # content (if it leaves the state as it was: whether the content ends in text).
+        if state not in (None, _TEXT) or not chunk or not self.starts:
+            return None
+        if type(self).parse is not MarkerToolParser.parse or chunk[-1].isspace() != (state is None):
             return None
         firsts = {m[0] for m in self.starts}
         if any(c in firsts for c in chunk):
@@ -58,7 +79,11 @@ class MarkerToolParser(Parser):
         b = SnapshotBuilder()
         pos = 0
         n = len(text)
-        after_region = state == _AFTER_REGION
+        # tail: the content so far ends in non-whitespace, so the whitespace between a
+        # call section and the text after it separates two pieces of text: it is kept.
+        tail = state in (_TEXT, _AFTER_JOIN)
+        after_region = state in (_AFTER_REGION, _AFTER_JOIN)
+        join = state == _AFTER_JOIN
         while True:
             if after_region:
                 j = pos
@@ -68,41 +93,105 @@ class MarkerToolParser(Parser):
                     if final:
                         b.safe(n)
                     return b.build()
+                if find_first(text, self.starts, j)[0] != j:
+                    if not final and held_suffix(text, self.starts, j) == n - j:
+                        return b.build()  # a next section may be starting
+                    if join:
+                        b.content(text[pos:j])
                 pos = j
+                after_region = False
             i, marker = find_first(text, self.starts, pos)
             if i == -1:
                 keep = 0 if final else held_suffix(text, self.starts, pos)
-                b.content(text[pos : n - keep])
-                b.safe(n - keep)
+                tail = _content(b, text[pos : n - keep], tail)
+                b.safe(n - keep, _TEXT if tail else None)
                 return b.build()
-            b.content(text[pos:i])
-            b.safe(i)
+            tail = _content(b, text[pos:i], tail)
+            b.safe(i, _TEXT if tail else None)
+            ncalls = len(b.calls)
             end = self.region(text, i, marker or "", b, final)
             if end is None:
                 return b.build()
+            if isinstance(end, TextEnd):
+                # no call in it (a marker written in prose, an empty pair): it is text
+                tail = _content(b, text[i:end], tail)
+                pos = end
+                b.safe(pos, _TEXT if tail else None)
+                continue
             for call in b.calls:
                 call.done = True
             pos = end
-            b.safe(pos, _AFTER_REGION)
+            join = tail
+            b.safe(pos, _AFTER_JOIN if join else _AFTER_REGION)
             after_region = True
 
     # helpers for subclasses ------------------------------------------------------
 
-    def schema_type(self, tool_name: str, param: str) -> str | None:
+    def schema_type(self, tool_name: str, param: str) -> object:
+        """The JSON-schema type of a parameter: a name, a list of names (a union, from
+        ``type: [...]`` or ``anyOf``/``oneOf``), or None when unknown."""
         for tool in self.tools:
             fn = tool.get("function", tool)
             if fn.get("name") == tool_name:
                 props = (fn.get("parameters") or {}).get("properties") or {}
-                spec = props.get(param) or {}
-                t = spec.get("type")
-                if isinstance(t, list):
-                    t = next((x for x in t if x != "null"), None)
-                return t
+                return _spec_type(props.get(param) or {})
         return None
 
 
-def typed_value(raw: str, schema_type: str | None) -> Any:
-    """Convert a parameter written as text to the type its schema asks for."""
+def _spec_type(spec: Mapping[str, Any]) -> object:
+    t = spec.get("type")
+    if t is not None:
+        return t
+    for key in ("anyOf", "oneOf"):
+        if isinstance(spec.get(key), list):
+            types: list[str] = []
+            for sub in spec[key]:
+                st = _spec_type(sub) if isinstance(sub, Mapping) else None
+                types.extend(st if isinstance(st, list) else [st] if isinstance(st, str) else [])
+            return types or None
+    return None
+
+
+_JSON_TYPES = {
+    "null": lambda v: v is None,
+    "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+}
+
+
+def typed_value(raw: str, schema_type: object) -> Any:
+    """Convert a parameter written as text to the type its schema asks for.
+
+    A union (``["string", "null"]``, ``anyOf``) is converted by the whole union: the
+    text read as JSON when that value is of one of its types (``null`` is JSON null
+    when the union admits null), else the text itself when it admits strings."""
+    if isinstance(schema_type, list):
+        types = [t for t in schema_type if isinstance(t, str)]
+        if len(types) == 1:
+            return typed_value(raw, types[0])
+        try:
+            value = json.loads(raw.strip())
+        except ValueError:
+            value = _MISSING
+        if value is not _MISSING and any(_JSON_TYPES.get(t, lambda v: False)(value) for t in types if t != "string"):
+            return value
+        if "string" in types or not types:
+            return raw
+        for t in types:
+            if t != "null":
+                return typed_value(raw, t)
+        return raw
+    return _typed_one(raw, schema_type if isinstance(schema_type, str) else None)
+
+
+_MISSING = object()
+
+
+def _typed_one(raw: str, schema_type: str | None) -> Any:
     if schema_type in (None, "string"):
         return raw
     try:
@@ -116,6 +205,8 @@ def typed_value(raw: str, schema_type: str | None) -> Any:
             if low in ("true", "false"):
                 return low == "true"
             return raw
+        if schema_type == "null":
+            return None if raw.strip() == "null" else raw
         return json.loads(raw)
     except ValueError:
         return raw
@@ -237,6 +328,20 @@ def emit_object_call(
         return n if final else None
     call.done = True
     return scan.end
+
+
+def after_trailer(text: str, j: int, trailer: Sequence[str], final: bool) -> int | None:
+    """The end of a section that ended at ``j``, past a ``trailer`` token (an EOS the
+    model wrote out) when one follows; None while one may still be arriving."""
+    k = skip_ws(text, j)
+    for tok in trailer:
+        if text.startswith(tok, k):
+            return k + len(tok)
+        if not final and k < len(text) and tok.startswith(text[k:]):
+            return None
+    if not final and trailer and k == len(text):
+        return None  # the trailer may follow
+    return j
 
 
 def skip_ws(text: str, j: int) -> int:

@@ -16,12 +16,24 @@ from smg.parsers.core import Snapshot, SnapshotBuilder
 from smg.parsers.scan import find_first, held_suffix
 from smg.parsers.tools.base import MarkerToolParser
 
-__all__ = ["HarmonyParser"]
+__all__ = ["HarmonyParser", "read_header"]
 
 _STARTS = ("<|start|>", "<|channel|>")
 _MESSAGE = "<|message|>"
 _ENDS = ("<|end|>", "<|call|>", "<|return|>")
 _TO = re.compile(r"to=functions\.([^\s<]+)")
+
+
+def read_header(text: str, i: int) -> tuple[int, str, str | None]:
+    """The message header at ``text[i]``: where its ``<|message|>`` is (-1: not yet),
+    its channel, and the function it is addressed to (None: not a call)."""
+    m = text.find(_MESSAGE, i)
+    if m == -1:
+        return -1, "", None
+    header = text[i:m]
+    to = _TO.search(header)
+    words = header.split("<|channel|>", 1)[-1].split() if "<|channel|>" in header else []
+    return m, words[0] if words else "", to.group(1) if to else None
 
 
 @dataclass(frozen=True)
@@ -46,15 +58,11 @@ class HarmonyParser(MarkerToolParser):
                 return b.build()
             b.content(text[pos:i])
             b.safe(i)
-            m = text.find(_MESSAGE, i)
+            m, channel, to = read_header(text, i)
             if m == -1:
                 return b.build()  # header still arriving (final: dropped)
-            header = text[i:m]
-            to = _TO.search(header)
-            words = header.split("<|channel|>", 1)[-1].split() if "<|channel|>" in header else []
-            channel = words[0] if words else ""
             kind = "call" if to else ("reasoning" if channel == "analysis" else "content")
-            end = self._body(text, m + len(_MESSAGE), kind, to.group(1) if to else None, b, final)
+            end = self._body(text, m + len(_MESSAGE), kind, to, b, final)
             if end is None:
                 return b.build()
             pos = end

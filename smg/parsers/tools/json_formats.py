@@ -14,11 +14,14 @@ from smg.parsers.core import Snapshot, SnapshotBuilder
 from smg.parsers.scan import held_suffix, json_value_end
 from smg.parsers.tools.base import (
     MarkerToolParser,
+    TextEnd,
+    after_trailer,
     emit_object_call,
     emit_raw_args_call,
     skip_ws,
 )
 from smg.parsers.tools.channels import ChannelToolParser
+from smg.parsers.tools.json_mode import JsonParser, Llama3Parser
 
 __all__ = [
     "CohereParser",
@@ -76,62 +79,24 @@ class HermesParser(MarkerToolParser):
         j = skip_ws(text, i + len(marker))
         if j >= n:
             return n if final else None
-        end = emit_object_call(text, j, b, final, (self.END,)) if text[j] == "{" else j
+        if text[j] != "{":  # no call object: the marker was written in prose
+            if text.startswith(self.END, j):
+                return TextEnd(j + len(self.END))
+            if not final and self.END.startswith(text[j:]):
+                return None
+            return TextEnd(i + len(marker))
+        ncalls = len(b.calls)
+        end = emit_object_call(text, j, b, final, (self.END,))
         if end is None:
             return None
         stop = text.find(self.END, end)
         if stop == -1:
+            if len(b.calls) > ncalls:
+                b.calls[-1].done = False  # complete only with its closing marker
             return n if final else None
+        if len(b.calls) == ncalls:  # an object that names no tool
+            return TextEnd(stop + len(self.END))
         return stop + len(self.END)
-
-
-@dataclass(frozen=True)
-class JsonParser(MarkerToolParser):
-    """The whole output is a call object or an array of them (OpenAI-style JSON mode)."""
-
-    name: str = "json"
-
-    def has_markers(self, text: str) -> bool:
-        return text.lstrip()[:1] in ("{", "[")
-
-    def parse(self, text: str, final: bool, state: object = None) -> Snapshot:
-        b = SnapshotBuilder()
-        j = skip_ws(text, 0)
-        if j >= len(text):
-            if final:
-                b.content(text)
-            return b.build()
-        if text[j] not in "[{":
-            b.content(text)
-            return b.build()
-        end = _array_or_objects(text, j, b, final)
-        if end is not None and final:
-            b.content(text[end:].strip())
-        return b.build()
-
-
-@dataclass(frozen=True)
-class Llama3Parser(JsonParser):
-    """``<|python_tag|>`` followed by call objects (``;``-separated), or bare JSON."""
-
-    name: str = "llama3"
-    TAG = "<|python_tag|>"
-
-    def has_markers(self, text: str) -> bool:
-        return self.TAG in text or super().has_markers(text)
-
-    def parse(self, text: str, final: bool, state: object = None) -> Snapshot:
-        j = skip_ws(text, 0)
-        if j < len(text) and text[j] in "[{":  # bare JSON decides: a later tag is text
-            return super().parse(text, final)
-        i = text.find(self.TAG)
-        if i == -1:
-            keep = 0 if final else held_suffix(text, (self.TAG,))
-            return super().parse(text[: len(text) - keep], final)
-        b = SnapshotBuilder()
-        b.content(text[:i])
-        _object_list(text, i + len(self.TAG), b, final)
-        return b.build()
 
 
 @dataclass(frozen=True)
@@ -167,25 +132,34 @@ _DS_CALLS_END = "<｜tool▁calls▁end｜>"
 _DS_CALL_BEGIN = "<｜tool▁call▁begin｜>"
 _DS_CALL_END = "<｜tool▁call▁end｜>"
 _DS_SEP = "<｜tool▁sep｜>"
+# DeepSeek's EOS: written out after the section when the worker ignores EOS (ignore_eos)
+DS_EOS = ("<｜end▁of▁sentence｜>",)
 
 
-def _section(text, i, marker, b, final, begin, section_end, call_begin, one_call):
-    """Calls ``call_begin ... `` inside an optional section; ``one_call`` parses one."""
+def _section(text, i, marker, b, final, begin, section_end, call_begin, one_call, trailer=()):
+    """Calls ``call_begin ... `` inside an optional section; ``one_call`` parses one.
+
+    ``begin``/``section_end`` are the section's markers (one string or the variants a
+    family writes); a ``trailer`` token right after the section end (an EOS the model
+    wrote) is consumed with it."""
+    begins = (begin,) if isinstance(begin, str) else begin
+    ends = (section_end,) if isinstance(section_end, str) else section_end
     n = len(text)
-    j = i + len(marker) if marker == begin else i
+    j = i + len(marker) if marker in begins else i
     while True:
         j = skip_ws(text, j)
         if j >= n:
             return n if final else None
-        if text.startswith(section_end, j):
-            return j + len(section_end)
+        end = next((e for e in ends if text.startswith(e, j)), None)
+        if end is not None:
+            return after_trailer(text, j + len(end), trailer, final)
         if text.startswith(call_begin, j):
             end = one_call(text, j + len(call_begin), b, final)
             if end is None:
                 return None
             j = end
             continue
-        if section_end.startswith(text[j:]) or call_begin.startswith(text[j:]):
+        if any(e.startswith(text[j:]) for e in ends) or call_begin.startswith(text[j:]):
             return n if final else None  # a marker still arriving
         return j  # something else: the section ends here
 
@@ -226,7 +200,7 @@ class DeepSeekV3Parser(MarkerToolParser):
 
     def region(self, text, i, marker, b, final):
         return _section(
-            text, i, marker, b, final, _DS_CALLS_BEGIN, _DS_CALLS_END, _DS_CALL_BEGIN, _ds_v3_call
+            text, i, marker, b, final, _DS_CALLS_BEGIN, _DS_CALLS_END, _DS_CALL_BEGIN, _ds_v3_call, DS_EOS
         )
 
 
@@ -237,12 +211,13 @@ class DeepSeekV31Parser(MarkerToolParser):
 
     def region(self, text, i, marker, b, final):
         return _section(
-            text, i, marker, b, final, _DS_CALLS_BEGIN, _DS_CALLS_END, _DS_CALL_BEGIN, _ds_v31_call
+            text, i, marker, b, final, _DS_CALLS_BEGIN, _DS_CALLS_END, _DS_CALL_BEGIN, _ds_v31_call, DS_EOS
         )
 
 
-_K_SECTION_BEGIN = "<|tool_calls_section_begin|>"
-_K_SECTION_END = "<|tool_calls_section_end|>"
+# Kimi-K2 writes the section markers plural or (some checkpoints) singular
+_K_SECTION_BEGIN = ("<|tool_calls_section_begin|>", "<|tool_call_section_begin|>")
+_K_SECTION_END = ("<|tool_calls_section_end|>", "<|tool_call_section_end|>")
 _K_CALL_BEGIN = "<|tool_call_begin|>"
 _K_ARG_BEGIN = "<|tool_call_argument_begin|>"
 _K_CALL_END = "<|tool_call_end|>"
@@ -261,7 +236,7 @@ def _kimi_call(text, j, b, final):
 @dataclass(frozen=True)
 class KimiK2Parser(MarkerToolParser):
     name: str = "kimik2"
-    starts = (_K_SECTION_BEGIN, _K_CALL_BEGIN)
+    starts = (*_K_SECTION_BEGIN, _K_CALL_BEGIN)
 
     def region(self, text, i, marker, b, final):
         return _section(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from smg.parsers.core import SnapshotBuilder
-from smg.parsers.tools.base import ArgsBuilder, MarkerToolParser, skip_ws, typed_value
+from smg.parsers.tools.base import ArgsBuilder, MarkerToolParser, TextEnd, after_trailer, skip_ws, typed_value
 
 __all__ = [
     "DsmlParser",
@@ -38,6 +38,7 @@ class XmlSyntax:
     param_open_lit: str
     param_close: str
     skip: tuple[str, ...] = ()  # wrappers between calls that carry nothing
+    trailer: tuple[str, ...] = ()  # a token consumed right after the section end (EOS)
 
 
 def _incomplete(text: str, j: int, *lits: str) -> bool:
@@ -61,12 +62,16 @@ class XmlToolParser(MarkerToolParser):
         syn = self.syntax
         n = len(text)
         j = i + len(marker)
+        ncalls = len(b.calls)
         while True:
             j = skip_ws(text, j)
             if j >= n:
                 return n if final else None
             if text.startswith(syn.section_end, j):
-                return j + len(syn.section_end)
+                end = j + len(syn.section_end)
+                if len(b.calls) == ncalls:
+                    return TextEnd(end)
+                return after_trailer(text, end, syn.trailer, final)
             skipped = next((s for s in syn.skip if text.startswith(s, j)), None)
             if skipped:
                 j += len(skipped)
@@ -75,7 +80,8 @@ class XmlToolParser(MarkerToolParser):
             if m is None:
                 if _incomplete(text, j, syn.section_end, syn.call_open_lit, *syn.skip):
                     return n if final else None
-                return j  # not a call: the section ends here
+                # not a call: the section ends here (no call at all: it was text)
+                return j if len(b.calls) > ncalls else TextEnd(i + len(marker))
             end = self._call(text, m, b, final)
             if end is None:
                 return None
@@ -152,6 +158,7 @@ def _dsml(block: str) -> XmlSyntax:
         re.compile(f'<{t}parameter name="([^"]+)"(?: string="(true|false)")?>'),
         f"<{t}parameter name=",
         f"</{t}parameter>",
+        trailer=("<｜end▁of▁sentence｜>",),
     )
 
 
@@ -185,6 +192,9 @@ class Step3Parser(XmlToolParser):
     )
 
 
+_GLM_NAME = re.compile(r"[\w.\-:/]+")
+
+
 @dataclass(frozen=True)
 class Glm45Parser(MarkerToolParser):
     """``<tool_call>name`` then ``<arg_key>k</arg_key><arg_value>v</arg_value>`` pairs."""
@@ -199,9 +209,17 @@ class Glm45Parser(MarkerToolParser):
         k = j
         while k < n and text[k] not in "\n<":
             k += 1
-        if k >= n:
-            return n if final else None
+        if k >= n and not final:
+            return None
         name = text[j:k].strip()
+        if k >= n and (not name or _GLM_NAME.fullmatch(name)):
+            return n  # cut off after the name
+        if not _GLM_NAME.fullmatch(name):  # no tool name: the marker was written in prose
+            if not name and text.startswith(self.END, k):
+                return TextEnd(k + len(self.END))
+            if not name and not final and self.END.startswith(text[k:]):
+                return None
+            return TextEnd(i + len(marker))
         args = ArgsBuilder(b.call(name))
         j = k
         while True:

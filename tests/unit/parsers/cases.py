@@ -121,7 +121,7 @@ EDGE_CASES = [
     # text after calls
     ("qwen", '<tool_call>\n{"name": "a", "arguments": {}}\n</tool_call>\nDone 😀.', "Done 😀.", "", [("a", {})]),
     ("kimik2", 'Sure<|tool_calls_section_begin|><|tool_call_begin|>functions.a:0<|tool_call_argument_begin|>{}<|tool_call_end|><|tool_calls_section_end|> then more',
-     "Surethen more", "", [("a", {})]),
+     "Sure then more", "", [("a", {})]),
     ("pythonic", '[get_weather(city="北京", unit="celsius")] Here you go.', "Here you go.", "", [("get_weather", W)]),
     ("cohere", '<|START_ACTION|>[{"tool_name": "a", "parameters": {}}]<|END_ACTION|>after', "after", "", [("a", {})]),
     ("cohere", '<|START_RESPONSE|>Let me search 北京.<|END_RESPONSE|>\n<|START_ACTION|>\n{"tool_name": "search", "parameters": {"q": "rust"}}\n<|END_ACTION|><|START_TEXT|>Done.<|END_TEXT|>',
