@@ -110,7 +110,8 @@ class ChoiceStream:
         if self._parser is None or self._parser_done:
             return Delta()
         self._parser_done = True
-        return self._parser.finish()
+        # the finish reason tells the parsers whether a call left open was cut off (length)
+        return self._parser.finish(self.finish_reason)
 
     @property
     def text(self) -> str:
