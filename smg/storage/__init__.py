@@ -24,4 +24,18 @@ def open_store(settings: HistorySettings) -> HistoryStore:
                            settings.history_memory_retention_secs)
     if backend == "none":
         return NoStore()
-    raise ValueError(f"history backend {backend!r} is not built yet")
+    if backend == "sqlite":
+        from smg.storage.sqlite import SqliteStore
+
+        return SqliteStore.in_dir(settings.data_dir)
+    if backend == "postgres":
+        from smg.storage.postgres import PostgresStore
+
+        return PostgresStore(settings.postgres_db_url or "", pool_max=settings.postgres_pool_max,
+                             op_timeout_secs=settings.postgres_op_timeout_secs)
+    if backend == "redis":
+        from smg.storage.redis import RedisStore
+
+        return RedisStore(settings.redis_url or "", pool_max=settings.redis_pool_max,
+                          retention_days=settings.redis_retention_days, op_timeout_secs=settings.redis_op_timeout_secs)
+    raise ValueError(f"unknown history backend {backend!r}")
