@@ -72,6 +72,7 @@ class SnapshotBuilder:
         self._reasoning_len = 0
         self.calls: list[CallSnapshot] = []
         self._safe: tuple[int, int, int, int, object] = (0, 0, 0, 0, None)
+        self.tail = False  # free for a parser: whether its content so far ends in text
 
     def content(self, text: str) -> None:
         if text:

@@ -37,7 +37,14 @@ from smg.parsers.tools.base import ArgsBuilder, MarkerToolParser, emit_object_ca
 __all__ = ["ChannelToolParser", "InklingToolParser", "KimiK3ToolParser"]
 
 _AFTER_REGION = "after_region"
+_AFTER_JOIN = "after_region_join"  # after a section that followed text
+_TEXT = "text"  # the content so far ends in non-whitespace
 IN_SECTION = "in_section"  # safe point between two calls of one section
+IN_SECTION_JOIN = "in_section_join"  # the same, in a section that followed text
+
+
+def _ends_in_text(seg: str, tail: bool) -> bool:
+    return (not seg[-1].isspace()) if seg else tail
 
 
 class ChannelToolParser(MarkerToolParser):
@@ -54,23 +61,29 @@ class ChannelToolParser(MarkerToolParser):
         return find_first(text, self.starts)[0] != -1
 
     def fast(self, chunk: str, state: object) -> tuple[str, str] | None:
-        if state is not None or "<" in chunk:
+        if state not in (None, _TEXT) or "<" in chunk or not chunk:
             return None
+        if chunk[-1].isspace() != (state is None):
+            return None  # the chunk changes whether the content ends in text
         return chunk, ""
 
     def parse(self, text: str, final: bool, state: object = None) -> Snapshot:
         b = SnapshotBuilder()
         markers = self.starts + self.drops
         pos, n = 0, len(text)
-        after_region = state == _AFTER_REGION
-        if state == IN_SECTION:
+        # tail: the content so far ends in non-whitespace; then the whitespace between
+        # a call section and the text after it is kept (it separates two texts)
+        tail = state in (_TEXT, _AFTER_JOIN, IN_SECTION_JOIN)
+        b.tail = tail
+        after_region = state in (_AFTER_REGION, _AFTER_JOIN)
+        if state in (IN_SECTION, IN_SECTION_JOIN):
             end = self.region(text, 0, "", b, final)
             if end is None:
                 return b.build()
             for call in b.calls:
                 call.done = True
             pos, after_region = end, True
-            b.safe(pos, _AFTER_REGION)
+            b.safe(pos, _AFTER_JOIN if tail else _AFTER_REGION)
         while True:
             if after_region:
                 j = skip_ws(text, pos)
@@ -78,15 +91,23 @@ class ChannelToolParser(MarkerToolParser):
                     if final:
                         b.safe(n)
                     return b.build()
+                if tail and find_first(text, self.starts, j)[0] != j:
+                    if not final and held_suffix(text, markers, j) == n - j:
+                        return b.build()  # a marker may be starting
+                    b.content(text[pos:j])
                 pos = j
+                after_region = False
             i, marker = find_first(text, markers, pos)
             if i == -1:
                 keep = 0 if final else held_suffix(text, markers, pos)
+                tail = _ends_in_text(text[pos : n - keep], tail)
                 b.content(text[pos : n - keep])
-                b.safe(n - keep)
+                b.safe(n - keep, _TEXT if tail else None)
                 return b.build()
+            tail = _ends_in_text(text[pos:i], tail)
             b.content(text[pos:i])
-            b.safe(i)
+            b.safe(i, _TEXT if tail else None)
+            b.tail = tail  # for a region's safe points inside its section
             end = self.region(text, i, marker or "", b, final)
             if end is None:
                 return b.build()
@@ -94,7 +115,10 @@ class ChannelToolParser(MarkerToolParser):
                 call.done = True
             pos = end
             after_region = marker in self.starts
-            b.safe(pos, _AFTER_REGION if after_region else None)
+            if after_region:
+                b.safe(pos, _AFTER_JOIN if tail else _AFTER_REGION)
+            else:
+                b.safe(pos, _TEXT if tail else None)
 
 
 # --- Kimi-K3 ---------------------------------------------------------------------
@@ -147,7 +171,7 @@ class KimiK3ToolParser(ChannelToolParser):
             if end is None:
                 return None
             j = end
-            b.safe(j, IN_SECTION)
+            b.safe(j, IN_SECTION_JOIN if b.tail else IN_SECTION)
 
     def _call(self, text: str, m: re.Match[str], b: SnapshotBuilder, final: bool) -> int | None:
         n = len(text)

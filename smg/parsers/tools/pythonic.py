@@ -113,7 +113,10 @@ class PythonicParser(MarkerToolParser):
                 k += len(_WRAP_CLOSE)
             elif not final and _WRAP_CLOSE.startswith(text[k:]):
                 return b.build()
-            b.content(text[skip_ws(text, k) :])
+            rest = text[skip_ws(text, k) :]
+            if rest and head and not text[head - 1].isspace():
+                rest = text[k:]  # the whitespace separates the text before and after
+            b.content(rest)
         return b.build()
 
     def _calls(self, text: str, j: int, b: SnapshotBuilder, final: bool) -> int | None:

@@ -7,12 +7,12 @@ from hypothesis import strategies as st
 from smg.parsers.core import Parser, ParseResult, ToolCall
 
 
-def reassemble(parser: Parser, chunks: list[str]) -> ParseResult:
+def reassemble(parser: Parser, chunks: list[str], finish_reason: str | None = None) -> ParseResult:
     """Stream ``chunks`` through ``parser`` and rebuild the result from the deltas."""
     stream = parser.stream()
     content, reasoning = [], []
     calls: dict[int, list] = {}
-    deltas = [stream.feed(c) for c in chunks] + [stream.finish()]
+    deltas = [stream.feed(c) for c in chunks] + [stream.finish(finish_reason)]
     for d in deltas:
         content.append(d.content)
         reasoning.append(d.reasoning)
