@@ -267,23 +267,18 @@ async def _append(conn: psycopg.AsyncConnection, conversation_id: str, rows: lis
 
 async def _list(conn: psycopg.AsyncConnection, conversation_id: str, limit: int, asc: bool,
                 after: str | None) -> list[str] | None:
+    # One statement (one snapshot, one round trip): a marker row when the conversation
+    # exists, then the page. An unknown ``after`` compares with NULL: no rows.
     cmp, direction = (">", "ASC") if asc else ("<", "DESC")
-    async with conn.transaction():
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot
-        cur = await conn.execute("SELECT 1 FROM smg_conversations WHERE id = %s", (conversation_id,))
-        if await cur.fetchone() is None:
-            return None
-        if after is None:
-            cur = await conn.execute(
-                f"SELECT body::text FROM smg_conversation_items WHERE conversation_id = %s ORDER BY seq {direction}"
-                " LIMIT %s", (conversation_id, limit + 1))
-        else:
-            cur = await conn.execute("SELECT seq FROM smg_conversation_items WHERE conversation_id = %s"
-                                     " AND item_id = %s", (conversation_id, after))
-            row = await cur.fetchone()
-            if row is None:
-                return []
-            cur = await conn.execute(
-                f"SELECT body::text FROM smg_conversation_items WHERE conversation_id = %s AND seq {cmp} %s"
-                f" ORDER BY seq {direction} LIMIT %s", (conversation_id, row[0], limit + 1))
-        return [r[0] for r in await cur.fetchall()]
+    cur = await conn.execute(
+        "SELECT 0 AS part, 0::bigint AS seq, NULL AS body FROM smg_conversations WHERE id = %(c)s"
+        " UNION ALL (SELECT 1, seq, body::text FROM smg_conversation_items WHERE conversation_id = %(c)s"
+        f" AND (%(after)s::text IS NULL OR seq {cmp} (SELECT seq FROM smg_conversation_items"
+        "      WHERE conversation_id = %(c)s AND item_id = %(after)s::text))"
+        f" ORDER BY seq {direction} LIMIT %(n)s)"
+        f" ORDER BY part, seq {direction}",
+        {"c": conversation_id, "after": after, "n": limit + 1})
+    rows = await cur.fetchall()
+    if not rows or rows[0][0] != 0:
+        return None
+    return [r[2] for r in rows[1:]]
