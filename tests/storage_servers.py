@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -61,6 +62,22 @@ def _wait_port(port: int, proc: subprocess.Popen, what: str, log: pathlib.Path) 
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} in {START_TIMEOUT:.0f} s")
+
+
+def _die_with_parent(sig: int):  # noqa: ANN202
+    """A preexec_fn: the server gets ``sig`` when the test process dies, however it dies
+    (Linux), so a killed test run leaves no server behind."""
+
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None).prctl  # looked up here: the child only calls it
+
+    def preexec() -> None:
+        prctl(1, sig)  # PR_SET_PDEATHSIG
+
+    return preexec
 
 
 def _stop(proc: subprocess.Popen | None, sig: int) -> None:
@@ -117,7 +134,8 @@ class PostgresServer:
             [str(self.bindir / "postgres"), "-D", str(self.datadir), "-p", str(self.port),
              "-h", "127.0.0.1", "-k", str(self.root), "-c", "fsync=off", "-c", "synchronous_commit=off",
              "-c", "full_page_writes=off", "-c", "max_connections=200"],
-            stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.root, **self._as,
+            stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.root,
+            preexec_fn=_die_with_parent(signal.SIGINT), **self._as,
         )
         logf.close()
         _wait_port(self.port, self.proc, "postgres", self.log)
@@ -183,6 +201,7 @@ class RedisServer:
                 [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                  "--dir", str(self.root), "--databases", str(self.DATABASES), "--protected-mode", "yes"],
                 stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_die_with_parent(signal.SIGTERM),
             )
         _wait_port(self.port, self.proc, "redis-server", self.log)
 
