@@ -226,3 +226,25 @@ def test_postgres_server_runs_as_the_postgres_user(postgres_server) -> None:  # 
     import pwd
 
     assert pwd.getpwuid(os.stat(postgres_server.datadir).st_uid).pw_name == "postgres"
+
+
+def test_a_missing_server_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.storage_servers import missing
+
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y postgresql redis-server"):
+        missing("redis-server not found")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="redis-server not found"):
+        missing("redis-server not found")
+
+
+async def test_each_test_gets_an_empty_database(postgres_url: str, redis_url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+        cur = await conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        assert (await cur.fetchone())[0] == 0
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.dbsize() == 0
+    finally:
+        client.close()
