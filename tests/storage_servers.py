@@ -100,22 +100,35 @@ class PostgresServer:
         if not bins and shutil.which("postgres") is None:
             raise FileNotFoundError("PostgreSQL server binaries (postgres, initdb) not found")
         self.bindir = pathlib.Path(bins[-1]).parent if bins else pathlib.Path(shutil.which("postgres")).parent
-        self.root = pathlib.Path(tempfile.mkdtemp(prefix="smg-pg-"))
+        # As root, run as the package's postgres user (directly, not under runuser, so
+        # that signals reach the server itself), in a directory it can reach.
+        self._as: dict = {}
+        tmp = None
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                raise FileNotFoundError("no 'postgres' user to run PostgreSQL as (root cannot)") from None
+            self._as = {"user": "postgres", "group": "postgres", "extra_groups": []}
+            tmp = "/tmp" if os.path.isdir("/tmp") else None
+        self.root = pathlib.Path(tempfile.mkdtemp(prefix="smg-pg-", dir=tmp))
         self.datadir = self.root / "data"
         self.log = self.root / "postgres.log"
         self.port = _free_port()
         self.proc: subprocess.Popen | None = None
         self._dbs = 0
-        # As root, run as the package's postgres user (directly, not under runuser, so
-        # that signals reach the server itself).
-        self._as: dict = {"user": "postgres", "group": "postgres", "extra_groups": []} if os.geteuid() == 0 else {}
         if self._as:
             shutil.chown(self.root, "postgres", "postgres")
-        subprocess.run(
+        done = subprocess.run(
             [str(self.bindir / "initdb"), "-D", str(self.datadir), "-A", "trust", "-U", "postgres",
-             "-E", "UTF8", "--no-sync", "--no-instructions"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.root, **self._as,
+             "-E", "UTF8", "--no-sync"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.root, **self._as,
         )
+        if done.returncode != 0:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise RuntimeError(f"initdb failed ({done.returncode}): {done.stderr.decode(errors='replace')[-2000:]}")
 
     @property
     def admin_url(self) -> str:
