@@ -76,6 +76,7 @@ async def test_response_chain(store: HistoryStore) -> None:
     assert [r.id for r in chain] == ["r1", "r2", "r3", "r4"]
     assert chain[1] == await store.get_response("r2")
     assert [r.id for r in await store.response_chain("r4", limit=2)] == ["r3", "r4"]
+    assert [r.id for r in await store.response_chain("r4", limit=1)] == ["r4"]
     assert [r.id for r in await store.response_chain("r1")] == ["r1"]
     # a deleted link ends the chain there, and deletes nothing else
     assert await store.delete_response("r2") is True
@@ -122,6 +123,14 @@ async def test_conversation_crud(store: HistoryStore) -> None:
     # the id can be used again, from empty
     await store.create_conversation(Conversation("conv_1", 5, {}), [])
     assert ids(await store.list_items("conv_1")) == []
+
+
+async def test_create_conversation_again_starts_it_over(store: HistoryStore) -> None:
+    await store.create_conversation(Conversation("conv_x", 1, {"old": "1"}), [item("x1"), item("x2")])
+    await store.create_conversation(Conversation("conv_x", 2, {"new": "2"}), [item("x3")])
+    assert await store.get_conversation("conv_x") == Conversation("conv_x", 2, {"new": "2"})
+    assert ids(await store.list_items("conv_x")) == ["x3"]
+    assert await store.get_item("conv_x", "x1") is None
 
 
 async def test_append_items(store: HistoryStore) -> None:

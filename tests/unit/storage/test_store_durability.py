@@ -69,6 +69,23 @@ async def test_concurrent_appends_one_loop(backend: Backend) -> None:
             await s.close()
 
 
+async def test_concurrent_compare_and_set_has_one_winner(backend: Backend) -> None:
+    stores = [backend.make()] + ([backend.make()] if backend.kind != "memory" else [])
+    for s in stores:
+        await s.start()
+    try:
+        await stores[0].put_response(response("resp_race", status="in_progress"))
+        finals = [response("resp_race", status="completed" if n % 2 else "cancelled", text=f"n{n}")
+                  for n in range(12)]
+        won = await asyncio.gather(*(stores[n % len(stores)].put_response(rec, if_status="in_progress")
+                                     for n, rec in enumerate(finals)))
+        assert won.count(True) == 1
+        assert await stores[-1].get_response("resp_race") == finals[won.index(True)]
+    finally:
+        for s in stores:
+            await s.close()
+
+
 def test_concurrent_appends_from_processes(persistent_backend: Backend) -> None:
     backend = persistent_backend
 
