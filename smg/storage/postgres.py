@@ -110,6 +110,8 @@ class PostgresStore(HistoryStore):
         self._pool: psycopg_pool.AsyncConnectionPool | None = None
 
     async def start(self) -> None:
+        if self._pool is not None:
+            return
         ms = max(1, int(self.op_timeout * 1000))
         self._pool = psycopg_pool.AsyncConnectionPool(
             self.url, min_size=1, max_size=self.pool_max, open=False, timeout=self.op_timeout,

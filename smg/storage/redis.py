@@ -157,6 +157,8 @@ class RedisStore(HistoryStore):
         self._redis: aioredis.Redis | None = None
 
     async def start(self) -> None:
+        if self._redis is not None:
+            return
         pool = aioredis.BlockingConnectionPool.from_url(
             self.url, max_connections=self.pool_max, timeout=self.op_timeout, socket_timeout=self.op_timeout,
             socket_connect_timeout=self.op_timeout, retry=Retry(NoBackoff(), 0), health_check_interval=30,

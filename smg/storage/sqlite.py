@@ -133,6 +133,8 @@ class SqliteStore(HistoryStore):
             raise StorageError(f"sqlite: {self.path}: {exc}") from exc
 
     async def start(self) -> None:
+        if self._conn is not None:
+            return
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="smg-sqlite")
         await self._run(self._open)
