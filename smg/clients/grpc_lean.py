@@ -291,7 +291,7 @@ class GenerateStream:
     ``aclose()`` before the end aborts the request on the worker and resets the stream.
     """
 
-    __slots__ = ("_client", "_conn", "_call", "_request_id", "_got_any", "_bad", "ended")
+    __slots__ = ("_client", "_conn", "_call", "_request_id", "_got_any", "_bad", "_expired", "ended")
 
     def __init__(self, client: LeanGrpcWorkerClient, conn: H2Connection, call: Call, request_id: str) -> None:
         self._client = client
@@ -300,14 +300,15 @@ class GenerateStream:
         self._request_id = request_id
         self._got_any = False
         self._bad = False  # an unparsable message came: raised after what came before it
+        self._expired: WorkerCallError | None = None  # the gateway gave up waiting (expire)
         self.ended = False
 
     async def first(self) -> None:
         """Wait for the first response (or the end); a failure before any raises."""
         call = self._call
-        while not call.messages and call.status is None:
+        while not call.messages and call.status is None and not self._bad:
             await self.wait()
-        if not call.messages and call.status != OK:
+        if self._bad or (not call.messages and call.status != OK):
             self.take()
 
     def wait(self) -> asyncio.Future:
@@ -389,8 +390,23 @@ class GenerateStream:
             return None
 
     def _unparsable(self) -> WorkerCallError:
+        if self._expired is not None:
+            return self._expired
         return WorkerCallError(f"worker {self._client.url}: INTERNAL: unparsable response",
                                retryable=not self._got_any)
+
+    def expire(self, error: WorkerCallError) -> None:
+        """Fail the stream with ``error`` (a timeout): the reader waiting is woken and its
+        next ``take()`` raises it (through the broken-stream path: no check per read);
+        ``aclose()`` then aborts the request on the worker."""
+        if self.ended:
+            return
+        self._expired = error
+        self._bad = True
+        call = self._call
+        waiter, call.waiter = call.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def aclose(self) -> None:
         call = self._call

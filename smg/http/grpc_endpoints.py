@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import orjson
@@ -172,7 +172,46 @@ async def _run(request: Request, kind: str, req: GenerationRequest) -> Response:
     prep = await prepare(kind, req, state.grpc, headers, request.headers.get("x-request-id"))
     if req.stream:
         return EventStream(await stream_sse(prep, state, state.grpc))
-    return _json(await whole_response(prep, state, state.grpc))
+    return _json(await _unless_gone(request, whole_response(prep, state, state.grpc)))
+
+
+# A whole response still in the works after this long gets a task watching for the client
+# to go away (quicker ones pay only for a timer).
+WATCH_AFTER_SECS = 0.05
+
+
+async def _unless_gone(request: Request, work: Awaitable[Any]) -> Any:
+    """``await work``, cancelled if the client disconnects first (the pipeline's cleanup
+    then aborts the request on the worker, which would otherwise generate for nobody)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+    watcher: asyncio.Task | None = None
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        task.cancel()
+
+    def start() -> None:
+        nonlocal watcher
+        watcher = loop.create_task(watch())
+
+    timer = loop.call_later(WATCH_AFTER_SECS, start)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        task.uncancel()
+        raise _ClientGone from None
+    finally:
+        timer.cancel()
+        if watcher is not None:
+            watcher.cancel()
 
 
 async def chat_completions(request: Request) -> Response:
@@ -202,7 +241,7 @@ async def generate(request: Request) -> Response:
     if req.stream:
         events = await stream_events(prep, state, state.grpc)
         return EventStream(_sglang_stream(events, prep.rid))
-    whole = await whole_response(prep, state, state.grpc)
+    whole = await _unless_gone(request, whole_response(prep, state, state.grpc))
     return _json(_sglang_whole(whole, prep.rid))
 
 

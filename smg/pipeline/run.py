@@ -13,9 +13,11 @@ A worker's stream is read a batch at a time (``take`` what arrived, ``wait`` for
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
+from smg.clients.deadlines import Deadlines
 from smg.clients.grpc import ItemStream
 from smg.clients.grpc_types import Chunk, Complete, WorkerCallError
 from smg.errors import NoHealthyWorker, SmgError, UpstreamError, UpstreamTimeout, WorkerRefused
@@ -57,11 +59,53 @@ class Attempt:
         self.completion: dict[int, int] = {}
         self.done = False
         self._released = False
+        self._deadlines: Deadlines | None = None  # while a timeout watches this attempt
+        self._deadline = 0.0  # the request's own deadline
+        self._idle = 0.0  # the longest silence between two reads (0: none)
+        self._first = 0.0  # the first-byte limit in force, for the message
+
+    # -- timeouts (swept by one timer: smg.clients.deadlines) -------------------------------
+    def watch(self, deadlines: Deadlines, deadline: float, first_byte: float, idle: float) -> None:
+        """Fail the worker's stream at ``deadline`` (the request's), and if its first
+        message is not in within ``first_byte`` seconds, or (after it) a read is more than
+        ``idle`` seconds after the one before. Only a source that can ``expire`` is watched."""
+        if getattr(self.source, "expire", None) is None:
+            return
+        self._deadlines, self._deadline, self._idle, self._first = deadlines, deadline, idle, first_byte
+        now = deadlines_now()
+        deadlines.add(self, min(deadline, now + first_byte) if first_byte else deadline, asyncio.get_running_loop())
+
+    def touch(self) -> None:
+        """The worker sent something: the silence limit starts again (one dict store)."""
+        deadlines = self._deadlines
+        if deadlines is not None:
+            self._first = 0.0
+            idle = self._idle
+            deadlines.pending[self] = min(self._deadline, deadlines_now() + idle) if idle else self._deadline
+
+    def unwatch(self) -> None:
+        deadlines = self._deadlines
+        if deadlines is not None:
+            self._deadlines = None
+            deadlines.pending.pop(self, None)
+
+    def _timed_out(self) -> None:
+        """A deadline passed: the stream fails with a 504 (retryable while nothing came)
+        and the worker is ejected at once (outlier ejection: its breaker opens)."""
+        self.unwatch()
+        first = self._first
+        what = f"no first token within {first:g} s" if first else "request timed out or stalled between tokens"
+        got_first = not first
+        self.source.expire(WorkerCallError(f"worker {self.worker.url}: {what}", status=504,
+                                           retryable=not got_first and deadlines_now() < self._deadline))
+        self.worker.breaker.trip()
 
     async def items(self) -> AsyncIterator[tuple[int, Delta, Any, bool]]:
         """(choice index, delta, logprobs, choice finished) for everything the worker sends."""
         source = self.source
         while True:
+            if self._idle:
+                self.touch()
             for item in source.take():
                 for event in self.take(item):
                     yield event
@@ -161,6 +205,7 @@ class Attempt:
         if self._released:
             return
         self._released = True
+        self.unwatch()
         self.worker.end(outcome)
         on_complete = getattr(state.router, "on_complete", None) if state is not None else None
         if on_complete is not None:
@@ -176,7 +221,39 @@ class Attempt:
         return reason
 
 
-async def _open(prep: Prepared, state: Any, backend: GrpcBackend, tried: list[str]) -> Attempt:
+# the timeouts of every attempt in flight: one timer per event loop
+_DEADLINES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = weakref.WeakKeyDictionary()
+
+
+def _deadlines() -> Deadlines:
+    loop = asyncio.get_running_loop()
+    deadlines = _DEADLINES.get(loop)
+    if deadlines is None:
+        deadlines = _DEADLINES[loop] = Deadlines(tick=0.05)
+    return deadlines
+
+
+def deadlines_now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _limits(state: Any) -> tuple[float, float, float]:
+    """(request timeout, first-byte timeout, inter-token timeout) from the config (0: none)."""
+    config = getattr(state, "config", None)
+    if config is None:
+        return 0.0, 0.0, 0.0
+    rel = config.reliability
+    return config.server.request_timeout_secs, rel.first_byte_timeout_secs, rel.inter_token_timeout_secs
+
+
+def _deadline(state: Any) -> float:
+    """When the request must be over (``--request-timeout-secs`` from now; inf: never)."""
+    total = _limits(state)[0]
+    return deadlines_now() + total if total else float("inf")
+
+
+async def _open(prep: Prepared, state: Any, backend: GrpcBackend, tried: list[str],
+                deadline: float = float("inf")) -> Attempt:
     """A worker (or prefill/decode pair) running ``prep``, its first message received."""
     pd = getattr(state, "pd", None)
     if pd is not None:  # prefill/decode disaggregation: a pair, the decode stream drives
@@ -191,21 +268,33 @@ async def _open(prep: Prepared, state: Any, backend: GrpcBackend, tried: list[st
     client = backend.client(worker.url)
     worker.begin()
     source = None
+    attempt = None
     try:
         opener = getattr(client, "stream", None)  # batched reads; else over generate()
-        source = await opener(_params(prep)) if opener is not None else ItemStream(client.generate(_params(prep)))
+        params = _params(prep)
+        source = await opener(params) if opener is not None else ItemStream(client.generate(params))
+        attempt = Attempt(prep, worker, source)
+        _, first_byte, idle = _limits(state)
+        if deadline != float("inf") or first_byte or idle:
+            # a whole answer in one message (params.stream False) has no reads in between
+            attempt.watch(_deadlines(), deadline, first_byte if params.stream else 0.0, idle if params.stream else 0.0)
         await source.first()
+        attempt.touch()
     except WorkerCallError as exc:
+        if attempt is not None:
+            attempt.unwatch()
         worker.end(False if exc.worker_fault else None)
         if source is not None:
             await source.aclose()
         raise
     except BaseException:  # cancelled (client gone), or a bug here: not the worker's fault
+        if attempt is not None:
+            attempt.unwatch()
         worker.end(None)
         if source is not None:
             await source.aclose()
         raise
-    return Attempt(prep, worker, source)
+    return attempt
 
 
 class _NoneLeft(Exception):
@@ -217,9 +306,10 @@ async def open_attempt(prep: Prepared, state: Any, backend: GrpcBackend) -> Atte
     tried: list[str] = []
     attempts = max(1, state.retry.max_retries)
     last: WorkerCallError | None = None
+    deadline = _deadline(state)
     for n in range(attempts):
         try:
-            return await _open(prep, state, backend, tried)
+            return await _open(prep, state, backend, tried, deadline)
         except WorkerCallError as exc:
             last = exc
             await _before_retry(state, exc, n, attempts)
@@ -251,9 +341,10 @@ async def _with_retries(prep: Prepared, state: Any, backend: GrpcBackend, body):
     tried: list[str] = []
     attempts = max(1, state.retry.max_retries)
     last: WorkerCallError | None = None
+    deadline = _deadline(state)
     for n in range(attempts):
         try:
-            attempt = await _open(prep, state, backend, tried)
+            attempt = await _open(prep, state, backend, tried, deadline)
         except WorkerCallError as exc:
             last = exc
             await _before_retry(state, exc, n, attempts)

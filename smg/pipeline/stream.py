@@ -71,6 +71,8 @@ class StreamRun:
         else:
             out = []
         att = self.attempt
+        if att._deadlines is not None:  # a timeout watches it: the worker's silence ends here
+            att.touch()
         try:
             if self._echo:
                 self._echo = False

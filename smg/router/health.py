@@ -12,10 +12,11 @@ Per worker, each probe result moves its status:
   ``remove_unhealthy`` a failed worker is removed instead. Draining workers are not probed.
 
 Each worker has its own schedule: every ``interval_secs`` while it is ready and answers;
-otherwise (pending, not ready, failed, or a failed probe of a ready worker) after
-``fast_interval_secs``, doubling per probe up to ``interval_secs``. So a worker that
-comes up after the gateway (or back after a crash) is used within seconds, and one that
-stays down costs a probe a minute.
+otherwise on the fast schedule: after a failed probe ``fast_interval_secs``, doubling
+per failure up to ``fast_max_secs`` (at most ``interval_secs``); after a good probe of a
+worker not ready yet, ``fast_interval_secs`` again (to confirm). So a worker that comes up
+after the gateway (or back after a crash) is used within seconds, and one that stays
+down costs a probe every few seconds.
 
 A single failed probe never takes a busy worker out (sglang#9198). The probe is any
 ``async (worker) -> bool``; a probe that raises or exceeds ``timeout_secs`` is a failure.
@@ -67,7 +68,11 @@ class HealthConfig:
     )
     fast_interval_secs: float = field(
         default=1.0, metadata={"help": "first delay between probes of a worker that is not ready "
-                                       "(doubling up to the interval)"}
+                                       "(doubling up to fast_max_secs)"}
+    )
+    fast_max_secs: float = field(
+        default=5.0, metadata={"help": "longest delay between probes of a worker that is not ready "
+                                       "(never above the interval)"}
     )
 
     def __post_init__(self) -> None:
@@ -123,11 +128,13 @@ def next_delay(status: HealthStatus, counters: ProbeCounters, ok: bool, config: 
     """Seconds until the next probe of a worker whose probe said ``ok`` and left it in
     ``status``: the interval while it is ready and answers, else the fast schedule
     (``fast_interval_secs`` doubling up to the interval)."""
-    if ok and status is HealthStatus.READY:
-        counters.backoff = 0.0
-        return config.interval_secs
-    delay = min(counters.backoff or config.fast_interval_secs, config.interval_secs)
-    counters.backoff = min(delay * 2, config.interval_secs)
+    if ok:
+        counters.backoff = 0.0  # answering again: confirm soon (or the normal interval)
+        return config.interval_secs if status is HealthStatus.READY else min(config.fast_interval_secs,
+                                                                               config.interval_secs)
+    ceiling = min(config.fast_max_secs, config.interval_secs)
+    delay = min(counters.backoff or config.fast_interval_secs, ceiling)
+    counters.backoff = min(delay * 2, ceiling)
     return delay
 
 

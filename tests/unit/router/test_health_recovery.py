@@ -15,16 +15,20 @@ S = HealthStatus
 
 
 def test_fast_schedule_doubles_up_to_the_interval_and_resets_when_ready():
-    cfg = HealthConfig(interval_secs=60, fast_interval_secs=1)
+    cfg = HealthConfig(interval_secs=60, fast_interval_secs=1, fast_max_secs=30)
     c = ProbeCounters()
     delays = [next_delay(S.NOT_READY, c, False, cfg) for _ in range(8)]
-    assert delays == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert delays == [1, 2, 4, 8, 16, 30, 30, 30]
     assert next_delay(S.READY, c, True, cfg) == 60
     # a ready worker that fails one probe is re-probed soon, not a minute later
     assert next_delay(S.READY, c, False, cfg) == 1
-    # pending and failed workers are on the fast schedule too, even after a good probe
+    # a worker answering again but not ready yet is confirmed at once, not after the backoff
     c = ProbeCounters()
-    assert [next_delay(S.PENDING, c, True, cfg), next_delay(S.FAILED, c, False, cfg)] == [1, 2]
+    assert [next_delay(S.FAILED, c, False, cfg) for _ in range(4)] == [1, 2, 4, 8]
+    assert next_delay(S.PENDING, c, True, cfg) == 1
+    assert next_delay(S.PENDING, c, False, cfg) == 1  # the backoff starts again
+    # the fast schedule never waits longer than the interval itself
+    assert next_delay(S.NOT_READY, ProbeCounters(), False, HealthConfig(interval_secs=0.5)) == 0.5
 
 
 def test_failed_worker_comes_back_after_success_threshold():
