@@ -3,7 +3,7 @@
     python tests/unit/storage/_appender.py KIND TARGET CONVERSATION TAG APPENDS PER_APPEND
 
 opens the store (open_store, as a gateway process does), prints ``ready``, waits for a
-line on stdin (so that all processes append at once), then runs APPENDS appends of
+line on stdin (so that all processes append at once), prints ``appending``, then runs APPENDS appends of
 PER_APPEND items each, all concurrently (asyncio.gather), and prints ``done``.
 """
 
@@ -32,6 +32,7 @@ async def main(kind: str, target: str, conversation: str, tag: str, appends: int
     await store.start()
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    print("appending", flush=True)
     results = await asyncio.gather(*(store.append_items(conversation, items_of(tag, k, per_append))
                                      for k in range(appends)))
     await store.close()

@@ -110,7 +110,7 @@ def test_concurrent_appends_from_processes(persistent_backend: Backend) -> None:
             c.stdin.flush()
         for c in children:
             out, _ = c.communicate(timeout=60)
-            assert c.returncode == 0 and out.strip() == "done"
+            assert c.returncode == 0 and out.split() == ["appending", "done"]
     finally:
         for c in children:
             if c.poll() is None:
@@ -127,6 +127,39 @@ def test_concurrent_appends_from_processes(persistent_backend: Backend) -> None:
         assert_appends_whole(got[1:], {f"p{n}_{k}": per for n in range(procs) for k in range(appends)})
 
     asyncio.run(check())
+
+
+def test_a_process_killed_mid_append_leaves_all_or_nothing(persistent_backend: Backend) -> None:
+    backend = persistent_backend
+
+    async def count() -> int:
+        s = backend.make()
+        await s.start()
+        try:
+            return len(await all_items(s, "conv_k"))
+        finally:
+            await s.close()
+
+    async def setup() -> None:
+        s = backend.make()
+        await s.start()
+        await s.create_conversation(Conversation("conv_k", 1, {}), [])
+        await s.close()
+
+    asyncio.run(setup())
+    per = 3000
+    child = subprocess.Popen([sys.executable, str(APPENDER), backend.kind, backend.target, "conv_k", "k", "1",
+                              str(per)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "appending"
+        child.kill()  # somewhere in the middle of sending or committing its one append
+    finally:
+        child.kill()
+        child.wait()
+    assert asyncio.run(count()) in (0, per)
 
 
 async def test_history_survives_restart(persistent_backend: Backend) -> None:
