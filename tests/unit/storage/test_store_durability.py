@@ -155,11 +155,44 @@ def test_a_process_killed_mid_append_leaves_all_or_nothing(persistent_backend: B
         child.stdin.write("go\n")
         child.stdin.flush()
         assert child.stdout.readline().strip() == "appending"
-        child.kill()  # somewhere in the middle of sending or committing its one append
+        in_transaction = _wait_for_open_transaction(backend, child)
+        child.kill()  # in the middle of its one append (sqlite, postgres: its transaction open)
     finally:
         child.kill()
         child.wait()
-    assert asyncio.run(count()) in (0, per)
+    n = asyncio.run(count())
+    assert n in (0, per)
+    assert in_transaction or backend.kind == "redis" or n == per
+
+
+def _wait_for_open_transaction(backend: Backend, child: subprocess.Popen) -> bool:
+    """Whether ``child`` was seen holding its append's transaction open (the sqlite
+    write lock; a PostgreSQL row lock on the items table); False once it has exited or
+    for redis (one script, sent and run whole)."""
+    deadline = time.monotonic() + 30
+    if backend.kind == "sqlite":
+        conn = sqlite3.connect(pathlib.Path(backend.target) / "history.db", timeout=0, isolation_level=None)
+        try:
+            while child.poll() is None and time.monotonic() < deadline:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute("ROLLBACK")
+                except sqlite3.OperationalError:
+                    return True
+        finally:
+            conn.close()
+    elif backend.kind == "postgres":
+        import psycopg
+
+        with psycopg.connect(backend.target, autocommit=True) as conn:
+            while child.poll() is None and time.monotonic() < deadline:
+                held = conn.execute(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                    " WHERE c.relname = 'smg_conversation_items' AND l.mode = 'RowExclusiveLock'"
+                    " AND l.pid <> pg_backend_pid()").fetchone()[0]
+                if held:
+                    return True
+    return False
 
 
 async def test_history_survives_restart(persistent_backend: Backend) -> None:
