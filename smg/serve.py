@@ -190,6 +190,8 @@ def run(
         finally:
             os._exit(0)
     url = _url(sock)
+    if config.security.tls_cert_path:
+        url = url.replace("http://", "https://", 1)
     if on_listening is not None:
         on_listening(url)
     try:

@@ -10,6 +10,7 @@ from smg import __version__
 from smg._fast import NO_EXTENSIONS, kernel_report
 
 if TYPE_CHECKING:
+    from smg.config import GatewayConfig
     from smg.http.state import AppState
 
 __all__ = ["banner", "show_url"]
@@ -56,7 +57,28 @@ def banner(url: str, state: AppState, *, canned: bool) -> str:
     lines.append(f"  kernels: {how} ({', '.join(f'{k} {v}' for k, v in kernels.items())})")
     if canned:
         lines.append("  the reference workers give canned replies (no model); give --worker-urls for real ones")
+    lines.extend(f"  {line}" for line in _auth_lines(config))
+    key = " -H 'authorization: Bearer <your --api-key>'" if _data_keys(config) else ""
     lines.append("try:")
-    lines.append(f"  curl -s {url}/v1/chat/completions -H 'content-type: application/json' "
+    lines.append(f"  curl -s {url}/v1/chat/completions -H 'content-type: application/json'{key} "
                  "-d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}]}'")
     return "\n".join(lines)
+
+
+def _data_keys(config: GatewayConfig) -> bool:
+    return bool(config.security.api_key or config.security.tenant_api_key)
+
+
+def _auth_lines(config: GatewayConfig) -> list[str]:
+    sec = config.security
+    lines = []
+    if _data_keys(config):
+        lines.append("auth: inference routes need an API key (Authorization: Bearer)")
+    control = bool(sec.control_plane_api_keys or sec.jwt_issuer)
+    loopback = config.server.host in ("127.0.0.1", "::1", "localhost") or config.server.host.startswith("127.")
+    if control:
+        lines.append("auth: the control plane (/workers, /flush_cache, ...) needs a control-plane key or JWT")
+    elif _data_keys(config) or not loopback:
+        lines.append("auth: the control plane (/workers, /flush_cache, ...) is refused to everyone: "
+                     "give --control-plane-api-keys or --jwt-issuer to use it")
+    return lines

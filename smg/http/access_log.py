@@ -1,6 +1,8 @@
 """One log line per request at info level (logger ``smg.access``), in front of the app::
 
-    127.0.0.1:51234 "POST /v1/chat/completions" 200 12.3 ms chatcmpl-5f0c...
+    127.0.0.1:51234 "POST /v1/chat/completions" 200 12.3 ms chatcmpl-5f0c... auth:acme
+
+(the last field is the tenant of a ``--tenant-api-key`` key, ``-`` without one).
 
 It wraps the app only when that logger is enabled at info level when the app is built
 (``smg serve`` with ``--log-level info`` and without ``--no-access-log``), so a gateway
@@ -54,5 +56,6 @@ class AccessLog:
         finally:
             client = scope.get("client")
             peer = f"{client[0]}:{client[1]}" if client else "-"
-            log.info('%s "%s %s" %d %.1f ms %s', peer, scope["method"], scope["path"], status,
-                     (time.perf_counter() - start) * 1000.0, scope.get("smg.request_id", "-"))
+            log.info('%s "%s %s" %d %.1f ms %s %s', peer, scope["method"], scope["path"], status,
+                     (time.perf_counter() - start) * 1000.0, scope.get("smg.request_id", "-"),
+                     scope.get("smg.tenant") or "-")

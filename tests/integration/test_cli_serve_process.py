@@ -165,3 +165,19 @@ def test_a_worker_down_at_start_is_a_warning_and_is_used_once_up():
         gw.stop()
         if worker is not None:
             worker.stop()
+
+
+def test_banner_says_what_auth_asks_and_access_lines_name_the_tenant(http_worker):
+    port = free_port()
+    gw = Process("serve", "--worker-urls", http_worker, "--port", str(port), "--tenant-api-key", "acme:k-123")
+    try:
+        gw.wait_for(" ready on ")
+        assert "need an API key" in gw.wait_for("auth: inference routes")
+        assert "refused to everyone" in gw.wait_for("auth: the control plane")
+        assert "authorization: Bearer" in gw.wait_for("curl -s")
+        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k-123", timeout=30, max_retries=0)
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+        access = gw.wait_for('"POST /v1/chat/completions" 200')
+        assert access.endswith(" auth:acme") and "k-123" not in access
+    finally:
+        assert gw.stop() == 0
