@@ -15,11 +15,13 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from smg.app import create_app
 from smg.config import GatewayConfig
 from smg.serve import ServerThread
 
+from test_client_errors import _bodies, _json
 from test_proxy_http1 import Worker as ThreadedWorker
 
 MODEL = "m"
@@ -256,3 +258,28 @@ def test_client_request_ids_get_a_suffix_towards_the_worker(stack):
     ids = [next(line.split(b":", 1)[1].strip() for line in h.split(b"\r\n") if line.lower().startswith(b"x-request-id"))
            for h in w.heads]
     assert len(set(ids)) == 2 and all(i.startswith(b"trace-1-") for i in ids), ids
+
+
+@pytest.fixture(scope="module")
+def proxy_gw():
+    s = _Stack()
+    gw, _ = s(good, good)
+    yield gw
+    s.stop()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(path=st.sampled_from(["/v1/chat/completions", "/v1/completions", "/generate", "/v1/embeddings",
+                             "/v1/responses", "/v1/rerank"]),
+       body=_bodies | _json | st.binary(max_size=64))
+def test_random_bodies_never_get_a_gateway_5xx_in_proxy_mode(proxy_gw, path, body):
+    data = body if isinstance(body, bytes) else orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+    host, port = proxy_gw.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("POST", path, data, {"content-type": "application/json"})
+        resp = conn.getresponse()
+        status, raw = resp.status, resp.read()
+    finally:
+        conn.close()
+    assert status < 500, (status, raw)
