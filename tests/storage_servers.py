@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 
@@ -66,9 +67,10 @@ def _wait_port(port: int, proc: subprocess.Popen, what: str, log: pathlib.Path) 
 
 def _die_with_parent(sig: int):  # noqa: ANN202
     """A preexec_fn: the server gets ``sig`` when the test process dies, however it dies
-    (Linux), so a killed test run leaves no server behind."""
+    (Linux), so a killed test run leaves no server behind. Only from the main thread: the
+    signal comes when the thread that started the server ends."""
 
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
         return None
     import ctypes
 
@@ -261,7 +263,11 @@ def _acquire(kind: str, factory: type) -> object:
             server = factory()
         except FileNotFoundError as exc:
             missing(str(exc))
-        server.start()
+        try:
+            server.start()
+        except BaseException:
+            server.cleanup()
+            raise
         _servers[kind] = server
         atexit.register(server.cleanup)
     else:
