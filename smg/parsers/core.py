@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "CallSnapshot",
+    "all_content",
     "Delta",
     "ParseResult",
     "Parser",
@@ -101,6 +102,11 @@ class SnapshotBuilder:
         return Snapshot(
             "".join(self._content), "".join(self._reasoning), self.calls, off, c, r, n, state
         )
+
+
+def all_content(text: str) -> Snapshot:
+    """The snapshot of a format that reads nothing: all of ``text`` is content."""
+    return Snapshot(text, "", [], len(text), len(text), 0, 0, None)
 
 
 class Parser(ABC):

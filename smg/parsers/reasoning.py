@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 from smg.parsers.core import Parser, Snapshot, SnapshotBuilder
 from smg.parsers.reasoning_channels import InklingReasoningParser, KimiK3ReasoningParser
-from smg.parsers.reasoning_harmony import HarmonyReasoningParser
+from smg.parsers.reasoning_harmony import HarmonyReasoningParser, PassthroughReasoningParser
 from smg.parsers.scan import held_suffix
 
-__all__ = ["REASONING_PARSERS", "ThinkParser", "reasoning_parser_for_model", "get_reasoning_parser"]
+__all__ = ["REASONING_PARSERS", "UNVERIFIED_ALIASES", "ThinkParser", "reasoning_parser_for_model", "get_reasoning_parser"]
 
 _START, _REASONING, _AFTER_END, _CONTENT = "start", "reasoning", "after_end", "content"
 
@@ -111,8 +111,36 @@ REASONING_PARSERS: dict[str, ThinkParser] = {
         KimiK3ReasoningParser(),
         InklingReasoningParser(),
         HarmonyReasoningParser(),
+        PassthroughReasoningParser(),
+        # families added to the Rust gateway later (markers from its parsers and tables)
+        _think("deepseek_v4"),
+        _think("deepseek_v41"),
+        _think("gemma4", start="<|channel>thought\n", end="<channel|>"),
+        _think("hy_v4", start="<think:opensource>", end="</think:opensource>"),
+        _think("minimax_m3", start="<mm:think>", end="</mm:think>"),
+        _think("seed_oss", start="<seed:think>", end="</seed:think>"),
+        _think("k2_horizon", start="<ifm|think>", end="</ifm|think>"),
+        _think("mistral_v13", start="[THINK]", end="[/THINK]"),
+        _think("llama_nemotron"),
+        _think("lfm2.5"),
     )
 }
+# Rust names that read as another parser: the same family under another table name, a
+# table without reasoning (passthrough), or (UNVERIFIED_ALIASES) a family whose
+# thinking markers smg has no facts for, read as <think>.
+for _alias, _target in {
+    "deepseek_v4.1": "deepseek_v41", "hy4": "hy_v4", "minimax_m2": "minimax",
+    "qwen3_tagged": "qwen3", "qwen3_tagged_direct": "qwen3",
+    "qwen2.5": "passthrough", "json": "passthrough", "plain": "passthrough", "xlam": "passthrough",
+    "function_gemma": "passthrough",
+}.items():
+    REASONING_PARSERS[_alias] = REASONING_PARSERS[_target]
+UNVERIFIED_ALIASES = {
+    "glm": "glm45", "glm4": "glm45", "olmo3": "base", "ling": "base", "minicpm5": "base",
+    "iquest": "base", "dots3": "base", "hf": "passthrough",
+}
+for _alias, _target in UNVERIFIED_ALIASES.items():
+    REASONING_PARSERS[_alias] = REASONING_PARSERS[_target]
 
 MODEL_PATTERNS: tuple[tuple[str, str], ...] = (
     ("deepseek-r1", "deepseek_r1"),

@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from smg.parsers.core import Parser, Snapshot, SnapshotBuilder
+from smg.parsers.core import Parser, Snapshot, SnapshotBuilder, all_content
 from smg.parsers.scan import find_first, held_suffix
 from smg.parsers.tools.harmony import read_header
 
-__all__ = ["HarmonyReasoningParser"]
+__all__ = ["HarmonyReasoningParser", "PassthroughReasoningParser"]
 
 _STARTS = ("<|start|>", "<|channel|>")
 _MESSAGE = "<|message|>"
@@ -89,3 +89,21 @@ class HarmonyReasoningParser(Parser):
             return stop + len(marker)
         b.safe(stop, kind)
         return n if final else None
+
+
+@dataclass(frozen=True)
+class PassthroughReasoningParser(Parser):
+    """No reasoning separation: the whole output is content (Rust ``passthrough``)."""
+
+    name: str = "passthrough"
+    start: ClassVar[str] = ""
+    end: ClassVar[str] = ""
+
+    def started(self) -> PassthroughReasoningParser:
+        return self
+
+    def fast(self, chunk: str, state: object) -> tuple[str, str] | None:
+        return chunk, ""
+
+    def parse(self, text: str, final: bool, state: object = None) -> Snapshot:
+        return all_content(text)

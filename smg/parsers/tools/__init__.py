@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
+from smg.parsers.tools.arg_key import Glm45Parser, Glm47Parser, HyV4Parser, K2HorizonParser
 from smg.parsers.tools.base import MarkerToolParser
 from smg.parsers.tools.channels import InklingToolParser, KimiK3ToolParser
+from smg.parsers.tools.gemma import FunctionGemmaParser, Gemma4Parser
 from smg.parsers.tools.harmony import HarmonyParser
 from smg.parsers.tools.json_formats import (
     CohereParser,
@@ -17,46 +19,80 @@ from smg.parsers.tools.json_formats import (
     Llama3Parser,
     MistralParser,
 )
+from smg.parsers.tools.more_formats import (
+    Dots3Parser,
+    IQuestParser,
+    Lfm2Parser,     NemotronToolCallParser,
+    PassthroughToolParser,
+    SeedOssParser,
+)
 from smg.parsers.tools.pythonic import PythonicParser
 from smg.parsers.tools.sarashina import SarashinaParser
 from smg.parsers.tools.xml_formats import (
     DsmlParser,
     DsmlV4Parser,
-    Glm45Parser,
-    Glm47Parser,
+    DsmlV41Parser,
     MinimaxM2Parser,
+    MinimaxM3Parser,
     QwenXmlParser,
     Step3Parser,
 )
 
-__all__ = ["TOOL_PARSERS", "MarkerToolParser", "get_tool_parser", "tool_parser_for_model"]
+__all__ = ["TOOL_PARSERS", "UNVERIFIED_ALIASES", "MarkerToolParser", "get_tool_parser", "tool_parser_for_model"]
 
 TOOL_PARSERS: dict[str, MarkerToolParser] = {}
 for _cls, _aliases in (
-    (JsonParser, ()),
-    (HermesParser, ("hermes",)),
-    (QwenXmlParser, ("qwen_coder", "qwen3_coder")),
+    (PassthroughToolParser, ("plain",)),
+    (JsonParser, ("xlam",)),
+    # Qwen2.5/Qwen3 and their "tagged" tables write Hermes <tool_call>{json}</tool_call>
+    (HermesParser, ("hermes", "qwen2.5", "qwen3", "qwen3_tagged", "qwen3_tagged_direct")),
+    # Nemotron 3 (the Rust "nemotron" parser) writes Qwen3-Coder XML calls
+    (QwenXmlParser, ("qwen_coder", "qwen3_coder", "nemotron")),
     (Llama3Parser, ("llama",)),
     (PythonicParser, ("llama4",)),
-    (MistralParser, ()),
+    (MistralParser, ("mistral_v13",)),
     (DeepSeekV3Parser, ("deepseekv3",)),
     (DeepSeekV31Parser, ("deepseekv31",)),
     (DsmlParser, ("deepseekv32",)),
     (DsmlV4Parser, ("deepseekv4",)),
+    (DsmlV41Parser, ("deepseek_v4.1",)),
     (KimiK2Parser, ("kimi_k2",)),
     (Glm45Parser, ("glm45",)),
     (Glm47Parser, ("glm47",)),
     (MinimaxM2Parser, ("minimax",)),
+    (MinimaxM3Parser, ()),
     (Step3Parser, ()),
     (CohereParser, ()),
     (HarmonyParser, ("harmony", "gpt-oss")),
     (KimiK3ToolParser, ("kimik3",)),
     (InklingToolParser, ()),
     (SarashinaParser, ()),
+    (Gemma4Parser, ()),
+    (FunctionGemmaParser, ()),
+    (HyV4Parser, ("hy4",)),
+    (K2HorizonParser, ()),
+    (SeedOssParser, ()),
+    (NemotronToolCallParser, ()),
+    (Lfm2Parser, ()),
+    (IQuestParser, ()),
+    (Dots3Parser, ()),
 ):
     _p = _cls()
     for _name in (_p.name, *_aliases):
         TOOL_PARSERS[_name] = _p
+
+# Rust gateway (1.13) names (Symphony tables) whose format smg has no marker facts for:
+# each reads as the nearest format of its family, unchecked against the model.
+UNVERIFIED_ALIASES: dict[str, str] = {
+    "glm": "glm47_moe",
+    "glm4": "glm45_moe",
+    "ling": "qwen",
+    "olmo3": "pythonic",
+    "minicpm5": "qwen_xml",
+    "hf": "passthrough",
+}
+for _name, _target in UNVERIFIED_ALIASES.items():
+    TOOL_PARSERS[_name] = TOOL_PARSERS[_target]
 
 # (glob on the lower-cased model id, parser name); more specific patterns first.
 MODEL_PATTERNS: tuple[tuple[str, str], ...] = (

@@ -51,7 +51,7 @@ def _object_list(text: str, j: int, b: SnapshotBuilder, final: bool, hold=(), se
         j = end
 
 
-def _array_or_objects(text: str, j: int, b: SnapshotBuilder, final: bool, hold=()) -> int | None:
+def array_or_objects(text: str, j: int, b: SnapshotBuilder, final: bool, hold=()) -> int | None:
     """A JSON array of call objects at ``j``, or objects one after another."""
     n = len(text)
     j = skip_ws(text, j)
@@ -111,7 +111,7 @@ class MistralParser(MarkerToolParser):
         if j >= n:
             return n if final else None
         if text[j] in "[{":
-            return _array_or_objects(text, j, b, final)
+            return array_or_objects(text, j, b, final)
         k = text.find(self.ARGS, j)
         if k == -1:
             return n if final else None
@@ -257,11 +257,20 @@ class CohereParser(ChannelToolParser):
     def region(self, text, i, marker, b, final):
         if marker in self.drops:
             return i + len(marker)
-        n = len(text)
-        end = _array_or_objects(text, i + len(marker), b, final, (self.END,))
-        if end is None:
-            return None
-        stop = text.find(self.END, end)
-        if stop == -1:
-            return n if final else None
-        return stop + len(self.END)
+        return objects_section(text, i + len(marker), self.END, b, final)
+
+
+def objects_section(text: str, j: int, end_marker: str, b, final: bool) -> int | None:
+    """Call objects (or an array of them) from ``j`` up to ``end_marker``; a section
+    that holds no call is text (``TextEnd``)."""
+    n = len(text)
+    ncalls = len(b.calls)
+    end = array_or_objects(text, j, b, final, (end_marker,))
+    if end is None:
+        return None
+    stop = text.find(end_marker, end)
+    if stop == -1:
+        return n if final else None
+    if len(b.calls) == ncalls:
+        return TextEnd(stop + len(end_marker))
+    return stop + len(end_marker)

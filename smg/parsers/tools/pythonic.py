@@ -12,6 +12,7 @@ import ast
 import json
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from smg.parsers.core import Snapshot, SnapshotBuilder
 from smg.parsers.scan import held_suffix
@@ -79,28 +80,30 @@ def _literal(raw: str) -> object:
 @dataclass(frozen=True)
 class PythonicParser(MarkerToolParser):
     name: str = "pythonic"
+    WRAP_OPEN: ClassVar[str] = _WRAP_OPEN  # the wrapper a list may sit in (Llama 4)
+    WRAP_CLOSE: ClassVar[str] = _WRAP_CLOSE
 
     def has_markers(self, text: str) -> bool:
-        return bool(_START.match(text.lstrip().removeprefix(_WRAP_OPEN).lstrip()))
+        return bool(_START.match(text.lstrip().removeprefix(self.WRAP_OPEN).lstrip()))
 
     def parse(self, text: str, final: bool, state: object = None) -> Snapshot:
         b = SnapshotBuilder()
         n = len(text)
         head = 0  # where the text that is not content starts
         j = skip_ws(text, 0)
-        if not text.startswith(_WRAP_OPEN, j) and not _START.match(text, j):
-            if not final and (j >= n or _MAYBE_START.match(text, j) or _WRAP_OPEN.startswith(text[j:])):
+        if not text.startswith(self.WRAP_OPEN, j) and not _START.match(text, j):
+            if not final and (j >= n or _MAYBE_START.match(text, j) or self.WRAP_OPEN.startswith(text[j:])):
                 return b.build()  # may still become a call list
             # Text first; a wrapped list may follow it.
-            head = text.find(_WRAP_OPEN, j)
+            head = text.find(self.WRAP_OPEN, j)
             if head == -1:
-                keep = 0 if final else held_suffix(text, (_WRAP_OPEN,), j)
+                keep = 0 if final else held_suffix(text, (self.WRAP_OPEN,), j)
                 b.content(text[: n - keep])
                 return b.build()
             b.content(text[:head])
             j = head
-        if text.startswith(_WRAP_OPEN, j):
-            j = skip_ws(text, j + len(_WRAP_OPEN))
+        if text.startswith(self.WRAP_OPEN, j):
+            j = skip_ws(text, j + len(self.WRAP_OPEN))
         if not _START.match(text, j):
             if not final and (j >= n or _MAYBE_START.match(text, j)):
                 return b.build()
@@ -109,9 +112,9 @@ class PythonicParser(MarkerToolParser):
         end = self._calls(text, j + 1, b, final)
         if end is not None:  # after the list: an optional wrapper end, then text
             k = skip_ws(text, end)
-            if text.startswith(_WRAP_CLOSE, k):
-                k += len(_WRAP_CLOSE)
-            elif not final and _WRAP_CLOSE.startswith(text[k:]):
+            if text.startswith(self.WRAP_CLOSE, k):
+                k += len(self.WRAP_CLOSE)
+            elif not final and self.WRAP_CLOSE.startswith(text[k:]):
                 return b.build()
             rest = text[skip_ws(text, k) :]
             if rest and head and not text[head - 1].isspace():

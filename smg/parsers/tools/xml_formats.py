@@ -3,7 +3,9 @@
 qwen_xml / qwen3-coder ``<function=f><parameter=k>v</parameter></function>``,
 minimax-m2 ``<invoke name="f"><parameter name="k">v</parameter></invoke>``,
 DeepSeek DSML (v3.2 ``function_calls``, v4 ``tool_calls``; ``string="false"`` values are
-JSON), step3 ``<steptml:invoke>``, and GLM-4.5/4.7 ``<arg_key>/<arg_value>``.
+JSON; v4.1 writes ``<｜DSML｜ calls>``), step3 ``<steptml:invoke>``, and MiniMax-M3
+(tags after a ``]<]minimax[>[`` token, parameters named by their tag). The
+``<arg_key>/<arg_value>`` formats (GLM-4.5/4.7, Hunyuan 4, K2-Horizon) are in ``arg_key``.
 Arguments are built as a JSON object one complete parameter at a time.
 """
 
@@ -20,8 +22,8 @@ from smg.parsers.tools.base import ArgsBuilder, MarkerToolParser, TextEnd, after
 __all__ = [
     "DsmlParser",
     "DsmlV4Parser",
-    "Glm45Parser",
-    "Glm47Parser",
+    "DsmlV41Parser",
+    "MinimaxM3Parser",
     "MinimaxM2Parser",
     "QwenXmlParser",
     "Step3Parser",
@@ -36,7 +38,7 @@ class XmlSyntax:
     call_close: str
     param_open: re.Pattern[str]  # group 1: name; optional group 2: string="true|false"
     param_open_lit: str
-    param_close: str
+    param_close: str  # "{name}" in it stands for the parameter's name
     skip: tuple[str, ...] = ()  # wrappers between calls that carry nothing
     trailer: tuple[str, ...] = ()  # a token consumed right after the section end (EOS)
 
@@ -106,12 +108,14 @@ class XmlToolParser(MarkerToolParser):
                     break
                 j += 1  # stray text inside a call: skip it
                 continue
-            close = text.find(syn.param_close, pm.end())
+            key = pm.group(1).strip()
+            param_close = syn.param_close.replace("{name}", key)
+            close = text.find(param_close, pm.end())
             if close == -1:
                 break
             flag = pm.group(2) if pm.re.groups >= 2 else None
-            args.add(pm.group(1).strip(), self.value(name, pm.group(1).strip(), text[pm.end() : close], flag))
-            j = close + len(syn.param_close)
+            args.add(key, self.value(name, key, text[pm.end() : close], flag))
+            j = close + len(param_close)
         if final:
             args.close()
             return n
@@ -148,8 +152,7 @@ class MinimaxM2Parser(XmlToolParser):
     )
 
 
-def _dsml(block: str) -> XmlSyntax:
-    t = "｜DSML｜"
+def _dsml(block: str, t: str = "｜DSML｜") -> XmlSyntax:
     return XmlSyntax(
         f"</{t}{block}>",
         re.compile(f'<{t}invoke name="([^"]+)">'),
@@ -192,60 +195,31 @@ class Step3Parser(XmlToolParser):
     )
 
 
-_GLM_NAME = re.compile(r"[\w.\-:/]+")
+@dataclass(frozen=True)
+class DsmlV41Parser(XmlToolParser):
+    """DeepSeek-V4.1: DSML with a space after the DSML token (``<｜DSML｜ calls>``)."""
+
+    name: str = "deepseek_v41"
+    starts = ("<｜DSML｜ calls>",)
+    syntax = _dsml("calls", "｜DSML｜ ")
+
+
+_MM = "]<]minimax[>["
 
 
 @dataclass(frozen=True)
-class Glm45Parser(MarkerToolParser):
-    """``<tool_call>name`` then ``<arg_key>k</arg_key><arg_value>v</arg_value>`` pairs."""
+class MinimaxM3Parser(XmlToolParser):
+    """``]<]minimax[>[<tool_call>``, ``]<]minimax[>[<invoke name="f">``, then each
+    parameter as ``]<]minimax[>[<KEY>value]<]minimax[>[</KEY>``."""
 
-    name: str = "glm45_moe"
-    starts = ("<tool_call>",)
-    END = "</tool_call>"
-
-    def region(self, text, i, marker, b, final):
-        n = len(text)
-        j = i + len(marker)
-        k = j
-        while k < n and text[k] not in "\n<":
-            k += 1
-        if k >= n and not final:
-            return None
-        name = text[j:k].strip()
-        if k >= n and (not name or _GLM_NAME.fullmatch(name)):
-            return n  # cut off after the name
-        if not _GLM_NAME.fullmatch(name):  # no tool name: the marker was written in prose
-            if not name and text.startswith(self.END, k):
-                return TextEnd(k + len(self.END))
-            if not name and not final and self.END.startswith(text[k:]):
-                return None
-            return TextEnd(i + len(marker))
-        args = ArgsBuilder(b.call(name))
-        j = k
-        while True:
-            j = skip_ws(text, j)
-            if text.startswith(self.END, j):
-                args.close()
-                return j + len(self.END)
-            if text.startswith("<arg_key>", j):
-                kc = text.find("</arg_key>", j)
-                vo = text.find("<arg_value>", kc) if kc != -1 else -1
-                vc = text.find("</arg_value>", vo) if vo != -1 else -1
-                if vc != -1:
-                    key = text[j + len("<arg_key>") : kc].strip()
-                    raw = text[vo + len("<arg_value>") : vc]
-                    args.add(key, typed_value(raw, self.schema_type(name, key)))
-                    j = vc + len("</arg_value>")
-                    continue
-            elif j < n and not _incomplete(text, j, self.END, "<arg_key>"):
-                j += 1
-                continue
-            if final:
-                args.close()
-                return n
-            return None
-
-
-@dataclass(frozen=True)
-class Glm47Parser(Glm45Parser):
-    name: str = "glm47_moe"
+    name: str = "minimax_m3"
+    starts = (f"{_MM}<tool_call>",)
+    syntax = XmlSyntax(
+        f"{_MM}</tool_call>",
+        re.compile(re.escape(_MM) + r'<invoke name="([^"]+)">'),
+        f"{_MM}<invoke name=",
+        f"{_MM}</invoke>",
+        re.compile(re.escape(_MM) + r"<([^/<>\s][^<>]*)>"),
+        f"{_MM}<",
+        f"{_MM}</{{name}}>",
+    )
