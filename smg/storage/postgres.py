@@ -18,6 +18,8 @@ JSONB cannot hold the character U+0000: a record with one in a string is refused
 from __future__ import annotations
 
 import asyncio
+import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
@@ -31,6 +33,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 T = TypeVar("T")
 
+IDLE_CHECK_SECS = 1.0
 MIGRATION_LOCK = 0x736D67_0016  # pg_advisory_xact_lock key: "smg", issue 16
 
 # version -> statements taking the schema from version - 1 to it; never edited once released.
@@ -108,6 +111,7 @@ class PostgresStore(HistoryStore):
         self.pool_max = max(1, pool_max)
         self.op_timeout = op_timeout_secs
         self._pool: psycopg_pool.AsyncConnectionPool | None = None
+        self._last_used: weakref.WeakKeyDictionary[psycopg.AsyncConnection, float] = weakref.WeakKeyDictionary()
 
     async def start(self) -> None:
         if self._pool is not None:
@@ -115,8 +119,7 @@ class PostgresStore(HistoryStore):
         ms = max(1, int(self.op_timeout * 1000))
         self._pool = psycopg_pool.AsyncConnectionPool(
             self.url, min_size=1, max_size=self.pool_max, open=False, timeout=self.op_timeout,
-            # A connection broken by a server restart is found before use, not by a failed call.
-            check=psycopg_pool.AsyncConnectionPool.check_connection,
+            check=self._check, reset=self._returned,
             # The pool retries a failed connect with a doubling delay; giving up after a
             # few op timeouts lets the next call start afresh, so a database back from a
             # restart is used again within seconds, not minutes.
@@ -130,6 +133,16 @@ class PostgresStore(HistoryStore):
         except (psycopg.Error, psycopg_pool.PoolTimeout, asyncio.TimeoutError, OSError) as exc:
             await self.close()
             raise StorageError(f"postgres: cannot start: {exc}") from exc
+
+    async def _check(self, conn: psycopg.AsyncConnection) -> None:
+        """A connection idle for a while is checked before use (one round trip), so one
+        broken by a database restart is replaced rather than failing a call; one used
+        within the last second (a busy pool) goes out unchecked."""
+        if time.monotonic() - self._last_used.get(conn, 0.0) > IDLE_CHECK_SECS:
+            await psycopg_pool.AsyncConnectionPool.check_connection(conn)
+
+    async def _returned(self, conn: psycopg.AsyncConnection) -> None:
+        self._last_used[conn] = time.monotonic()
 
     async def close(self) -> None:
         if self._pool is not None:
