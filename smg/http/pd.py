@@ -41,7 +41,7 @@ from smg.http.pd_body import (
     vllm_prefill_body,
 )
 from smg.http.pd_metrics import PDMetrics
-from smg.http.sse import error_event, is_event_stream
+from smg.http.sse import DONE, EventFramer, error_event, is_event_stream
 from smg.router import RETRYABLE_STATUS, RequestInfo, RetryConfig, Worker
 from smg.router.pd import PDPair, PDRouter, new_room, new_rooms
 
@@ -363,23 +363,34 @@ class PDHttpExecutor:
         await send({"type": "http.response.start", "status": resp.status,
                      "headers": response_headers(resp.headers)})
         first = True
+        events = EventFramer() if is_event_stream(resp.content_type) else None
         try:
             async for chunk in resp:
                 if first:
                     first = False
                     self.metrics.first_token("decode", time.perf_counter() - started)
+                if events is not None:
+                    chunk = events.feed(chunk)  # whole events: an error event gets a line of its own
+                    if not chunk:
+                        continue
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except (asyncio.TimeoutError, *_UPSTREAM_ERRORS) as exc:
             # bytes already reached the client: no retry; an event stream ends with an error event
             resp.close()
             legs.end("decode", False)
             self.metrics.leg_failed("decode", "stream")
-            if not is_event_stream(resp.content_type):
+            if events is None:
                 raise UpstreamError(f"decode worker {legs.pair.decode.url} failed mid-body: {exc!r}") from exc
             await send({"type": "http.response.body", "more_body": True,
-                        "body": error_event(f"decode worker failed mid-stream: {exc!r}")})
+                        "body": error_event(f"decode worker failed mid-stream: {exc!r}") + DONE})
         else:
-            legs.end("decode", True)
+            if events is not None and resp.status == 200 and not events.done:  # cut, or no [DONE]
+                legs.end("decode", False)
+                self.metrics.leg_failed("decode", "stream")
+                await send({"type": "http.response.body", "more_body": True,
+                            "body": error_event("decode worker's stream ended without data: [DONE]") + DONE})
+            else:
+                legs.end("decode", True)
         ex.finished = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return resp.status

@@ -28,7 +28,7 @@ from smg.clients.http1 import UpstreamProtocolError
 from smg.errors import ModelNotFound, NoHealthyWorker, SmgError, UpstreamError, UpstreamTimeout, send_error
 from smg.http.middleware import random_hex
 from smg.http.pd_body import PD_PATHS
-from smg.http.sse import DONE, error_event, is_event_stream
+from smg.http.sse import DONE, EventFramer, error_event, is_event_stream
 from smg.http.state import AppState
 from smg.protocol.routing import PARSERS, RoutingFields
 from smg.router import RETRYABLE_STATUS, RequestInfo, Worker
@@ -353,16 +353,6 @@ async def _send_whole(ex: _Exchange, status: int, headers: list[tuple[bytes, byt
     await send({"type": "http.response.body", "body": body})
 
 
-_DONE_TAIL = len(DONE)
-
-
-def _events_end(data: bytes) -> int:
-    """Where the last complete SSE event in ``data`` ends (0: none is complete)."""
-    lf = data.rfind(b"\n\n")
-    crlf = data.rfind(b"\r\n\r\n")
-    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
-
-
 async def _relay_stream(ex: _Exchange, worker: Worker, resp: UpstreamResponse) -> int | SmgError:
     """An SSE or chunked body: pass each chunk on as it arrives. The answer starts with
     the first body bytes, so a worker that fails before any is retried elsewhere. An event
@@ -373,30 +363,21 @@ async def _relay_stream(ex: _Exchange, worker: Worker, resp: UpstreamResponse) -
     status = resp.status
     sse = is_event_stream(resp.content_type)
     success: bool | None = _outcome(status)
-    held = b""  # an event stream's incomplete last event
-    tail = b""  # the last bytes sent, to see ``[DONE]``
+    events = EventFramer() if sse else None
     problem: str | None = None
     try:
         async for chunk in resp:
-            if sse:
-                if held:
-                    chunk = held + chunk
-                end = _events_end(chunk)
-                if end < len(chunk):
-                    held = chunk[end:]
-                    chunk = chunk[:end]
-                    if not chunk:
-                        continue
-                else:
-                    held = b""
-                tail = chunk[-_DONE_TAIL:]
+            if events is not None:
+                chunk = events.feed(chunk)
+                if not chunk:
+                    continue
             if not ex.responded:
                 ex.responded = True
                 await send({"type": "http.response.start", "status": status,
                             "headers": response_headers(resp.headers)})
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         # an event cut by the end of the body is not an event (the SSE rule): dropped
-        if sse and status == 200 and not tail.rstrip(b"\r\n").endswith(b"data: [DONE]"):
+        if events is not None and status == 200 and not events.done:
             problem = "the worker's event stream ended without data: [DONE]"
     except asyncio.TimeoutError:
         problem = "timeout"
