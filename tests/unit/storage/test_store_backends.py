@@ -248,3 +248,20 @@ async def test_each_test_gets_an_empty_database(postgres_url: str, redis_url: st
         assert client.dbsize() == 0
     finally:
         client.close()
+
+
+async def test_postgres_restart_while_idle_fails_no_call(postgres_server, postgres_url: str,  # noqa: ANN001
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import smg.storage.postgres as pg
+
+    monkeypatch.setattr(pg, "IDLE_CHECK_SECS", 0.0)  # every connection counts as idle
+    s = PostgresStore(postgres_url, pool_max=2)
+    await s.start()
+    try:
+        await s.put_response(response("resp_i"))
+        postgres_server.stop()
+        postgres_server.start()
+        assert await s.get_response("resp_i") == response("resp_i")  # a stale connection is not used
+    finally:
+        postgres_server.start()
+        await s.close()
