@@ -54,6 +54,7 @@ def create_app(
         try:
             yield
         finally:
+            await api.shutdown()  # background responses, while the store is open
             await state.close()
 
     fast: dict[str, ASGIApp]

@@ -4,7 +4,7 @@ over the history store (``smg.storage``)."""
 
 from __future__ import annotations
 
-__all__ = ["routes"]
+__all__ = ["routes", "shutdown"]
 
 
 def routes() -> list:
@@ -12,3 +12,10 @@ def routes() -> list:
     from smg.api.responses.endpoints import routes as response_routes
 
     return [*response_routes, *conversations.routes]
+
+
+async def shutdown() -> None:
+    """Before the app state closes: stop the background responses still running."""
+    from smg.api.responses.run import stop_background
+
+    await stop_background()

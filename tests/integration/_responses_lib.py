@@ -111,10 +111,41 @@ def gateway(url: str, history: HistorySettings) -> tuple[ServerThread, openai.Op
     return server, openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=60)
 
 
-BACKENDS = ["memory"]
+def _backends() -> list[str]:
+    """memory, plus each backend whose module (and test server fixtures) are here."""
+    import importlib
+
+    out = ["memory"]
+    for kind, module, needs_server in (("sqlite", "smg.storage.sqlite", False),
+                                       ("postgres", "smg.storage.postgres", True),
+                                       ("redis", "smg.storage.redis", True)):
+        try:
+            importlib.import_module(module)
+            if needs_server:
+                importlib.import_module("tests.storage_servers")
+        except ImportError:
+            continue
+        out.append(kind)
+    return out
 
 
-def backend_settings(backend: str, tmp_path) -> HistorySettings:
+BACKENDS = _backends()
+
+
+def backend_settings(backend: str, request, tmp_path):
+    """(settings, cleanup) for a fresh, empty store of ``backend`` (postgres and redis on
+    the storage tests' private servers: ``tests.storage_servers``)."""
     if backend == "memory":
-        return HistorySettings(history_backend="memory")
+        return HistorySettings(history_backend="memory"), lambda: None
+    if backend == "sqlite":
+        return HistorySettings(history_backend="sqlite", data_dir=str(tmp_path)), lambda: None
+    if backend == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        server.start()
+        url = server.create_database()
+        return HistorySettings(history_backend="postgres", postgres_db_url=url), lambda: server.drop_database(url)
+    if backend == "redis":
+        server = request.getfixturevalue("redis_server")
+        server.start()
+        return HistorySettings(history_backend="redis", redis_url=server.fresh_url()), lambda: None
     raise ValueError(f"no test settings for history backend {backend!r}")

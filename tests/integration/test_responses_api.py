@@ -11,7 +11,14 @@ import time
 import openai
 import pytest
 
-from _responses_lib import ARGS, BACKENDS, MODEL, REASONING, SCRIPT, TOOLS, backend_settings, gateway, start_worker
+from _responses_lib import (
+    ARGS, BACKENDS, MODEL, REASONING, SCRIPT, TOOLS, backend_settings, gateway, start_worker,
+)
+
+try:  # the private PostgreSQL and Redis servers of the storage tests
+    from tests.storage_servers import postgres_server, redis_server  # noqa: F401
+except ImportError:
+    pass
 
 MODES = ["proxy", "grpc"]
 
@@ -33,10 +40,12 @@ def worker(request, script_path):
 @pytest.fixture(scope="module", params=BACKENDS)
 def gw(request, worker, tmp_path_factory):
     mode, w, url = worker
-    server, client = gateway(url, backend_settings(request.param, tmp_path_factory.mktemp("history")))
+    settings, cleanup = backend_settings(request.param, request, tmp_path_factory.mktemp("history"))
+    server, client = gateway(url, settings)
     client.mode, client.worker = mode, w
     yield client
     server.stop()
+    cleanup()
 
 
 def _text(resp) -> str:
@@ -200,6 +209,7 @@ def test_background_and_cancel(gw) -> None:
     done = gw.responses.retrieve(quick.id)
     assert done.status == "completed" and done.output_text == "Plain answer."
 
+    aborted = _ended_early(gw.worker.engine)
     slow = gw.responses.create(input="long story", background=True)  # seconds of tokens
     assert gw.worker.wait_for(_running), "the background run did not reach the worker"
     assert gw.responses.retrieve(slow.id).status == "in_progress"
@@ -207,8 +217,14 @@ def test_background_and_cancel(gw) -> None:
     assert cancelled.status == "cancelled" and cancelled.id == slow.id
     assert gw.responses.retrieve(slow.id).status == "cancelled"
     assert gw.responses.cancel(slow.id).status == "cancelled"  # again: as it is
-    assert gw.worker.wait_for(lambda engine: not _running(engine)), "the worker's request was not aborted"
+    assert gw.worker.wait_for(lambda engine: not _running(engine), timeout=30)
+    assert _ended_early(gw.worker.engine) == aborted + 1, "the worker's request was not aborted"
     assert gw.responses.retrieve(slow.id).status == "cancelled"
+
+
+def _ended_early(engine) -> int:
+    """Requests the worker stopped before their end (aborted, or their stream cancelled)."""
+    return len(engine.aborted_rids) + len(getattr(engine, "cancelled_rids", ()))
 
 
 def _running(engine) -> bool:
@@ -235,3 +251,14 @@ def test_truncation(gw) -> None:
     assert "context" in str(info.value)
     resp = gw.responses.create(input=filler + "What now?", previous_response_id=first.id, truncation="auto")
     assert resp.status == "completed" and resp.truncation == "auto"
+
+
+def test_client_leaving_a_stream_aborts_the_worker(gw) -> None:
+    aborted = _ended_early(gw.worker.engine)
+    stream = gw.responses.create(input="long story", stream=True)
+    for event in stream:
+        if event.type == "response.output_text.delta":
+            break
+    stream.close()
+    assert gw.worker.wait_for(lambda engine: not _running(engine), timeout=30)
+    assert _ended_early(gw.worker.engine) == aborted + 1

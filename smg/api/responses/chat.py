@@ -161,7 +161,11 @@ class _ProxyCall:
 
     async def start(self) -> int:
         self._task = asyncio.ensure_future(self._run())
-        kind, value = await self._queue.get()
+        try:
+            kind, value = await self._queue.get()
+        except BaseException:  # cancelled (a background run cancelled, the client gone)
+            await self.close()
+            raise
         if kind == "raise":
             raise value
         if kind != "start":

@@ -40,8 +40,8 @@ async def _passthrough(request: Request) -> Response:
 
     endpoint = _PASSTHROUGH.get("endpoint")
     if endpoint is None:
-        endpoint = ProxyEndpoint("/v1/chat/completions")  # parses a body for routing as chat does
-        endpoint.path = "/v1/responses"
+        endpoint = ProxyEndpoint("/v1/chat/completions")
+        endpoint.path, endpoint.parse = "/v1/responses", _routing_fields
         _PASSTHROUGH["endpoint"] = endpoint
     raw = await request.body()
     sent = False
@@ -57,6 +57,22 @@ async def _passthrough(request: Request) -> Response:
 
 
 _PASSTHROUGH: dict[str, Any] = {}
+
+
+def _routing_fields(raw: bytes) -> Any:
+    """What the router needs of a Responses body: the model, the input text (cache-aware
+    routing), stream, user. The body was checked to be a JSON object already."""
+    import orjson
+
+    from smg.protocol.routing import RoutingFields
+
+    body = orjson.loads(raw)
+    text = body.get("input")
+    if isinstance(text, list):
+        text = " ".join(str(i.get("content") or "") for i in text if isinstance(i, dict))
+    str_or_none = lambda v: v if isinstance(v, str) else None  # noqa: E731
+    return RoutingFields(model=str_or_none(body.get("model")), text=str_or_none(text),
+                         stream=body.get("stream") is True, user=str_or_none(body.get("user")))
 
 
 class _Raw(Response):

@@ -55,39 +55,41 @@ class OutputBuilder:
         return item
 
     # -- pieces --------------------------------------------------------------------------
+    def _text_item(self, kind: str, out: list[Json]) -> Json:
+        """The open reasoning or message item, opened (with its one text part) if need be."""
+        item = self._open
+        if item is not None and item["type"] == kind:
+            return item
+        self._close(out)
+        if kind == "reasoning":
+            fresh: Json = {"id": new_id("rs"), "type": "reasoning", "summary": [], "content": [], "status": "in_progress"}
+            part: Json = {"type": "reasoning_text", "text": ""}
+        else:
+            fresh = {"id": new_id("msg"), "type": "message", "role": "assistant", "status": "in_progress", "content": []}
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        item = self._open = self._add(fresh, out)
+        item["content"].append(part)
+        out.append(self.event("response.content_part.added", item_id=item["id"], output_index=self._index(item),
+                              content_index=0, part=_copy(part)))
+        return item
+
     def reasoning(self, text: str) -> list[Json]:
         out: list[Json] = []
-        if not text:
-            return out
-        item = self._open
-        if item is None or item["type"] != "reasoning":
-            self._close(out)
-            item = self._open = self._add({"id": new_id("rs"), "type": "reasoning", "summary": [],
-                                           "content": [], "status": "in_progress"}, out)
-            item["content"].append({"type": "reasoning_text", "text": ""})
-            out.append(self.event("response.content_part.added", item_id=item["id"], output_index=self._index(item),
-                                  content_index=0, part={"type": "reasoning_text", "text": ""}))
-        item["content"][0]["text"] += text
-        self.reasoning_text += text
-        out.append(self.event("response.reasoning_text.delta", item_id=item["id"], output_index=self._index(item),
-                              content_index=0, delta=text))
+        if text:
+            item = self._text_item("reasoning", out)
+            item["content"][0]["text"] += text
+            self.reasoning_text += text
+            out.append(self.event("response.reasoning_text.delta", item_id=item["id"],
+                                  output_index=self._index(item), content_index=0, delta=text))
         return out
 
     def content(self, text: str) -> list[Json]:
         out: list[Json] = []
-        if not text:
-            return out
-        item = self._open
-        if item is None or item["type"] != "message":
-            self._close(out)
-            item = self._open = self._add({"id": new_id("msg"), "type": "message", "role": "assistant",
-                                           "status": "in_progress", "content": []}, out)
-            item["content"].append({"type": "output_text", "text": "", "annotations": [], "logprobs": []})
-            out.append(self.event("response.content_part.added", item_id=item["id"], output_index=self._index(item),
-                                  content_index=0, part=_copy(item["content"][0])))
-        item["content"][0]["text"] += text
-        out.append(self.event("response.output_text.delta", item_id=item["id"], output_index=self._index(item),
-                              content_index=0, delta=text, logprobs=[]))
+        if text:
+            item = self._text_item("message", out)
+            item["content"][0]["text"] += text
+            out.append(self.event("response.output_text.delta", item_id=item["id"], output_index=self._index(item),
+                                  content_index=0, delta=text, logprobs=[]))
         return out
 
     def tool(self, index: int, call_id: str | None, name: str | None, arguments: str) -> list[Json]:

@@ -26,7 +26,7 @@ from smg.api.responses.request import ResponsesRequest
 from smg.errors import BadRequest, NotFound, SmgError
 from smg.storage import HistoryStore, StorageError, StoredResponse
 
-__all__ = ["Run", "cancel_background"]
+__all__ = ["Run", "cancel_background", "stop_background"]
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +105,8 @@ class Run:
         raise BadRequest("the input does not fit the model's context window", param="input")
 
     # -- whole ---------------------------------------------------------------------------
-    async def whole(self, *, if_status: str | None = None) -> Json:
-        """Run to the end and store (with ``if_status``: only while the stored one still
-        has it, so a cancel in between wins); the Response object."""
+    async def whole(self) -> Json:
+        """Run to the end and store; the Response object."""
         resp, reasoning_tokens = await self._chat(
             lambda messages: chat.whole(self.state, self.scope, self.req.chat_body(messages, stream=False)))
         b = OutputBuilder(self.response, parallel_tool_calls=self.req.parallel_tool_calls)
@@ -121,7 +120,7 @@ class Run:
         b.finish(choice.get("finish_reason"), self._usage(resp.get("usage"), b, reasoning_tokens))
         if self.response.get("model") is None or resp.get("model"):
             self.response["model"] = resp.get("model") or self.response["model"]
-        await self.persist(if_status=if_status)
+        await self.persist()
         return self.response
 
     def _usage(self, u: Json | None, b: OutputBuilder, reasoning_tokens: int | None) -> Json:
@@ -168,7 +167,7 @@ class Run:
             lambda messages: chat.stream(self.state, self.scope, self.req.chat_body(messages, stream=True)))
         return self._events(chunks, count)
 
-    async def _events(self, chunks: AsyncIterator[Json], count) -> AsyncIterator[bytes]:
+    async def _events(self, chunks: AsyncIterator[Json], count, if_status: str | None = None) -> AsyncIterator[bytes]:
         b = OutputBuilder(self.response, parallel_tool_calls=self.req.parallel_tool_calls)
         finish, use, error = None, None, None
         try:
@@ -201,7 +200,7 @@ class Run:
             await chunks.aclose()  # type: ignore[attr-defined]
         events = b.finish(finish, self._usage(use, b, count(b.reasoning_text)), error)
         try:
-            await self.persist()
+            await self.persist(if_status=if_status)
         except SmgError as exc:
             events = events[:-1]
             self.response["status"] = "failed"
@@ -228,14 +227,19 @@ class Run:
         try:
             if not await self._put("queued"):
                 return  # cancelled before it started
-            try:
-                await self.whole(if_status="in_progress")
+            try:  # streamed from the worker: a cancel stops it at the next token
+                chunks, count = await self._chat(
+                    lambda messages: chat.stream(self.state, self.scope, self.req.chat_body(messages, stream=True)))
+                async for _ in self._events(chunks, count, if_status="in_progress"):
+                    pass
             except SmgError as exc:
                 self.response.update(status="failed", output=[],
                                      error={"code": "server_error", "message": exc.message})
                 await self._put("in_progress")
-        except asyncio.CancelledError:
-            pass
+        except asyncio.CancelledError:  # cancelled (stored as such already) or the gateway stopping
+            self.response.update(status="failed", output=[], usage=None,
+                                 error={"code": "server_error", "message": "the gateway stopped while it ran"})
+            await self._put("in_progress")  # a cancelled one stays cancelled
         except Exception:  # noqa: BLE001 - a background task must not die silently
             log.exception("background response %s failed", self.id)
 
@@ -247,6 +251,15 @@ class Run:
         except StorageError:
             log.warning("background response %s: storage failed", self.id)
             return False
+
+
+async def stop_background() -> None:
+    """At shutdown: stop this loop's background runs (each stored as failed)."""
+    loop = asyncio.get_running_loop()
+    tasks = [t for t in list(_BACKGROUND.values()) if t.get_loop() is loop]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def cancel_background(store: HistoryStore, response_id: str) -> Json:
