@@ -1,7 +1,6 @@
 """The ``redis`` history backend: redis-py's asyncio client over a blocking pool of at
 most ``--redis-pool-max`` connections, every call bounded by ``--redis-op-timeout-secs``
-(StorageError past it or on any Redis error; calls are never retried, so a write whose
-answer was lost is never applied twice).
+(StorageError past it or on any Redis error).
 
 Keys (``{id}`` is a Redis Cluster hash tag, so one conversation's keys share a slot):
 
@@ -12,27 +11,31 @@ Keys (``{id}`` is a Redis Cluster hash tag, so one conversation's keys share a s
 - ``smg:conv:{<id>}:items``: hash, item id -> the item as JSON.
 
 Every write is one Lua script, so it happens whole or not at all and no other client
-sees it half done; it carries the caller's deadline and a server that reaches it only
-after that (a stalled server, the caller already answered with StorageError) refuses it
-rather than apply it late (the clocks of smg and Redis must agree within the op timeout): an append takes its sequence numbers with ``HINCRBY``
-and adds its items in the same script, so concurrent appends from any process or
-replica lose nothing and keep each append's items together; ``put_response`` with
-``if_status`` compares and sets in one script. Keys expire ``--redis-retention-days``
-after their last write (-1, or 0: never); a write refreshes the TTL of every key of its
-record. ``response_chain`` walks the chain in one script (it reads keys it computes from
-``prev``, as a standalone or replicated Redis allows).
+sees it half done. It carries the caller's deadline: a server that reaches it only after
+that (a stalled server; the caller has already answered StorageError) refuses it rather
+than apply it late (the clocks of smg and Redis must agree within the op timeout). An
+append takes its sequence numbers with ``HINCRBY`` and adds its items in the same
+script, so concurrent appends from any process or replica lose nothing and keep each
+append's items together; ``put_response`` with ``if_status`` compares and sets in one
+script. Writes are never retried (one whose answer was lost could apply twice); reads
+are tried once more on a fresh connection when theirs is broken (after a Redis restart).
+Keys expire ``--redis-retention-days`` after their last write (-1, or 0: never); a write
+refreshes the TTL of every key of its record. ``response_chain`` walks the chain in one
+script (it reads keys it computes from ``prev``, as a standalone or replicated Redis
+allows; not Redis Cluster).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from smg.storage.base import Conversation, HistoryStore, ItemPage, Json, StorageError, StoredResponse
@@ -202,6 +205,18 @@ class RedisStore(HistoryStore):
         except (RedisError, OSError) as exc:
             raise StorageError(f"redis: {exc}") from exc
 
+    async def _read(self, call: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+        """A read, tried once more on a fresh connection when its connection turns out
+        broken (a Redis restart leaves every pooled one so): reads are safe to repeat,
+        writes are not (they fail that once)."""
+        client = self._r()
+        try:
+            return await self._call(call(client))
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, RedisConnectionError):
+                raise
+        return await self._call(call(client))
+
     # -- responses ---------------------------------------------------------------------
 
     async def put_response(self, record: StoredResponse, *, if_status: str | None = None) -> bool:
@@ -210,7 +225,7 @@ class RedisStore(HistoryStore):
         return bool(await self._call(self._put(keys=[RESP + record.id], args=args)))
 
     async def get_response(self, response_id: str) -> StoredResponse | None:
-        data = await self._call(self._r().hget(RESP + response_id, "data"))
+        data = await self._read(lambda r: r.hget(RESP + response_id, "data"))
         return response_from_json(data) if data is not None else None
 
     async def delete_response(self, response_id: str) -> bool:
@@ -218,7 +233,7 @@ class RedisStore(HistoryStore):
 
     async def response_chain(self, response_id: str, limit: int = 1000) -> list[StoredResponse] | None:
         self._r()
-        rows = await self._call(self._chain(keys=[], args=[RESP, response_id, max(limit, 1)]))
+        rows = await self._read(lambda r: self._chain(keys=[], args=[RESP, response_id, max(limit, 1)]))
         return walk_chain(map(response_from_json, rows), limit)
 
     # -- conversations -----------------------------------------------------------------
@@ -234,7 +249,8 @@ class RedisStore(HistoryStore):
         await self._call(self._add(keys=_conv_keys(conversation.id), args=args))
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
-        created, metadata = await self._call(self._r().hmget(_conv_keys(conversation_id)[0], "created_at", "metadata"))
+        key = _conv_keys(conversation_id)[0]
+        created, metadata = await self._read(lambda r: r.hmget(key, "created_at", "metadata"))
         return Conversation(conversation_id, int(created), loads(metadata)) if created is not None else None
 
     async def update_conversation(self, conversation_id: str, metadata: dict[str, str]) -> Conversation | None:
@@ -254,11 +270,11 @@ class RedisStore(HistoryStore):
     ) -> ItemPage | None:
         self._r()
         args = [max(limit, 0), order, "0" if after is None else "1", after or ""]
-        bodies = await self._call(self._list(keys=_conv_keys(conversation_id), args=args))
+        bodies = await self._read(lambda r: self._list(keys=_conv_keys(conversation_id), args=args))
         return page_of(bodies, limit) if bodies is not None else None
 
     async def get_item(self, conversation_id: str, item_id: str) -> Json | None:
-        body = await self._call(self._r().hget(_conv_keys(conversation_id)[2], item_id))
+        body = await self._read(lambda r: r.hget(_conv_keys(conversation_id)[2], item_id))
         return loads(body) if body is not None else None
 
     async def delete_item(self, conversation_id: str, item_id: str) -> bool:

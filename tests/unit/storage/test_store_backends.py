@@ -265,3 +265,19 @@ async def test_postgres_restart_while_idle_fails_no_call(postgres_server, postgr
     finally:
         postgres_server.start()
         await s.close()
+
+
+async def test_redis_restart_fails_no_read(redis_server, redis_url: str) -> None:  # noqa: ANN001
+    s = RedisStore(redis_url, pool_max=2)
+    await s.start()
+    try:
+        await s.create_conversation(Conversation("conv_r", 1, {}), [item("r1")])
+        redis_server.stop()  # no persistence here: it comes back empty, every pooled connection broken
+        redis_server.start()
+        assert await s.get_conversation("conv_r") is None
+        assert await s.list_items("conv_r") is None
+        await s.create_conversation(Conversation("conv_r", 2, {}), [item("r2")])
+        assert await s.get_item("conv_r", "r2") == item("r2")
+    finally:
+        redis_server.start()
+        await s.close()
