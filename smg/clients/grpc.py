@@ -59,13 +59,15 @@ class ItemStream:
     The lean client's ``GenerateStream`` has the same interface over its HTTP/2 call.
     """
 
-    __slots__ = ("_it", "_buf", "_exc", "_eof", "ended")
+    __slots__ = ("_it", "_buf", "_exc", "_eof", "_waiting", "_expired", "ended")
 
     def __init__(self, it: AsyncIterator, ready: tuple = ()) -> None:
         self._it = it
         self._buf = list(ready)
         self._exc: BaseException | None = None
         self._eof = False
+        self._waiting: asyncio.Task | None = None  # the task inside wait(), for expire()
+        self._expired: WorkerCallError | None = None
         self.ended = False
 
     async def first(self) -> None:
@@ -89,6 +91,7 @@ class ItemStream:
     async def wait(self) -> None:
         if self._eof or self._exc is not None:
             return
+        self._waiting = asyncio.current_task()
         try:
             self._buf.append(await self._it.__anext__())
         except StopAsyncIteration:
@@ -96,6 +99,26 @@ class ItemStream:
         except WorkerCallError as exc:
             self._exc = exc
             self._eof = True
+        except asyncio.CancelledError:
+            if self._expired is None or self._waiting is None:
+                raise
+            self._waiting.uncancel()  # cancelled by expire(): its error instead
+            self._exc = self._expired
+            self._eof = True
+        finally:
+            self._waiting = None
+
+    def expire(self, error: WorkerCallError) -> None:
+        """Fail the stream with ``error`` (a timeout): a ``wait()`` in progress is
+        interrupted (the iterator's cleanup aborts the request on the worker) and the
+        next ``take()`` raises it."""
+        if self._eof or self._exc is not None:
+            return
+        self._expired = error
+        if self._waiting is not None:
+            self._waiting.cancel()
+        else:
+            self._exc = error
 
     async def aclose(self) -> None:
         await self._it.aclose()

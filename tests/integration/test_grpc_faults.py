@@ -68,9 +68,10 @@ def pair(request):
         w.stop()
 
 
-def test_stall_mid_stream_ends_with_an_error_event_and_ejects(pair):
+@pytest.mark.parametrize("client", ["lean", "aio"])
+def test_stall_mid_stream_ends_with_an_error_event_and_ejects(pair, client):
     stalled, _ = pair
-    with _gateway([stalled.url], inter_token_timeout_secs=0.3) as gw:
+    with _gateway([stalled.url], inter_token_timeout_secs=0.3, grpc_client=client) as gw:
         _fault(stalled, "stall:3")
         status, body = _post(gw, {"model": MODEL, "prompt": "hi", "max_tokens": 50, "stream": True})
         assert status == 200
@@ -83,9 +84,10 @@ def test_stall_mid_stream_ends_with_an_error_event_and_ejects(pair):
         assert stalled.wait_for(lambda e: e.loads()["num_running_reqs"] == 0)  # aborted there
 
 
-def test_slow_first_token_is_retried_on_another_worker(pair):
+@pytest.mark.parametrize("client", ["lean", "aio"])
+def test_slow_first_token_is_retried_on_another_worker(pair, client):
     slow, fine = pair
-    with _gateway([slow.url, fine.url], first_byte_timeout_secs=0.3) as gw:
+    with _gateway([slow.url, fine.url], first_byte_timeout_secs=0.3, grpc_client=client) as gw:
         _fault(slow, "slow_first_token:5")
         for _ in range(3):  # round robin: the slow worker first in one of the first two
             status, body = _post(gw, {"model": MODEL, "prompt": "hi", "max_tokens": 3, "stream": True})
