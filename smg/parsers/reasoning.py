@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smg.parsers.core import Parser, Snapshot, SnapshotBuilder
+from smg.parsers.model_ids import REASONING_ID_PATTERNS, match_id
 from smg.parsers.reasoning_channels import InklingReasoningParser, KimiK3ReasoningParser
 from smg.parsers.reasoning_harmony import HarmonyReasoningParser, PassthroughReasoningParser
 from smg.parsers.scan import held_suffix
@@ -90,7 +91,7 @@ def _think(name: str, starts: bool = False, start: str = "<think>", end: str = "
     return ThinkParser(start, end, starts, name)
 
 
-# name -> parser; the order of MODEL_PATTERNS matters (first match wins).
+# name -> parser
 # Channel formats (kimi_k3, inkling) offer the same parse/started() interface.
 REASONING_PARSERS: dict[str, ThinkParser] = {
     p.name: p  # type: ignore[misc]
@@ -142,45 +143,9 @@ UNVERIFIED_ALIASES = {
 for _alias, _target in UNVERIFIED_ALIASES.items():
     REASONING_PARSERS[_alias] = REASONING_PARSERS[_target]
 
-MODEL_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("deepseek-r1", "deepseek_r1"),
-    ("deepseek-v3.1", "deepseek_v31"),
-    ("deepseek-v3-1", "deepseek_v31"),
-    ("qwen3-thinking", "qwen3_thinking"),
-    ("qwen-thinking", "qwen3_thinking"),
-    ("qwen3", "qwen3"),
-    ("qwen", "qwen3"),
-    ("glm45", "glm45"),
-    ("glm47", "glm45"),
-    ("glm-4.5", "glm45"),
-    ("glm-4.7", "glm45"),
-    ("glm-5", "glm45"),
-    ("step3", "step3"),
-    ("minimax", "minimax"),
-    ("mm-m2", "minimax"),
-    ("kimi-k2.5", "kimi_k25"),
-    ("kimi-k2-thinking", "kimi_thinking"),
-    ("kimi-k3", "kimi_k3"),
-    ("kimi_k3", "kimi_k3"),
-    ("kimi", "kimi"),
-    ("command-r", "cohere_cmd"),
-    ("command-a", "cohere_cmd"),
-    ("c4ai-command", "cohere_cmd"),
-    ("cohere", "cohere_cmd"),
-    ("nemotron-nano", "nano_v3"),
-    ("nemotron-super", "nano_v3"),
-    ("nano-v3", "nano_v3"),
-    ("inkling", "inkling"),
-)
-
-
 def reasoning_parser_for_model(model: str) -> str | None:
-    """The parser name for a model id (case-insensitive substring), or None."""
-    low = model.lower()
-    for pattern, name in MODEL_PATTERNS:
-        if pattern in low:
-            return name
-    return None
+    """The reasoning parser a model id names (``smg.parsers.model_ids``), or None."""
+    return match_id(model, REASONING_ID_PATTERNS)[0]
 
 
 def get_reasoning_parser(name: str) -> ThinkParser:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
-
+from smg.parsers.model_ids import TOOL_ID_PATTERNS, match_id
 from smg.parsers.tools.arg_key import Glm45Parser, Glm47Parser, HyV4Parser, K2HorizonParser
 from smg.parsers.tools.base import MarkerToolParser
 from smg.parsers.tools.channels import InklingToolParser, KimiK3ToolParser
@@ -94,54 +93,9 @@ UNVERIFIED_ALIASES: dict[str, str] = {
 for _name, _target in UNVERIFIED_ALIASES.items():
     TOOL_PARSERS[_name] = TOOL_PARSERS[_target]
 
-# (glob on the lower-cased model id, parser name); more specific patterns first.
-MODEL_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("*gpt-oss*", "gpt_oss"),
-    ("gpt-4*", "json"),
-    ("gpt-3.5*", "json"),
-    ("claude-*", "json"),
-    ("mistral-*", "mistral"),
-    ("mixtral-*", "mistral"),
-    ("*qwen3.5*", "qwen_xml"),
-    ("*qwen3-coder*", "qwen_xml"),
-    ("*qwen*", "qwen"),
-    ("*llama-4*", "pythonic"),
-    ("*llama-3.2*", "llama3"),
-    ("*llama-*", "json"),
-    ("*deepseek-v3.1*", "deepseek31"),
-    ("*deepseek-v3.2-exp*", "deepseek31"),
-    ("*deepseek-v3.2*", "deepseek32"),
-    ("*deepseek-v3*", "deepseek"),
-    ("*deepseek-v4*", "deepseek_v4"),
-    ("*deepseek-*", "pythonic"),
-    ("*glm-4.5*", "glm45_moe"),
-    ("*glm-4.6*", "glm45_moe"),
-    ("*glm-4.7*", "glm47_moe"),
-    ("*glm-5*", "glm47_moe"),
-    ("*glm-*", "json"),
-    ("*sarashina*", "sarashina"),
-    ("*step3*", "step3"),
-    ("*step-3*", "step3"),
-    ("*kimi-k2*", "kimik2"),
-    ("*kimi-k3*", "kimi_k3"),
-    ("*kimi_k3*", "kimi_k3"),
-    ("*inkling*", "inkling"),
-    ("*minimax*", "minimax_m2"),
-    ("*command-r*", "cohere"),
-    ("*command-a*", "cohere"),
-    ("*c4ai-command*", "cohere"),
-    ("*cohere*", "cohere"),
-    ("gemini-*", "json"),
-    ("gemma-*", "json"),
-)
-
-
 def tool_parser_for_model(model: str) -> str | None:
-    low = model.lower()
-    for pattern, name in MODEL_PATTERNS:
-        if fnmatchcase(low, pattern):
-            return name
-    return None
+    """The tool parser a model id names (``smg.parsers.model_ids``), or None."""
+    return match_id(model, TOOL_ID_PATTERNS)[0]
 
 
 def get_tool_parser(name: str) -> MarkerToolParser:

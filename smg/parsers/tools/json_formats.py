@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smg.parsers.core import Snapshot, SnapshotBuilder
-from smg.parsers.scan import held_suffix, json_value_end
+from smg.parsers.scan import json_value_end
 from smg.parsers.tools.base import (
     MarkerToolParser,
     TextEnd,
