@@ -40,6 +40,9 @@ class EventFramer:
     def feed(self, chunk: bytes) -> bytes:
         if not chunk:
             return chunk
+        if not self.held and chunk.endswith(b"\n\n"):  # the usual read: whole events
+            self.tail = chunk[-16:]
+            return chunk
         if self.held:
             chunk = self.held + chunk
         lf = chunk.rfind(b"\n\n")
