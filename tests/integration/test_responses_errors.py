@@ -10,6 +10,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from smg.app import create_app
 from smg.config import GatewayConfig, HistorySettings, ModelSettings, RoutingConfig
@@ -205,3 +206,55 @@ def test_storage_failure_is_503_and_nothing_half_written(gw) -> None:
 
 def test_worker_errors_pass_through_as_client_errors(gw) -> None:
     _error(gw.post("/v1/responses", json={"input": "hi", "model": "no-such-model"}), 404)
+
+
+def test_the_routes_are_data_plane_routes_behind_the_api_key() -> None:
+    from smg.config import SecuritySettings
+
+    config = GatewayConfig(history=HistorySettings(history_backend="memory"), security=SecuritySettings(api_key="k1"))
+    server = ServerThread(create_app(config))
+    client = Client(server.start())
+    try:
+        for method, path in [("POST", "/v1/responses"), ("GET", "/v1/responses/resp_x"),
+                             ("POST", "/v1/conversations"), ("GET", "/v1/conversations/conv_x/items")]:
+            assert client.request(method, path, json={}).status_code == 401, path
+        key = {"authorization": "Bearer k1"}
+        conv = client.post("/v1/conversations", json={}, headers=key)
+        assert conv.status_code == 200 and conv.json()["object"] == "conversation"
+        assert client.get(f"/v1/conversations/{conv.json()['id']}", headers=key).status_code == 200
+    finally:
+        server.stop()
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(1 << 40), 1 << 40) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+_PART = st.fixed_dictionaries({"type": st.sampled_from(["input_text", "input_image", "output_text", "refusal", "x"])},
+                              optional={"text": _JSON, "image_url": _JSON, "detail": _JSON, "refusal": _JSON})
+_ITEM = st.fixed_dictionaries(
+    {"type": st.sampled_from(["message", "function_call", "function_call_output", "reasoning", "nope"])},
+    optional={"role": st.sampled_from(["user", "assistant", "system", "developer", "x"]) | _JSON,
+              "content": st.text(max_size=8) | st.lists(_PART, max_size=2) | _JSON, "call_id": _JSON,
+              "name": _JSON, "arguments": _JSON, "output": _JSON, "summary": _JSON, "id": _JSON},
+)
+_FIELDS = ("model", "instructions", "previous_response_id", "conversation", "store", "stream", "background",
+           "max_output_tokens", "temperature", "top_p", "tools", "tool_choice", "parallel_tool_calls", "text",
+           "reasoning", "metadata", "user", "truncation")
+_BODY = st.fixed_dictionaries(
+    {"input": st.text(max_size=10) | st.lists(_ITEM, max_size=3) | _JSON},
+    optional={k: _JSON for k in _FIELDS},
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_BODY)
+def test_no_body_gets_a_5xx(gw, body) -> None:
+    body.pop("background", None)  # a queued run would outlive the example
+    if body.get("stream") is True:
+        body["stream"] = False
+    resp = gw.post("/v1/responses", json=body)
+    assert resp.status_code < 500, (body, resp.text)
+    if resp.status_code >= 400:
+        assert resp.json()["error"]["message"]
