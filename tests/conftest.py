@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import pathlib
+import shutil
 import socket
+import tempfile
 from dataclasses import dataclass
 from types import ModuleType
 
 import pytest
 
 from smg._fast import NO_EXTENSIONS
+
+# Gateways the tests start (in this process or as subprocesses, which inherit it) keep their
+# default sqlite history in a private directory, never in the user's ~/.local/share/smg.
+_DATA_HOME = tempfile.mkdtemp(prefix="smg-test-data-")
+os.environ["XDG_DATA_HOME"] = _DATA_HOME
+atexit.register(shutil.rmtree, _DATA_HOME, True)
 
 
 @dataclass(frozen=True)

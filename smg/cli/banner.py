@@ -3,6 +3,7 @@ and its state, the policy, the kernels in use, and a request to try."""
 
 from __future__ import annotations
 
+import os
 import urllib.parse
 from typing import TYPE_CHECKING
 
@@ -57,12 +58,25 @@ def banner(url: str, state: AppState, *, canned: bool) -> str:
     lines.append(f"  kernels: {how} ({', '.join(f'{k} {v}' for k, v in kernels.items())})")
     if canned:
         lines.append("  the reference workers give canned replies (no model); give --worker-urls for real ones")
+    lines.append(f"  history: {_history(config)}")
     lines.extend(f"  {line}" for line in _auth_lines(config))
     key = " -H 'authorization: Bearer <your --api-key>'" if _data_keys(config) else ""
     lines.append("try:")
     lines.append(f"  curl -s {url}/v1/chat/completions -H 'content-type: application/json'{key} "
                  "-d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}]}'")
     return "\n".join(lines)
+
+
+def _history(config: GatewayConfig) -> str:
+    h = config.history
+    where = {
+        "sqlite": lambda: os.path.join(h.sqlite_dir(), "history.db"),
+        "memory": lambda: "in this process (lost on exit)",
+        "none": lambda: "not stored",
+        "postgres": lambda: show_url(h.postgres_db_url or "?"),
+        "redis": lambda: show_url(h.redis_url or "?"),
+    }.get(h.history_backend, lambda: "?")()
+    return f"{h.history_backend} {where}"
 
 
 def _data_keys(config: GatewayConfig) -> bool:

@@ -5,6 +5,7 @@ are the Rust gateway's, except the default backend: ``sqlite`` (a file under
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from smg.config.sections import opt
@@ -27,7 +28,17 @@ class HistorySettings:
         "none (nothing stored), postgres (--postgres-db-url), redis (--redis-url)",
         choices=_backends, refused={"oracle": "the oracle history backend (Rust SMG) is not supported by smg yet"},
     )
-    data_dir: str = opt("~/.local/share/smg", "directory of the sqlite history file (history.db)")
+    data_dir: str | None = opt(
+        None, "directory of the sqlite history file, history.db (default: $XDG_DATA_HOME/smg, else "
+        "~/.local/share/smg)"
+    )
+
+    def sqlite_dir(self) -> str:
+        """Where the sqlite backend keeps history.db."""
+        if self.data_dir:
+            return os.path.expanduser(self.data_dir)
+        base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+        return os.path.join(base, "smg")
     history_memory_max_responses: int = opt(10000, "memory backend: most stored responses (oldest go first)")
     history_memory_max_items: int = opt(100000, "memory backend: most conversation items (oldest go first)")
     history_memory_retention_secs: int = opt(

@@ -27,7 +27,7 @@ def open_store(settings: HistorySettings) -> HistoryStore:
     if backend == "sqlite":
         from smg.storage.sqlite import SqliteStore
 
-        return SqliteStore.in_dir(settings.data_dir)
+        return SqliteStore.in_dir(settings.sqlite_dir())
     if backend == "postgres":
         from smg.storage.postgres import PostgresStore
 

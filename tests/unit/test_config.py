@@ -126,3 +126,14 @@ def test_router_configs_are_derived():
     assert c.breaker.to_router().enabled is False
     assert c.health.to_router().enabled is False
     assert c.policy_config().cache_threshold == 0.7
+
+
+def test_sqlite_history_lives_under_xdg_data_home_or_the_given_dir(monkeypatch, tmp_path):
+    from smg.config import HistorySettings
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert HistorySettings().sqlite_dir() == str(tmp_path / "xdg" / "smg")
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert HistorySettings().sqlite_dir() == str(tmp_path / "home" / ".local" / "share" / "smg")
+    assert HistorySettings(data_dir="~/h").sqlite_dir() == str(tmp_path / "home" / "h")
