@@ -80,6 +80,11 @@ class SnapshotBuilder:
             self._content.append(text)
             self._content_len += len(text)
 
+    def ends_in_text(self, before: bool = False) -> bool:
+        """Whether the content so far ends in non-whitespace (``before``: the answer
+        for the content before this parse, when this parse added none)."""
+        return not self._content[-1][-1].isspace() if self._content else before
+
     def reasoning(self, text: str) -> None:
         if text:
             self._reasoning.append(text)

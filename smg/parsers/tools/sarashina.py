@@ -28,6 +28,21 @@ MARKER = "<|tool_calls|>"
 _BARE_START = re.compile(r"\[\s*\{")
 _MAYBE_BARE = re.compile(r"\[?\s*\Z")
 _TOP, _AFTER, _IN_LIST = "top", "after_list", "in_list"
+# the same, where the content before ends in text (the whitespace after a list is kept)
+_TOP_TEXT, _AFTER_JOIN, _IN_LIST_JOIN = "top_text", "after_list_join", "in_list_join"
+
+
+def _top(b: SnapshotBuilder) -> str:
+    b.tail = b.ends_in_text(b.tail)
+    return _TOP_TEXT if b.tail else _TOP
+
+
+def _after(b: SnapshotBuilder) -> str:
+    return _AFTER_JOIN if b.tail else _AFTER
+
+
+def _in_list(b: SnapshotBuilder) -> str:
+    return _IN_LIST_JOIN if b.tail else _IN_LIST
 
 
 def python_literal_end(text: str, i: int) -> int | None:
@@ -106,19 +121,24 @@ class SarashinaParser(MarkerToolParser):
         return MARKER in text or bool(_BARE_START.match(text.lstrip()))
 
     def fast(self, chunk: str, state: object) -> tuple[str, str] | None:
-        if state != _TOP or "<" in chunk:
+        if state not in (_TOP, _TOP_TEXT) or "<" in chunk or not chunk:
             return None
+        if chunk[-1].isspace() != (state == _TOP):
+            return None  # the chunk changes whether the content ends in text
         return chunk, ""
 
     def parse(self, text: str, final: bool, state: object = None) -> Snapshot:
         b = SnapshotBuilder()
         n = len(text)
         pos = 0
-        if state == _IN_LIST:  # between two calls of a list whose first dict was a call
+        # b.tail: the content before ends in text, so the whitespace after a call list
+        # separates it from the text that follows and is kept
+        b.tail = state in (_TOP_TEXT, _AFTER_JOIN, _IN_LIST_JOIN)
+        if state in (_IN_LIST, _IN_LIST_JOIN):  # between two calls of a call list
             end = self._rest_of_list(text, 0, b, final)
             if end is None:
                 return b.build()
-            pos, state = end, _AFTER
+            pos, state = end, _after(b)
             b.safe(pos, state)
         if state is None:  # the very start: a bare list may open the output
             j = skip_ws(text, 0)
@@ -126,39 +146,44 @@ class SarashinaParser(MarkerToolParser):
                 end = self._list(text, j, b, final)
                 if end is None:
                     return b.build()
-                pos, state = end, (_AFTER if b.calls else _TOP)
+                pos, state = end, (_after(b) if b.calls else _top(b))
                 b.safe(pos, state)
             elif not final and _MAYBE_BARE.match(text, j):
                 return b.build()
         while True:
-            if state == _AFTER:
+            if state in (_AFTER, _AFTER_JOIN):
                 j = skip_ws(text, pos)
                 if j == n:
                     if final:
-                        b.safe(n, _AFTER)
+                        b.safe(n, state)
                     return b.build()
+                if state == _AFTER_JOIN and not text.startswith(MARKER, j):
+                    if not final and MARKER.startswith(text[j:]):
+                        return b.build()  # a next list may be starting
+                    b.content(text[pos:j])
                 pos = j
             i = text.find(MARKER, pos)
             if i == -1:
                 keep = 0 if final else held_suffix(text, (MARKER,), pos)
                 b.content(text[pos : n - keep])
-                b.safe(n - keep, _TOP)
+                b.safe(n - keep, _top(b))
                 return b.build()
             b.content(text[pos:i])
-            b.safe(i, _TOP)
+            b.tail = b.ends_in_text(b.tail)
+            b.safe(i, _top(b))
             j = skip_ws(text, i + len(MARKER))
             if j >= n:
                 if final:
-                    b.safe(n, _AFTER)
+                    b.safe(n, _after(b))
                 return b.build()
             if text[j] not in "[{":
-                pos, state = j, _AFTER
+                pos, state = j, _after(b)
                 continue
             ncalls = len(b.calls)
             end = self._list(text, j, b, final)
             if end is None:
                 return b.build()
-            pos, state = end, (_AFTER if len(b.calls) > ncalls else _TOP)
+            pos, state = end, (_after(b) if len(b.calls) > ncalls else _top(b))
             b.safe(pos, state)
 
     def _list(self, text: str, j: int, b: SnapshotBuilder, final: bool) -> int | None:
@@ -172,7 +197,7 @@ class SarashinaParser(MarkerToolParser):
             call = _literal_call(text[k:first_end]) if first_end is not None else None
             if call:
                 b.call(*call, done=True)
-                b.safe(first_end, _IN_LIST)
+                b.safe(first_end, _in_list(b))
                 return self._rest_of_list(text, first_end, b, final)
         end = python_literal_end(text, j)
         if end is None:
@@ -215,4 +240,4 @@ class SarashinaParser(MarkerToolParser):
             if call:
                 b.call(*call, done=True)
             j = end
-            b.safe(j, _IN_LIST)
+            b.safe(j, _in_list(b))

@@ -123,6 +123,10 @@ AROUND = [
     ("around-llama4", "llama4", 'Checking.<|python_start|>[search(q="rust")]<|python_end|>\nDone.', "stop", TOOLS, "Checking.\nDone.", "", [("search", Q)]),
     ("around-cohere", "cohere", 'Checking.<|START_ACTION|>[{"tool_name": "search", "parameters": {"q": "rust"}}]<|END_ACTION|>\nDone.', "stop", TOOLS, "Checking.\nDone.", "", [("search", Q)]),
     ("around-kimi_k3", "kimi_k3", "Checking." + K3_TOOLS(K3_CALL("search", 1, K3_ARG("q", "string", "rust"))) + "\nDone.", "stop", TOOLS, "Checking.\nDone.", "", [("search", Q)]),
+    ("around-sarashina", "sarashina", "Checking.<|tool_calls|>[{'name': 'search', 'arguments': {'q': 'rust'}}]\nDone.", "stop", TOOLS, "Checking.\nDone.", "", [("search", Q)]),
+    ("around-json", "json", 'Checking:\n{"name": "search", "arguments": {"q": "rust"}}\nDone.', "stop", TOOLS, "Checking:\nDone.", "", [("search", Q)]),
+    ("around-gpt_oss", "gpt_oss", 'Checking.<|channel|>commentary to=functions.search <|constrain|>json<|message|>{"q": "rust"}<|call|>\nDone.', "stop", TOOLS,
+     "Checking.\nDone.", "", [("search", Q)]),
     ("around-two-sections", "qwen", 'Checking.\n<tool_call>\n{"name": "search", "arguments": {"q": "rust"}}\n</tool_call>\n<tool_call>\n{"name": "search", "arguments": {"q": "rust"}}\n</tool_call>\n',
      "stop", TOOLS, "Checking.\n", "", [("search", Q), ("search", Q)]),
 ]
