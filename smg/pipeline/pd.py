@@ -160,9 +160,9 @@ async def _parallel(pair: PDPair, params: GenParams, backend: GrpcBackend,
     if failed:  # decode would wait for a room that never comes: abort it, retry the pair
         await _cancel(first_item)
         pair.decode.end(None)
-        pair.prefill.end(False)
-        metrics.leg_failed("prefill", "grpc")
         exc = prefill.exception()
+        pair.prefill.end(_fault(exc))
+        metrics.leg_failed("prefill", "grpc")
         if isinstance(exc, WorkerCallError):
             raise _prefill_error(exc) from None
         raise exc
@@ -172,7 +172,7 @@ async def _parallel(pair: PDPair, params: GenParams, backend: GrpcBackend,
         metrics.leg_failed("decode", "grpc")
         if exc.status == 504:
             metrics.bootstrap_failed()
-        pair.decode.end(False if exc.retryable else None)
+        pair.decode.end(_fault(exc))
         await _finish_prefill(prefill, pair.prefill, 0)
         raise
     except BaseException:
@@ -194,7 +194,7 @@ async def _sequential(pair: PDPair, params: GenParams, backend: GrpcBackend,
     try:
         completes = await _drain(backend.client(pair.prefill.url).generate(prefill_params), metrics, started)
     except WorkerCallError as exc:
-        pair.prefill.end(False)
+        pair.prefill.end(_fault(exc))
         metrics.leg_failed("prefill", "grpc")
         raise _prefill_error(exc) from None
     except BaseException:
@@ -212,7 +212,7 @@ async def _sequential(pair: PDPair, params: GenParams, backend: GrpcBackend,
         first = await stream.__anext__()
     except WorkerCallError as exc:
         metrics.leg_failed("decode", "grpc")
-        pair.decode.end(False if exc.retryable else None)
+        pair.decode.end(_fault(exc))
         await stream.aclose()
         raise
     except BaseException:
@@ -223,6 +223,12 @@ async def _sequential(pair: PDPair, params: GenParams, backend: GrpcBackend,
     metrics.queued("decode", elapsed)
     metrics.first_token("decode", elapsed)
     return pair.decode, PDStream(stream, None, pair.prefill, metrics, started), first
+
+
+def _fault(exc: BaseException | None) -> bool | None:
+    """A leg's outcome for its worker's breaker: False (a failure) unless the worker only
+    refused the request itself (a 4xx: the client's error, not the worker's)."""
+    return None if isinstance(exc, WorkerCallError) and not exc.worker_fault else False
 
 
 _DEFAULT_METRICS = PDMetrics()
