@@ -45,6 +45,8 @@ LOW_WATER = 64 * 1024
 IDLE_CHECK = 1.0
 # A worker's response head (status line and headers) longer than this is an error.
 MAX_HEAD = 256 * 1024
+# Idle keep-alive connections kept per worker (more are closed, the oldest first).
+MAX_IDLE = 256
 
 
 class UpstreamConnectionError(ConnectionError):
@@ -432,6 +434,8 @@ class Http1Pool:
         conn.idle_since = now
         idle = self.idle
         idle.append(conn)
+        if len(idle) > MAX_IDLE:  # bounded: the oldest idle connection goes
+            idle[0].idle_since = now - self.keepalive - 1.0
         while now - idle[0].idle_since > self.keepalive:
             old = idle.popleft()
             old.idle_since = 0.0
