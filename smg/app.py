@@ -67,8 +67,10 @@ def create_app(
     else:
         fast = {path: ProxyEndpoint(path) for path in PARSERS}
         generate_routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in fast.items()]
+    api_routes = api.routes()
+    fast.update((r.path, _fast_endpoint(r)) for r in api_routes if r.path == "/v1/responses")  # POST only
     app = Starlette(
-        routes=[*generate_routes, *health.routes, *admin.routes, *parse.routes, *api.routes()],
+        routes=[*generate_routes, *health.routes, *admin.routes, *parse.routes, *api_routes],
         exception_handlers={SmgError: error_handler, HTTPException: error_handler, Exception: error_handler},
         lifespan=lifespan,
     )

@@ -163,6 +163,9 @@ def _text(parts: list[Json]) -> str:
 
 
 def _chat_content(parts: list[Json]) -> Any:
+    if len(parts) == 1 and parts[0]["type"] != "input_image":  # the usual item: one text part
+        p = parts[0]
+        return p.get("text") or p.get("refusal") or ""
     if not any(p["type"] == "input_image" for p in parts):
         return _text(parts)
     out = []

@@ -28,8 +28,9 @@ def usage(prompt: int, completion: int, cached: int, reasoning: int) -> Json:
 
 
 class OutputBuilder:
-    def __init__(self, response: Json, *, parallel_tool_calls: bool = True) -> None:
+    def __init__(self, response: Json, *, parallel_tool_calls: bool = True, quiet: bool = False) -> None:
         self.response = response  # the Response object; ``output`` grows here
+        self.quiet = quiet  # a whole response: no lifecycle snapshots (the events are not sent)
         self.seq = 0
         self.parallel = parallel_tool_calls
         self._open: Json | None = None  # the item being written
@@ -44,7 +45,7 @@ class OutputBuilder:
 
     def snapshot(self, kind: str) -> Json:
         """A lifecycle event (``response.created`` ...) with the response as it is now."""
-        return self.event(kind, response=_copy(self.response))
+        return self.event(kind, response=self.response if self.quiet else _copy(self.response))
 
     def _index(self, item: Json) -> int:
         return self.response["output"].index(item)

@@ -109,7 +109,7 @@ class Run:
         """Run to the end and store; the Response object."""
         resp, reasoning_tokens = await self._chat(
             lambda messages: chat.whole(self.state, self.scope, self.req.chat_body(messages, stream=False)))
-        b = OutputBuilder(self.response, parallel_tool_calls=self.req.parallel_tool_calls)
+        b = OutputBuilder(self.response, parallel_tool_calls=self.req.parallel_tool_calls, quiet=True)
         choice = resp["choices"][0]
         msg = choice.get("message") or {}
         b.reasoning(msg.get("reasoning_content") or "")
