@@ -16,6 +16,7 @@ away, the upstream response is closed, which aborts the request on the worker.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 
@@ -34,6 +35,8 @@ from smg.protocol.routing import PARSERS, RoutingFields
 from smg.router import RETRYABLE_STATUS, RequestInfo, Worker
 
 __all__ = ["ProxyEndpoint"]
+
+log = logging.getLogger(__name__)
 
 _UPSTREAM_ERRORS = (OSError,)  # UpstreamConnectionError and socket errors
 
@@ -93,6 +96,10 @@ class _Exchange:
 
 
 _NO_INFO = RequestInfo()
+
+# The routes whose event streams end with ``data: [DONE]`` (OpenAI chat and completions,
+# SGLang /generate); others (Responses, Anthropic Messages) end with an event of their own.
+DONE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/generate"})
 
 # A request still in flight after this long (up to twice as long) gets a task watching
 # for the client to go away; quicker ones never pay for it.
@@ -277,9 +284,9 @@ async def _attempt(ex: _Exchange, worker: Worker) -> int | _Answer | SmgError:
         return _timed_out(ex, worker)
     except UpstreamProtocolError as exc:  # it answered, with garbage: not asked again
         ex.no_retry_on(worker)
-        return _failed(ex, worker, "garbage", UpstreamError(f"worker {worker.url} failed: {exc}"))
+        return _failed(ex, worker, "garbage", "sent an answer that is not HTTP", exc)
     except _UPSTREAM_ERRORS as exc:
-        return _failed(ex, worker, "connect", UpstreamError(f"worker {worker.url} failed: {exc}"))
+        return _failed(ex, worker, "connect", "could not be reached", exc)
     except asyncio.CancelledError:
         ex.done(worker, None)
         raise
@@ -291,10 +298,15 @@ async def _attempt(ex: _Exchange, worker: Worker) -> int | _Answer | SmgError:
     return await _relay_stream(ex, worker, resp)
 
 
-def _failed(ex: _Exchange, worker: Worker, kind: str, error: SmgError) -> SmgError:
+def _failed(ex: _Exchange, worker: Worker, kind: str, what: str, exc: BaseException | None = None,
+            error: type[SmgError] = UpstreamError) -> SmgError:
+    """Count a failure of ``worker`` and make the client's error. The client's message
+    names the worker by its id, never its URL (which may carry credentials and is the
+    operator's business); the URL and the cause go to the log."""
     ex.state.metrics.worker_error(worker, kind)
     ex.done(worker, False)
-    return error
+    log.warning("worker %s %s%s", worker.url, what, f": {exc!r}" if exc is not None else "")
+    return error(f"worker {worker.id} {what}")
 
 
 def _timed_out(ex: _Exchange, worker: Worker) -> SmgError:
@@ -302,7 +314,7 @@ def _timed_out(ex: _Exchange, worker: Worker) -> SmgError:
     taken out of rotation at once (its breaker opens: outlier ejection) rather than at the
     next health probe; it is not asked again for this request."""
     ex.no_retry_on(worker)
-    error = _failed(ex, worker, "timeout", UpstreamTimeout(f"worker {worker.url} timed out"))
+    error = _failed(ex, worker, "timeout", "timed out", error=UpstreamTimeout)
     worker.breaker.trip()
     return error
 
@@ -324,7 +336,7 @@ async def _relay_whole(ex: _Exchange, worker: Worker, resp: UpstreamResponse) ->
         return _timed_out(ex, worker)
     except _UPSTREAM_ERRORS as exc:
         resp.close()
-        return _failed(ex, worker, "read", UpstreamError(f"worker {worker.url} failed: {exc}"))
+        return _failed(ex, worker, "read", "failed mid-answer", exc)
     except asyncio.CancelledError:
         resp.close()
         ex.done(worker, None)
@@ -338,8 +350,7 @@ async def _relay_whole(ex: _Exchange, worker: Worker, resp: UpstreamResponse) ->
         try:
             orjson.loads(data)
         except orjson.JSONDecodeError:
-            return _failed(ex, worker, "garbage", UpstreamError(f"worker {worker.url} answered {status} "
-                                                                "with a body that is not JSON"))
+            return _failed(ex, worker, "garbage", f"answered {status} with a body that is not JSON")
     ex.done(worker, _outcome(status))
     await _send_whole(ex, status, headers, data)
     return status
@@ -365,6 +376,7 @@ async def _relay_stream(ex: _Exchange, worker: Worker, resp: UpstreamResponse) -
     success: bool | None = _outcome(status)
     events = EventFramer() if sse else None
     problem: str | None = None
+    cause: BaseException | None = None
     try:
         async for chunk in resp:
             if events is not None:
@@ -377,12 +389,15 @@ async def _relay_stream(ex: _Exchange, worker: Worker, resp: UpstreamResponse) -
                             "headers": response_headers(resp.headers)})
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         # an event cut by the end of the body is not an event (the SSE rule): dropped
-        if events is not None and status == 200 and not events.done:
-            problem = "the worker's event stream ended without data: [DONE]"
+        if events is not None and status == 200:
+            if events.held:
+                problem = "failed mid-stream: its event stream ended inside an event"
+            elif ex.path in DONE_PATHS and not events.done:
+                problem = "failed mid-stream: its event stream ended without data: [DONE]"
     except asyncio.TimeoutError:
         problem = "timeout"
     except _UPSTREAM_ERRORS as exc:
-        problem = f"{exc!r}"
+        problem, cause = "failed mid-stream", exc
     except asyncio.CancelledError:
         resp.close()
         ex.done(worker, None)
@@ -393,15 +408,16 @@ async def _relay_stream(ex: _Exchange, worker: Worker, resp: UpstreamResponse) -
         if problem == "timeout":
             error = _timed_out(ex, worker)
         else:
-            error = _failed(ex, worker, "stream", UpstreamError(f"worker {worker.url} failed mid-stream: {problem}"))
+            error = _failed(ex, worker, "stream", problem, cause)
         if not ex.responded:
             return error  # nothing sent yet: another worker may answer
         # Bytes already reached the client: no retry, no status. End an event stream with
         # an error event; any other body is cut off so the client sees it incomplete.
         if not sse:
             raise error
+        end = error_event(error.message, error.error_type, error.status_code)
         await send({"type": "http.response.body", "more_body": True,
-                    "body": error_event(error.message, error.error_type, error.status_code) + DONE})
+                    "body": end + DONE if ex.path in DONE_PATHS else end})
     else:
         ex.done(worker, success)
         if not ex.responded:  # an empty body

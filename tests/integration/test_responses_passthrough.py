@@ -73,9 +73,6 @@ def test_forwarded_as_is(client) -> None:
     assert SEEN == [{"model": "w", "input": "hi", "previous_response_id": "resp_known_to_the_worker"}]
 
 
-@pytest.mark.xfail(reason="smg/http/proxy.py ends every worker event stream without data: [DONE] as a "
-                   "failure (error event, a breaker failure); a Responses stream ends with response.completed "
-                   "instead: the relay needs to accept that on /v1/responses (reliability's file)", strict=True)
 def test_streamed(client) -> None:
     with client.responses.stream(model="w", input="hi") as stream:
         kinds = [e.type for e in stream]

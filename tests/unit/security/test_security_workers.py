@@ -142,8 +142,6 @@ async def test_models_never_reflects_a_workers_body(servers):
     assert [m["id"] for m in body["data"]] == ["internal-secret-model"]
 
 
-@pytest.mark.xfail(reason="smg/http/proxy.py puts worker.url into the UpstreamError/UpstreamTimeout messages "
-                          "clients see (engineer B's file); flips to XPASS, a failure, once it does not")
 async def test_a_failing_worker_url_is_not_reflected_to_the_client(servers, unused_port):
     stub = servers.stub("a")
     secret = f"http://admin:hunter2@127.0.0.1:{unused_port}"
