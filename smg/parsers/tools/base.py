@@ -361,13 +361,18 @@ def emit_raw_args_call(
     n = len(text)
     call = b.call(name)
     j = skip_ws(text, start)
-    vend = json_value_end(text, j) if j < n else None
-    if vend is not None:
+    # the first end marker not written inside a JSON string ends the call, even when
+    # the JSON before it is not closed; a value closed before it is the arguments
+    stop = text.find(end_marker, j)
+    while stop != -1 and inside_json_string(text, j, stop):
+        stop = text.find(end_marker, stop + 1)
+    # only an object, array or string is read as a value (a bare word would end at
+    # whatever delimiter comes next, which depends on how much text has arrived)
+    vend = json_value_end(text, j) if j < n and text[j] in '{["' else None
+    if vend is not None and stop != -1 and vend > stop:
+        vend = None
+    elif vend is not None:
         stop = text.find(end_marker, vend)
-    else:  # an end marker written inside a JSON string is not the end
-        stop = text.find(end_marker, j)
-        while stop != -1 and inside_json_string(text, j, stop):
-            stop = text.find(end_marker, stop + 1)
     if vend is not None:
         call.arguments = text[j:vend]
     elif stop != -1:

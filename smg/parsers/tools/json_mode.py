@@ -55,10 +55,12 @@ class JsonParser(MarkerToolParser):
         return TextEnd(end)
 
     def _value(self, text: str, j: int, b: SnapshotBuilder, final: bool) -> int | None:
-        if text[j] == "{":
-            return self._object(text, j, b, final)
         n = len(text)
         k = skip_ws(text, j + 1)
+        if k < n and text[k] not in ('"}' if text[j] == "{" else "{"):
+            return TextEnd(j + 1)  # no call can start here: the bracket is prose
+        if text[j] == "{":
+            return self._object(text, j, b, final)
         first = len(b.calls)
         if k < n and text[k] == "{":
             probe = SnapshotBuilder()
@@ -125,6 +127,7 @@ class JsonParser(MarkerToolParser):
                     j = _next_value(text, pos)
                 else:
                     pos = j
+                    after = False
             elif lead:
                 j = skip_ws(text, pos)
                 if j == n:
@@ -143,13 +146,12 @@ class JsonParser(MarkerToolParser):
                 if text[pos:]:
                     b.content(text[pos:])
                     tail = not text[-1].isspace()
-                b.safe(n, _TEXT if tail else None)
+                b.safe(n, _TEXT if tail else (None if lead and not text[pos:] else _TEXT_WS))
                 return b.build()
             if j > pos:
                 seg = text[pos:j]
                 b.content(seg)
-                if seg.strip():
-                    tail = not seg[-1].isspace()
+                tail = not seg[-1].isspace()
                 lead = lead and not seg.strip()
             b.safe(j, None if lead else (_TEXT if tail else _TEXT_WS))
             ncalls = len(b.calls)
@@ -159,7 +161,7 @@ class JsonParser(MarkerToolParser):
             if isinstance(end, TextEnd) or len(b.calls) == ncalls:
                 seg = text[j:end]
                 b.content(seg)
-                tail = bool(seg) and not seg[-1].isspace() or tail
+                tail = not seg[-1].isspace() if seg else tail
                 pos = int(end)
                 lead = False
                 if not self.anywhere:
