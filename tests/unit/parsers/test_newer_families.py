@@ -34,11 +34,16 @@ def test_every_rust_parser_name_is_accepted(flag: str) -> None:
     assert [n for n in names if n not in known] == []
 
 
-def test_the_cli_offers_every_rust_parser_name() -> None:
-    from smg.config.sections import _reasoning_parsers, _tool_parsers
+def test_smg_serve_accepts_every_rust_parser_name() -> None:
+    from smg.cli import build_parser
 
-    assert set(_rust_choices("--tool-call-parser")) <= set(_tool_parsers())
-    assert set(_rust_choices("--reasoning-parser")) <= set(_reasoning_parsers())
+    parser = build_parser()
+    tools, reasonings = _rust_choices("--tool-call-parser"), _rust_choices("--reasoning-parser")
+    for i in range(max(len(tools), len(reasonings))):
+        tool, reasoning = tools[i % len(tools)], reasonings[i % len(reasonings)]
+        args = parser.parse_args(["serve", "--tool-call-parser", tool, "--reasoning-parser", reasoning])
+        chosen = vars(args)
+        assert (chosen["model.tool_call_parser"], chosen["model.reasoning_parser"]) == (tool, reasoning)
 
 
 @pytest.mark.parametrize("case", NEWER_TOOL_CASES, ids=TOOL_IDS)
