@@ -1,6 +1,8 @@
-"""History outlives the gateway: on a persistent backend a new gateway on the same store
-continues a stored chain and a conversation, and a background response the old one was
-running when it stopped is stored as failed, not left in progress."""
+"""History outlives the gateway and is shared by gateways: on a persistent backend a new
+gateway on the same store continues a stored chain and a conversation, a background
+response the old one was running when it stopped is stored as failed (not left in
+progress), and a background response cancelled through another gateway on the same store
+stops on its worker."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import json
 
 import pytest
 
-from _responses_lib import BACKENDS, SCRIPT, backend_settings, gateway, start_worker
+from _responses_lib import BACKENDS, LONG_TOKENS, SCRIPT, backend_settings, gateway, start_worker
 
 try:  # the private PostgreSQL and Redis servers of the storage tests
     from tests.storage_servers import postgres_server, redis_server  # noqa: F401
@@ -54,4 +56,26 @@ def test_a_new_gateway_sees_the_history(worker, backend, request, tmp_path) -> N
         finally:
             server.stop()
     finally:
+        cleanup()
+
+
+@pytest.mark.skipif(not PERSISTENT, reason="no persistent history backend is built")
+@pytest.mark.parametrize("backend", PERSISTENT)
+def test_a_cancel_through_another_gateway_stops_the_run(worker, backend, request, tmp_path) -> None:
+    w, url = worker
+    settings, cleanup = backend_settings(backend, request, tmp_path)
+    one, a = gateway(url, settings)
+    two, b = gateway(url, settings)
+    try:
+        generated = w.engine._generated_tokens
+        slow = a.responses.create(input="long story", background=True)
+        assert w.wait_for(lambda engine: engine.loads()["num_total_reqs"] > 0)
+        assert b.responses.retrieve(slow.id).status == "in_progress"  # the other gateway sees it
+        assert b.responses.cancel(slow.id).status == "cancelled"
+        assert w.wait_for(lambda engine: engine.loads()["num_total_reqs"] == 0, timeout=30)
+        assert w.engine._generated_tokens - generated < LONG_TOKENS, "the run went on after the cancel"
+        assert a.responses.retrieve(slow.id).status == "cancelled"
+    finally:
+        one.stop()
+        two.stop()
         cleanup()

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 Json = dict[str, Any]
 
 MAX_TRUNCATIONS = 12
+CANCEL_POLL_SECS = 0.5  # how often a background run looks for a cancel made elsewhere
 _BACKGROUND: dict[str, asyncio.Task] = {}  # response id -> its task, in this process
 
 
@@ -224,9 +225,11 @@ class Run:
 
     async def _background(self) -> None:
         self.response["status"] = "in_progress"
+        watch: asyncio.Task | None = None
         try:
             if not await self._put("queued"):
                 return  # cancelled before it started
+            watch = asyncio.get_running_loop().create_task(self._watch(asyncio.current_task()))
             try:  # streamed from the worker: a cancel stops it at the next token
                 chunks, count = await self._chat(
                     lambda messages: chat.stream(self.state, self.scope, self.req.chat_body(messages, stream=True)))
@@ -242,6 +245,22 @@ class Run:
             await self._put("in_progress")  # a cancelled one stays cancelled
         except Exception:  # noqa: BLE001 - a background task must not die silently
             log.exception("background response %s failed", self.id)
+        finally:
+            if watch is not None:
+                watch.cancel()
+
+    async def _watch(self, run: asyncio.Task | None) -> None:
+        """Stop the run when the stored response stops being in progress: cancelled (or
+        deleted) through another gateway process or replica sharing the store."""
+        while run is not None:
+            await asyncio.sleep(CANCEL_POLL_SECS)
+            try:
+                record = await self.store.get_response(self.id)
+            except StorageError:
+                continue
+            if record is None or record.status != "in_progress":
+                run.cancel()
+                return
 
     async def _put(self, if_status: str) -> bool:
         record = StoredResponse(self.id, self.response["created_at"], self.response, self.req.input_items,
@@ -277,9 +296,9 @@ async def cancel_background(store: HistoryStore, response_id: str) -> Json:
         was = record.status
         record.body["status"] = "cancelled"
         if await stored(lambda: store.put_response(record, if_status=was)):
-            task = _BACKGROUND.pop(response_id, None)
-            if task is not None:
-                task.cancel()
+            task = _BACKGROUND.get(response_id)
+            if task is not None and task.get_loop() is asyncio.get_running_loop():
+                task.cancel()  # run here; one run elsewhere sees the cancel in the store (_watch)
             return record.body
     raise StorageUnavailable("the response kept changing while it was being cancelled")
 
