@@ -90,6 +90,7 @@ class ProbeCounters:
     consecutive_successes: int = 0
     probes: int = 0
     next_at: float = 0.0  # loop time of the next scheduled probe (0: at once)
+    since: float = 0.0  # loop time of the first probe
     backoff: float = 0.0  # the next delay on the fast schedule (0: fast_interval_secs)
 
 
@@ -166,11 +167,19 @@ class HealthChecker:
         if self.registry.get(worker.id) is not worker:
             return  # removed or replaced while the probe ran
         counters = self.counters(worker.id)
+        now = asyncio.get_running_loop().time()
+        if not counters.probes:
+            counters.since = now
         new = next_status(worker.status, counters, ok, self.config)
+        if (new is HealthStatus.FAILED and worker.status is HealthStatus.PENDING
+                and now - counters.since < 10 * self.config.failure_threshold * self.config.interval_secs):
+            # the fast schedule must not fail a slow starter sooner than SMG's schedule would
+            # (10 x failure_threshold probes an interval apart): it stays pending until then
+            new = HealthStatus.PENDING
         if new is not worker.status:
             log.info("worker %s: %s -> %s", worker.url, worker.status.value, new.value)
             worker.status = new
-        counters.next_at = asyncio.get_running_loop().time() + next_delay(new, counters, ok, self.config)
+        counters.next_at = now + next_delay(new, counters, ok, self.config)
         if new is HealthStatus.FAILED and self.config.remove_unhealthy:
             self.registry.remove(worker.id)
 

@@ -119,3 +119,22 @@ async def test_added_worker_is_probed_at_once():
         await asyncio.wait_for(probed.wait(), 5)
     finally:
         await hc.stop()
+
+
+async def test_fast_probes_do_not_fail_a_slow_starter_early():
+    """30 fast failed probes of a pending worker leave it pending (SMG fails it after 30
+    probes an interval apart, i.e. 30 minutes by default), and it is used once it answers."""
+    reg = WorkerRegistry(make_workers(1, status=S.PENDING))
+    (w,) = reg.all()
+    up = False
+
+    async def probe(worker):
+        return up
+
+    hc = HealthChecker(reg, probe, HealthConfig(interval_secs=3600, success_threshold=1, remove_unhealthy=True))
+    for _ in range(40):
+        await hc.check_once()
+    assert w.status is S.PENDING and len(reg) == 1
+    up = True
+    await hc.check_once()
+    assert w.status is S.READY
