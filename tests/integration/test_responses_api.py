@@ -263,3 +263,14 @@ def test_client_leaving_a_stream_aborts_the_worker(gw) -> None:
     stream.close()
     assert gw.worker.wait_for(lambda engine: not _running(engine), timeout=30)
     assert _generated(gw.worker.engine) - generated < LONG_TOKENS, "the worker's request was not stopped"
+
+
+def test_images(gw) -> None:
+    image = {"role": "user", "content": [{"type": "input_text", "text": "hello"},
+                                         {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}]}
+    if gw.mode == "proxy":  # passed on to the worker as an image_url part
+        assert gw.responses.create(input=[image]).output_text == "Plain answer."
+    else:
+        with pytest.raises(openai.BadRequestError) as info:
+            gw.responses.create(input=[image])
+        assert "gRPC mode" in str(info.value) and info.value.body["param"] == "input"

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from smg.errors import SmgError, UpstreamError
+from smg.errors import BadRequest, SmgError, UpstreamError
 from smg.parsers.output import ChoiceParser
 from smg.parsers.reasoning import get_reasoning_parser
 from smg.parsers.tools import get_tool_parser
@@ -83,6 +83,10 @@ async def _prepare(state: Any, scope: dict, body: Json) -> Any:
     from smg.pipeline.prepare import prepare
     from smg.pipeline.requests import parse_chat
 
+    if any(isinstance(m.get("content"), list) and any(p.get("type") == "image_url" for p in m["content"])
+           for m in body["messages"]):
+        raise BadRequest("input_image parts are not supported in gRPC mode yet (the gateway has no "
+                         "multimodal pipeline); proxy mode passes them to the worker", param="input")
     req = parse_chat(body)
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
     rid = scope.get("smg.request_id")
