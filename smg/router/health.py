@@ -91,6 +91,7 @@ class ProbeCounters:
     probes: int = 0
     next_at: float = 0.0  # loop time of the next scheduled probe (0: at once)
     since: float = 0.0  # loop time of the first probe
+    failing_since: float = 0.0  # loop time of the first of the current run of failed probes
     backoff: float = 0.0  # the next delay on the fast schedule (0: fast_interval_secs)
 
 
@@ -161,21 +162,30 @@ class HealthChecker:
         workers = [w for w in self.registry.all() if w.status is not HealthStatus.DRAINING]
         results = await asyncio.gather(*(self._probe(w) for w in workers))
         for worker, ok in zip(workers, results):
-            self._apply(worker, ok)
+            self._apply(worker, ok, scheduled=False)
 
-    def _apply(self, worker: Worker, ok: bool) -> None:
+    def _apply(self, worker: Worker, ok: bool, scheduled: bool = True) -> None:
         if self.registry.get(worker.id) is not worker:
             return  # removed or replaced while the probe ran
         counters = self.counters(worker.id)
         now = asyncio.get_running_loop().time()
         if not counters.probes:
             counters.since = now
-        new = next_status(worker.status, counters, ok, self.config)
-        if (new is HealthStatus.FAILED and worker.status is HealthStatus.PENDING
-                and now - counters.since < 10 * self.config.failure_threshold * self.config.interval_secs):
-            # the fast schedule must not fail a slow starter sooner than SMG's schedule would
-            # (10 x failure_threshold probes an interval apart): it stays pending until then
-            new = HealthStatus.PENDING
+        if not ok and not counters.consecutive_failures:
+            counters.failing_since = now
+        old = worker.status
+        new = next_status(old, counters, ok, self.config)
+        if new is HealthStatus.FAILED and scheduled:
+            # the fast schedule must not fail a worker sooner than SMG's schedule would (its
+            # probes an interval apart): a slow starter stays pending, a restart not ready
+            # (check_once, probing on demand, counts probes as they come)
+            cfg = self.config
+            if old is HealthStatus.PENDING:
+                floor, start = 10 * cfg.failure_threshold * cfg.interval_secs, counters.since
+            else:
+                floor, start = 3 * cfg.failure_threshold * cfg.interval_secs, counters.failing_since
+            if now - start < floor:
+                new = old
         if new is not worker.status:
             log.info("worker %s: %s -> %s", worker.url, worker.status.value, new.value)
             worker.status = new

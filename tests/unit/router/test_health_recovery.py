@@ -121,20 +121,30 @@ async def test_added_worker_is_probed_at_once():
         await hc.stop()
 
 
-async def test_fast_probes_do_not_fail_a_slow_starter_early():
-    """30 fast failed probes of a pending worker leave it pending (SMG fails it after 30
-    probes an interval apart, i.e. 30 minutes by default), and it is used once it answers."""
-    reg = WorkerRegistry(make_workers(1, status=S.PENDING))
-    (w,) = reg.all()
+async def test_fast_probes_do_not_fail_a_slow_starter_or_a_restart_early():
+    """Many fast failed probes leave a pending worker pending and a ready one not ready
+    (SMG fails them after 30 / 9 probes an interval apart: 30 / 9 minutes by default), so
+    --remove-unhealthy-workers does not remove them; both are used once they answer."""
+    starter, restarted = make_workers(2, status=S.PENDING)
+    restarted.status = S.READY
+    reg = WorkerRegistry([starter, restarted])
     up = False
+    probes = []
 
     async def probe(worker):
+        probes.append(worker.id)
         return up
 
-    hc = HealthChecker(reg, probe, HealthConfig(interval_secs=3600, success_threshold=1, remove_unhealthy=True))
-    for _ in range(40):
-        await hc.check_once()
-    assert w.status is S.PENDING and len(reg) == 1
-    up = True
-    await hc.check_once()
-    assert w.status is S.READY
+    cfg = HealthConfig(interval_secs=3600, fast_interval_secs=0.001, fast_max_secs=0.001, success_threshold=1,
+                       failure_threshold=1, remove_unhealthy=True)
+    hc = HealthChecker(reg, probe, cfg)
+    hc.start()
+    try:
+        while probes.count(starter.id) < 40 or probes.count(restarted.id) < 40:
+            await asyncio.sleep(0.005)
+        assert (starter.status, restarted.status, len(reg)) == (S.PENDING, S.NOT_READY, 2)
+        up = True
+        await _wait_status(starter, S.READY)
+        await _wait_status(restarted, S.READY)
+    finally:
+        await hc.stop()
