@@ -41,6 +41,7 @@ SCRIPT = [
     {"match": "My name is Ada[\\s\\S]*What is my name", "output": "Your name is Ada."},
     {"match": "What is my name", "output": "I do not know your name."},
     {"match": "json please", "output": '{"answer": 42}'},
+    {"match": "think about it[\\s\\S]*<think>\\s*</think>", "output": "I answer at once."},
     {"match": "think about it", "output": "<think>two and two</think>The answer is 4."},
     {"match": "count slowly", "output": "one two three four five six seven eight nine ten"},
     {"match": "long story", "output": "word " * LONG_TOKENS},

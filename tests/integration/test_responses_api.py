@@ -146,6 +146,11 @@ def test_reasoning_output(gw) -> None:
         assert 0 < resp.usage.output_tokens_details.reasoning_tokens < resp.usage.output_tokens
 
 
+def test_reasoning_effort_none_turns_thinking_off(gw) -> None:
+    resp = gw.responses.create(input="think about it", reasoning={"effort": "none"})
+    assert [i.type for i in resp.output] == ["message"] and resp.output_text == "I answer at once."
+
+
 def test_json_schema_output(gw) -> None:
     fmt = {"type": "json_schema", "name": "answer", "strict": True,
            "schema": {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}}

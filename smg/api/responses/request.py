@@ -65,6 +65,8 @@ class ResponsesRequest:
         effort = (self.reasoning or {}).get("effort")
         if effort is not None:
             body["reasoning_effort"] = effort
+            if effort == "none":  # the template's thinking toggle, whichever name it reads
+                body["chat_template_kwargs"] = {"enable_thinking": False, "thinking": False}
         return body
 
     def chat_tool_choice(self) -> Any:
