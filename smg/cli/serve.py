@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from smg.serve import run as serve_run
 
     spawned: list[ReferenceWorker] = []
-    if not config.routing.worker_urls and not config.pd.pd_disaggregation:
+    if not config.routing.worker_urls and not config.pd.pd_disaggregation and not config.discovery.service_discovery:
         print("smg serve: no --worker-urls given: starting two reference workers ...", flush=True)
         try:
             spawned = spawn_reference_workers(2)

@@ -16,10 +16,12 @@ from smg.config.sections import (
 )
 from smg.config.reliability import ReliabilitySettings
 from smg.config.history import HistorySettings
+from smg.config.discovery import DiscoverySettings
 from smg.config.security import SecuritySettings
 
 __all__ = [
     "BreakerSettings",
+    "DiscoverySettings",
     "GatewayConfig",
     "HealthSettings",
     "HistorySettings",

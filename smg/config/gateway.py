@@ -38,6 +38,7 @@ from smg.config.sections import (
 )
 from smg.config.reliability import ReliabilitySettings
 from smg.config.history import HistorySettings
+from smg.config.discovery import DiscoverySettings
 from smg.config.security import SecuritySettings
 
 if typing.TYPE_CHECKING:
@@ -64,11 +65,15 @@ class GatewayConfig:
         default_factory=HistorySettings, metadata={"title": "History (Responses and Conversations)"}
     )
     reliability: ReliabilitySettings = field(default_factory=ReliabilitySettings, metadata={"title": "Timeouts"})
+    discovery: DiscoverySettings = field(
+        default_factory=DiscoverySettings, metadata={"title": "Service discovery (Kubernetes)"}
+    )
 
     def grpc_mode(self) -> bool:
         """True when the workers are gRPC (``grpc://``) workers: full server mode."""
         urls = (*self.routing.worker_urls, *self.pd.decode)
-        return any(u.startswith(("grpc://", "grpcs://")) for u in urls)
+        discovered = self.discovery.service_discovery and self.discovery.discovery_scheme == "grpc"
+        return discovered or any(u.startswith(("grpc://", "grpcs://")) for u in urls)
 
     def policy_config(self) -> PolicyConfig:
         from smg.router import PolicyConfig

@@ -90,6 +90,7 @@ async def add_worker(request: Request) -> Response:
         role=role,
         labels=spec["labels"],
         bootstrap_port=spec["bootstrap_port"],
+        source="api",
     )
     state.published("add", worker)
     _audit(request, 202, f"add {worker.id} {url}")

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from smg.clients.http import UpstreamClient, parse_load_report
 from smg.config import GatewayConfig
@@ -71,6 +72,7 @@ class AppState:
     allow: WorkerAllowList | None = None  # where run-time workers may be (smg.security.urls)
     sync: WorkerLog | None = None  # with --workers N: run-time changes shared by the processes
     history: HistoryStore | None = None  # stored responses and conversations (smg.storage; None: not built yet)
+    discovery: Any = None  # smg.discovery.Discovery with --service-discovery (imported only then)
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     @classmethod
@@ -120,6 +122,10 @@ class AppState:
         if config.pd.pd_disaggregation:
             await state._start_pd()
         state.health.start()
+        if config.discovery.service_discovery:  # Kubernetes pods -> workers (smg.discovery)
+            from smg.discovery import Discovery
+
+            state.discovery = await Discovery.start(state)
         state.sync = shared_log()
         if state.sync is not None:
             sync = state.sync
@@ -148,6 +154,8 @@ class AppState:
         )
 
     async def close(self) -> None:
+        if self.discovery is not None:
+            await self.discovery.close()
         await self.health.stop()
         await self.router.stop()
         self.router.close()
@@ -176,6 +184,7 @@ class AppState:
         role: WorkerRole = WorkerRole.REGULAR,
         labels: Mapping[str, str] | None = None,
         bootstrap_port: int | None = None,
+        source: str = "static",
     ) -> Worker:
         """Register the worker at ``url``; without ``model_id`` ask its ``/v1/models``. A
         worker that does not answer starts PENDING (health checks make it READY)."""
@@ -197,6 +206,7 @@ class AppState:
             bootstrap_port=bootstrap_port,
             breaker=CircuitBreaker(self.config.breaker.to_router()),
             status=status,
+            source=source,
         )
         self.registry.add(worker)
         log.info("worker added: %s (model %s, %s)", redact(url), model_id, status.value)
@@ -250,8 +260,8 @@ class AppState:
         url, role = change["url"], WorkerRole(change["role"])
         worker = self.registry.find(url, role)
         if change["op"] == "add" and worker is None:
-            await self.add_worker(url, model_id=change.get("model_id"), role=role,
-                                  labels=change.get("labels"), bootstrap_port=change.get("bootstrap_port"))
+            await self.add_worker(url, model_id=change.get("model_id"), role=role, labels=change.get("labels"),
+                                  bootstrap_port=change.get("bootstrap_port"), source="api")
         elif change["op"] == "remove" and worker is not None:
             self.remove_worker(worker.id)
 

@@ -55,7 +55,7 @@ class Worker:
     """One backend. Identity is ``(url, role)``; everything else is mutable state."""
 
     __slots__ = ("id", "url", "model_id", "role", "labels", "bootstrap_port", "breaker",
-                 "_status", "load", "processed", "load_report", "_status_listeners", "__weakref__")
+                 "source", "_status", "load", "processed", "load_report", "_status_listeners", "__weakref__")
 
     def __init__(
         self,
@@ -67,6 +67,7 @@ class Worker:
         bootstrap_port: int | None = None,
         breaker: CircuitBreaker | None = None,
         status: HealthStatus = HealthStatus.READY,
+        source: str = "static",
     ) -> None:
         if not url:
             raise ValueError("a worker needs a url")
@@ -77,6 +78,7 @@ class Worker:
         self.labels = dict(labels or {})
         self.bootstrap_port = bootstrap_port
         self.breaker = breaker if breaker is not None else CircuitBreaker()
+        self.source = source  # who added it: static (start-up flags), api (POST /workers), discovery
         self._status = HealthStatus(status)
         self.load = 0
         self.processed = 0
@@ -135,6 +137,7 @@ class Worker:
             "labels": dict(self.labels),
             "bootstrap_port": self.bootstrap_port,
             "status": self._status.value,
+            "source": self.source,
             "healthy": self.is_available(),
             "load": self.load,
             "processed": self.processed,
