@@ -258,3 +258,17 @@ def test_no_body_gets_a_5xx(gw, body) -> None:
     assert resp.status_code < 500, (body, resp.text)
     if resp.status_code >= 400:
         assert resp.json()["error"]["message"]
+
+
+def test_history_backend_none_keeps_nothing() -> None:
+    config = GatewayConfig(history=HistorySettings(history_backend="none"))
+    server = ServerThread(create_app(config))
+    client = Client(server.start())
+    try:
+        _error(client.post("/v1/responses", json={"input": "hi", "background": True}), 400, "background")
+        conv = client.post("/v1/conversations", json={})
+        assert conv.status_code == 200
+        _error(client.get(f"/v1/conversations/{conv.json()['id']}"), 404)
+        _error(client.post("/v1/responses", json={"input": "hi", "previous_response_id": "resp_x"}), 404)
+    finally:
+        server.stop()

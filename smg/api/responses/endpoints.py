@@ -11,7 +11,7 @@ from starlette.routing import Route
 from smg.api.common import item_page, json_response, list_params, read_object, store_of, stored
 from smg.api.responses.request import parse_request
 from smg.api.responses.run import Run, cancel_background
-from smg.errors import NotFound
+from smg.errors import BadRequest, NotFound
 
 __all__ = ["routes"]
 
@@ -22,7 +22,11 @@ async def create(request: Request) -> Response:
     if state.config.history.responses_passthrough and state.grpc is None:
         return await _passthrough(request)
     req = parse_request(body)
-    run = Run(state, request.scope, store_of(request), req)
+    store = store_of(request)
+    if req.background and store.name == "none":
+        raise BadRequest("a background response needs a history backend that stores it "
+                         "(this gateway runs with --history-backend none)", param="background")
+    run = Run(state, request.scope, store, req)
     await run.load_context()
     if req.background:
         return json_response(await run.start_background())
