@@ -63,6 +63,7 @@ class Attempt:
         self._deadline = 0.0  # the request's own deadline
         self._idle = 0.0  # the longest silence between two reads (0: none)
         self._first = 0.0  # the first-byte limit in force, for the message
+        self._clock = None  # the loop's time(), once watched
 
     # -- timeouts (swept by one timer: smg.clients.deadlines) -------------------------------
     def watch(self, deadlines: Deadlines, deadline: float, first_byte: float, idle: float) -> None:
@@ -71,9 +72,10 @@ class Attempt:
         ``idle`` seconds after the one before. Only a source that can ``expire`` is watched."""
         if getattr(self.source, "expire", None) is None:
             return
+        loop = asyncio.get_running_loop()
         self._deadlines, self._deadline, self._idle, self._first = deadlines, deadline, idle, first_byte
-        now = deadlines_now()
-        deadlines.add(self, min(deadline, now + first_byte) if first_byte else deadline, asyncio.get_running_loop())
+        self._clock = loop.time
+        deadlines.add(self, min(deadline, loop.time() + first_byte) if first_byte else deadline, loop)
 
     def touch(self) -> None:
         """The worker sent something: the silence limit starts again (one dict store)."""
@@ -81,7 +83,7 @@ class Attempt:
         if deadlines is not None:
             self._first = 0.0
             idle = self._idle
-            deadlines.pending[self] = min(self._deadline, deadlines_now() + idle) if idle else self._deadline
+            deadlines.pending[self] = min(self._deadline, self._clock() + idle) if idle else self._deadline
 
     def unwatch(self) -> None:
         deadlines = self._deadlines
@@ -96,7 +98,7 @@ class Attempt:
         first = self._first
         what = f"no first token within {first:g} s" if first else "request timed out or stalled between tokens"
         got_first = not first
-        self.source.expire(WorkerCallError(f"worker {self.worker.url}: {what}", status=504,
+        self.source.expire(WorkerCallError(f"worker {self.worker.id}: {what}", status=504,
                                            retryable=not got_first and deadlines_now() < self._deadline))
         self.worker.breaker.trip()
 
