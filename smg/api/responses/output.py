@@ -150,8 +150,11 @@ class OutputBuilder:
 
     def finish(self, finish_reason: str | None, use: Json, error: Json | None = None) -> list[Json]:
         """Close everything and set the status from the chat ``finish_reason`` (``length``:
-        incomplete, max_output_tokens) or ``error``; the last event is the terminal one."""
+        incomplete, max_output_tokens; ``abort``: failed) or ``error``; the last event is
+        the terminal one."""
         r = self.response
+        if error is None and finish_reason == "abort":
+            error = {"code": "server_error", "message": "the worker ended the request before it was complete"}
         if error is not None:
             status, kind = "failed", "response.failed"
         elif finish_reason == "length":

@@ -85,7 +85,7 @@ class Run:
         if self.req.truncation != "auto" or exc.status_code != 400 or not self.history:
             return False
         text = exc.message.lower()
-        if "context" not in text and "too long" not in text and "length" not in text:
+        if "context" not in text and "too long" not in text:
             return False
         rest = self.history[len(self.history) // 2 + 1:]
         while rest and rest[0]["type"] in ("function_call_output", "reasoning"):
@@ -119,8 +119,7 @@ class Run:
             fn = tc.get("function") or {}
             b.tool(i, tc.get("id"), fn.get("name"), fn.get("arguments") or "")
         b.finish(choice.get("finish_reason"), self._usage(resp.get("usage"), b, reasoning_tokens))
-        if self.response.get("model") is None or resp.get("model"):
-            self.response["model"] = resp.get("model") or self.response["model"]
+        self.response["model"] = resp.get("model") or self.response["model"]
         await self.persist()
         return self.response
 

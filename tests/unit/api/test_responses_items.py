@@ -96,6 +96,9 @@ def test_length_is_incomplete_and_an_error_is_failed() -> None:
     b = OutputBuilder({"id": "r", "output": []})
     *_, last = b.finish("stop", usage(1, 0, 0, 0), {"code": "server_error", "message": "boom"})
     assert last["type"] == "response.failed" and last["response"]["error"]["message"] == "boom"
+    b = OutputBuilder({"id": "r", "output": []})
+    *_, last = b.finish("abort", usage(1, 0, 0, 0))
+    assert last["type"] == "response.failed" and last["response"]["status"] == "failed"
 
 
 def test_parallel_tool_calls_off_keeps_the_first_call() -> None:
