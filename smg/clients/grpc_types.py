@@ -7,6 +7,8 @@ counts) and ``Complete`` (one per choice, last).
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +89,14 @@ def http_status(code_name: str) -> int:
     return _HTTP_STATUS.get(code_name, 502)
 
 
+# what names a host in a worker's error text: URLs, gRPC's "ipv4:1.2.3.4:5", IPv4 and
+# bracketed IPv6 addresses with or without a port, Python's "('1.2.3.4', 5)"
+_ADDRESS = re.compile(
+    r"[a-z][a-z0-9+.-]*://\S+|ipv[46]:\S+|\(?'?\b\d{1,3}(?:\.\d{1,3}){3}\b'?(?:, ?\d+\)|:\d+)?|\[[0-9a-f:.]+\](?::\d+)?",
+    re.IGNORECASE,
+)
+
+
 class WorkerCallError(Exception):
     """A worker call failed. ``retryable`` when nothing reached the client yet could be
     retried on another worker (unavailable, internal error before the first chunk).
@@ -98,6 +108,16 @@ class WorkerCallError(Exception):
         self.message = message
         self.status = status
         self.retryable = retryable
+
+    def client_message(self) -> str:
+        """The message for the client: without the worker's URL or any address in the
+        worker's details (the log keeps them, redacted), so an error never tells a client
+        where the gateway's workers are."""
+        text = self.message
+        if text.startswith("worker ") and ": " in text:
+            name, rest = text[len("worker "):].split(": ", 1)
+            text = rest if _ADDRESS.search(name) else text  # a worker id may stay
+        return _ADDRESS.sub("<worker>", text)
 
     @property
     def worker_fault(self) -> bool:

@@ -370,12 +370,12 @@ async def _with_retries(prep: Prepared, state: Any, backend: GrpcBackend, body):
 def _http_error(exc: WorkerCallError) -> SmgError:
     """The client's error for a worker's: its refusal of the request (INVALID_ARGUMENT...)
     is the client's 4xx with the worker's message; a timeout a 504; anything else a 502."""
-    status = exc.status
+    status, message = exc.status, exc.client_message()
     if status == 504:
-        return UpstreamTimeout(exc.message)
+        return UpstreamTimeout(message)
     if 400 <= status < 500 or status == 501:
-        return WorkerRefused(exc.message, status)
-    return UpstreamError(exc.message)
+        return WorkerRefused(message, status)
+    return UpstreamError(message)
 
 
 async def whole_response(prep: Prepared, state: Any, backend: GrpcBackend) -> dict[str, Any]:

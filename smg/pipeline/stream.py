@@ -92,7 +92,7 @@ class StreamRun:
                                                                 att.cached_tokens)))
                 self.ok = self.finished = True
         except WorkerCallError as exc:
-            out.append(self._enc({"error": {"message": exc.message, "type": "upstream_error", "code": exc.status}}))
+            out.append(self._enc({"error": {"message": exc.client_message(), "type": "upstream_error", "code": exc.status}}))
             self.failed = self.finished = True
         if not self.sse:
             return out
