@@ -133,13 +133,11 @@ for _alias, _target in {
     "deepseek_v4.1": "deepseek_v41", "hy4": "hy_v4", "minimax_m2": "minimax",
     "qwen3_tagged": "qwen3", "qwen3_tagged_direct": "qwen3",
     "qwen2.5": "passthrough", "json": "passthrough", "plain": "passthrough", "xlam": "passthrough",
-    "function_gemma": "passthrough",
+    "function_gemma": "passthrough", "olmo3": "passthrough", "glm": "glm45", "glm4": "glm45",
+    "minicpm5": "base",
 }.items():
     REASONING_PARSERS[_alias] = REASONING_PARSERS[_target]
-UNVERIFIED_ALIASES = {
-    "glm": "glm45", "glm4": "glm45", "olmo3": "base", "ling": "base", "minicpm5": "base",
-    "iquest": "base", "dots3": "base", "hf": "passthrough",
-}
+UNVERIFIED_ALIASES = {"ling": "base", "iquest": "base", "dots3": "base", "hf": "passthrough"}
 for _alias, _target in UNVERIFIED_ALIASES.items():
     REASONING_PARSERS[_alias] = REASONING_PARSERS[_target]
 

@@ -21,7 +21,9 @@ from smg.parsers.tools.json_formats import (
 from smg.parsers.tools.more_formats import (
     Dots3Parser,
     IQuestParser,
-    Lfm2Parser,     NemotronToolCallParser,
+    Lfm2Parser,
+    MiniCpm5Parser,     NemotronToolCallParser,
+    Olmo3Parser,
     PassthroughToolParser,
     SeedOssParser,
 )
@@ -44,9 +46,10 @@ for _cls, _aliases in (
     (PassthroughToolParser, ("plain",)),
     (JsonParser, ("xlam",)),
     # Qwen2.5/Qwen3 and their "tagged" tables write Hermes <tool_call>{json}</tool_call>
-    (HermesParser, ("hermes", "qwen2.5", "qwen3", "qwen3_tagged", "qwen3_tagged_direct")),
-    # Nemotron 3 (the Rust "nemotron" parser) writes Qwen3-Coder XML calls
-    (QwenXmlParser, ("qwen_coder", "qwen3_coder", "nemotron")),
+    (HermesParser, ("hermes", "qwen2.5", "qwen3")),
+    # Nemotron 3 (the Rust "nemotron" parser) and the "tagged" Qwen3 tables write
+    # Qwen3-Coder XML calls
+    (QwenXmlParser, ("qwen_coder", "qwen3_coder", "nemotron", "qwen3_tagged", "qwen3_tagged_direct")),
     (Llama3Parser, ("llama",)),
     (PythonicParser, ("llama4",)),
     (MistralParser, ("mistral_v13",)),
@@ -56,8 +59,8 @@ for _cls, _aliases in (
     (DsmlV4Parser, ("deepseekv4",)),
     (DsmlV41Parser, ("deepseek_v4.1",)),
     (KimiK2Parser, ("kimi_k2",)),
-    (Glm45Parser, ("glm45",)),
-    (Glm47Parser, ("glm47",)),
+    (Glm45Parser, ("glm45", "glm4")),
+    (Glm47Parser, ("glm47", "glm")),
     (MinimaxM2Parser, ("minimax",)),
     (MinimaxM3Parser, ()),
     (Step3Parser, ()),
@@ -75,21 +78,19 @@ for _cls, _aliases in (
     (Lfm2Parser, ()),
     (IQuestParser, ()),
     (Dots3Parser, ()),
+    (MiniCpm5Parser, ()),
+    (Olmo3Parser, ()),
 ):
     _p = _cls()
     for _name in (_p.name, *_aliases):
         TOOL_PARSERS[_name] = _p
 
-# Rust gateway (1.13) names (Symphony tables) whose format smg has no marker facts for:
-# each reads as the nearest format of its family, unchecked against the model.
-UNVERIFIED_ALIASES: dict[str, str] = {
-    "glm": "glm47_moe",
-    "glm4": "glm45_moe",
-    "ling": "qwen",
-    "olmo3": "pythonic",
-    "minicpm5": "qwen_xml",
-    "hf": "passthrough",
-}
+# Rust gateway (1.13) Symphony table names whose format smg could not confirm: "ling"
+# (its calls are neither Hermes JSON nor Qwen3-Coder XML in <tool_call>) reads as
+# Hermes; "hf" (the Rust gateway reads the parser the tokenizer config declares)
+# reads nothing. iquest and dots3 are built on their markers but their payload
+# layout is unconfirmed too.
+UNVERIFIED_ALIASES: dict[str, str] = {"ling": "qwen", "hf": "passthrough"}
 for _name, _target in UNVERIFIED_ALIASES.items():
     TOOL_PARSERS[_name] = TOOL_PARSERS[_target]
 

@@ -3,8 +3,10 @@
 Tool cases are (parser, output, content, calls as (name, arguments object)); reasoning
 cases (parser, output, reasoning, content). The legacy-parser outputs (gemma4, hy_v4,
 minimax_m3, deepseek_v41, nemotron and the reasoning ones) were read the same way by
-the Rust gateway 1.13's own parsers (its /parse endpoints); the others use the markers
-of the families' published chat templates.
+the Rust gateway 1.13's own parsers (its /parse endpoints); seed_oss, k2_horizon,
+llama_nemotron, lfm2.5, function_gemma, minicpm5, olmo3, qwen3_tagged, mistral_v13 and
+hy4 the same way by its Symphony tables (a chat completion through ``smg launch
+--parser symphony`` over a scripted ``smg worker``); passthrough is by definition.
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ NEWER_TOOL_CASES = [
     ("llama_nemotron", '<TOOLCALL>[{"name": "get_weather", "arguments": {"city": "北京", "unit": "celsius"}}, {"name": "search", "arguments": {"q": "rust"}}]</TOOLCALL>',
      "", [("get_weather", W), ("search", Q)]),
     ("lfm2.5", 'Sure.<|tool_call_start|>[get_weather(city="北京", unit="celsius")]<|tool_call_end|>', "Sure.", [("get_weather", W)]),
+    ("minicpm5", 'Checking.<function name="get_weather"><param name="city">北京</param><param name="unit">celsius</param></function>',
+     "Checking.", [("get_weather", W)]),
+    ("olmo3", 'Checking.<function_calls>get_weather(city="北京", unit="celsius")\nsearch(q="rust")</function_calls>', "Checking.",
+     [("get_weather", W), ("search", Q)]),
+    ("olmo3", '<function_calls>[search(q="rust")]</function_calls>', "", [("search", Q)]),
+    ("qwen3_tagged", "<tool_call>\n<function=search>\n<parameter=q>\nrust\n</parameter>\n</function>\n</tool_call>", "", [("search", Q)]),
     ("passthrough", '<tool_call>\n{"name": "search", "arguments": {"q": "rust"}}\n</tool_call>',
      '<tool_call>\n{"name": "search", "arguments": {"q": "rust"}}\n</tool_call>', []),
 ]
