@@ -137,7 +137,7 @@ for _alias, _target in {
     "minicpm5": "base",
 }.items():
     REASONING_PARSERS[_alias] = REASONING_PARSERS[_target]
-UNVERIFIED_ALIASES = {"ling": "base", "iquest": "base", "dots3": "base", "hf": "passthrough"}
+UNVERIFIED_ALIASES = {"ling": "base", "iquest": "base", "dots3": "base", "hf": "passthrough"}  # markers unconfirmed
 for _alias, _target in UNVERIFIED_ALIASES.items():
     REASONING_PARSERS[_alias] = REASONING_PARSERS[_target]
 

@@ -88,8 +88,7 @@ for _cls, _aliases in (
 # Rust gateway (1.13) Symphony table names whose format smg could not confirm: "ling"
 # (its calls are neither Hermes JSON nor Qwen3-Coder XML in <tool_call>) reads as
 # Hermes; "hf" (the Rust gateway reads the parser the tokenizer config declares)
-# reads nothing. iquest and dots3 are built on their markers but their payload
-# layout is unconfirmed too.
+# reads nothing. iquest is built on its markers but its payload layout is unconfirmed.
 UNVERIFIED_ALIASES: dict[str, str] = {"ling": "qwen", "hf": "passthrough"}
 for _name, _target in UNVERIFIED_ALIASES.items():
     TOOL_PARSERS[_name] = TOOL_PARSERS[_target]

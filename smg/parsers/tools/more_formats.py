@@ -4,9 +4,9 @@
 </parameter></function></seed:tool_call>``. ``llama_nemotron`` (Llama-Nemotron):
 ``<TOOLCALL>[{"name": ..., "arguments": {...}}]</TOOLCALL>``. ``lfm2.5`` (Liquid LFM2 /
 LFM2.5): a pythonic list between ``<|tool_call_start|>`` and ``<|tool_call_end|>``.
-``iquest`` and ``dots3``: the Hermes layout (a ``{"name", "arguments"}`` object) inside
-``<iquest_tool_call>``/``<dots_function_call>`` (the markers the Rust gateway's tables
-name; the JSON payload is assumed). ``minicpm5``: ``<function name="f"><param name="k">v</param></function>``. ``olmo3``:
+``dots3``: MiniMax-M2 ``<invoke>`` calls inside ``<dots_function_call>``. ``iquest``: the
+Hermes layout inside ``<iquest_tool_call>`` (the markers the Rust gateway's table names;
+the payload layout is unconfirmed). ``minicpm5``: ``<function name="f"><param name="k">v</param></function>``. ``olmo3``:
 pythonic calls in ``<function_calls>``. ``passthrough``: no tool calls are read; the output is content as written.
 """
 
@@ -20,9 +20,18 @@ from smg.parsers.core import Snapshot, all_content
 from smg.parsers.tools.base import MarkerToolParser, TextEnd
 from smg.parsers.tools.json_formats import HermesParser, objects_section
 from smg.parsers.tools.pythonic import PythonicParser
-from smg.parsers.tools.xml_formats import QwenXmlParser, XmlSyntax, XmlToolParser
+from smg.parsers.tools.xml_formats import MinimaxM2Parser, QwenXmlParser, XmlSyntax, XmlToolParser
 
-__all__ = ["Dots3Parser", "IQuestParser", "Lfm2Parser", "MiniCpm5Parser", "Olmo3Parser", "NemotronToolCallParser", "PassthroughToolParser", "SeedOssParser"]
+__all__ = [
+    "Dots3Parser",
+    "IQuestParser",
+    "Lfm2Parser",
+    "MiniCpm5Parser",
+    "NemotronToolCallParser",
+    "Olmo3Parser",
+    "PassthroughToolParser",
+    "SeedOssParser",
+]
 
 
 @dataclass(frozen=True)
@@ -68,10 +77,13 @@ class IQuestParser(HermesParser):
 
 
 @dataclass(frozen=True)
-class Dots3Parser(HermesParser):
+class Dots3Parser(XmlToolParser):
+    """dots3: MiniMax-M2-style ``<invoke name="f"><parameter name="k">v</parameter>
+    </invoke>`` calls inside ``<dots_function_call>`` … ``</dots_function_call>``."""
+
     name: str = "dots3"
     starts = ("<dots_function_call>",)
-    END = "</dots_function_call>"
+    syntax = replace(MinimaxM2Parser.syntax, section_end="</dots_function_call>")
 
 
 @dataclass(frozen=True)
