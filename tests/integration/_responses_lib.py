@@ -32,7 +32,7 @@ TOOLS = [{"type": "function", "name": "get_weather", "description": "the weather
                          "required": ["city"]}}]
 CONTEXT = 4096  # the worker's context length (truncation tests fill it)
 LONG_TOKENS = 3000  # the long reply (background + cancel): seconds at DECODE_US per token
-DECODE_US = 3000.0
+DECODE_US = 1500.0
 
 SCRIPT = [
     {"match": "18 degrees", "output": "It is 18 degrees in Paris."},

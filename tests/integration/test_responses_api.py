@@ -279,3 +279,38 @@ def test_images(gw) -> None:
         with pytest.raises(openai.BadRequestError) as info:
             gw.responses.create(input=[image])
         assert "gRPC mode" in str(info.value) and info.value.body["param"] == "input"
+
+
+def test_background_stream_resumes_and_outlives_its_client(gw) -> None:
+    with gw.responses.stream(model=MODEL, input="hello", background=True) as stream:
+        final = stream.get_final_response()
+    assert final.status == "completed" and final.background and final.output_text == "Plain answer."
+    assert gw.responses.retrieve(final.id).output_text == "Plain answer."
+
+    first = gw.responses.create(input="count slowly", background=True, stream=True)
+    seen = []
+    for event in first:
+        seen.append(event)
+        if event.type == "response.output_text.delta":
+            break
+    first.close()  # the client leaves; the run goes on
+    rest = list(gw.responses.retrieve(seen[0].response.id, stream=True, starting_after=seen[-1].sequence_number))
+    events = seen + rest
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert events[-1].type == "response.completed"
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == events[-1].response.output_text == gw.responses.retrieve(seen[0].response.id).output_text
+    again = list(gw.responses.retrieve(seen[0].response.id, stream=True))  # from the start, after the end
+    assert [e.sequence_number for e in again] == list(range(len(events)))
+
+
+def test_cancelling_a_background_stream_ends_it(gw) -> None:
+    stream = gw.responses.create(input="long story", background=True, stream=True)
+    events = iter(stream)
+    created = next(events)
+    assert gw.worker.wait_for(_running)
+    assert gw.responses.cancel(created.response.id).status == "cancelled"
+    rest = list(events)
+    assert rest[-1].type == "error" and rest[-1].code == "cancelled"
+    with pytest.raises(openai.BadRequestError):  # not streaming here: a stored response only
+        list(gw.responses.retrieve(gw.responses.create(input="hello").id, stream=True))

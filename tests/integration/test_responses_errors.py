@@ -131,6 +131,7 @@ BAD_BODIES = [
     ({"input": "hi", "truncation": "sometimes"}, "truncation"),
     ({"input": "hi", "reasoning": {"effort": "extreme"}}, "reasoning.effort"),
     ({"input": "hi", "background": True, "store": False}, "background"),
+    ({"input": "hi", "stream": 1}, "stream"),
     ({"input": "hi", "previous_response_id": "resp_x", "conversation": "conv_x"}, "conversation"),
     ({"input": "hi", "conversation": 7}, "conversation"),
 ]

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from smg.api.common import item_page, json_response, list_params, read_object, store_of, stored
 from smg.api.responses.request import parse_request
-from smg.api.responses.run import Run, cancel_background
+from smg.api.responses.run import Run, cancel_background, stream_of
 from smg.errors import BadRequest, NotFound
 
 __all__ = ["routes"]
@@ -29,12 +29,17 @@ async def create(request: Request) -> Response:
     run = Run(state, request.scope, store, req)
     await run.load_context()
     if req.background:
-        return json_response(await run.start_background())
+        started = await run.start_background()
+        return json_response(started) if isinstance(started, dict) else _events(started)
     if req.stream:
-        from smg.http.grpc_endpoints import EventStream
-
-        return EventStream(await run.open_stream())
+        return _events(await run.open_stream())
     return json_response(await run.whole())
+
+
+def _events(body) -> Response:
+    from smg.http.grpc_endpoints import EventStream
+
+    return EventStream(body)
 
 
 async def _passthrough(request: Request) -> Response:
@@ -98,7 +103,21 @@ async def _record(request: Request):
 
 
 async def retrieve(request: Request) -> Response:
-    return json_response((await _record(request)).body)
+    """The stored response; with ``stream=true``, the events of a background response
+    streaming in this gateway process, after ``starting_after``."""
+    record = await _record(request)
+    q = request.query_params
+    if q.get("stream", "false").lower() != "true":
+        return json_response(record.body)
+    try:
+        after = int(q.get("starting_after", "-1"))
+    except ValueError:
+        raise BadRequest("'starting_after' must be an integer (a sequence number)", param="starting_after") from None
+    events = stream_of(record.id, after)
+    if events is None:
+        raise BadRequest("only a background response streamed by this gateway process (within "
+                         "5 minutes of its end) can be streamed again", param="stream")
+    return _events(events)
 
 
 async def delete(request: Request) -> Response:

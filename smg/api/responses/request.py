@@ -130,8 +130,6 @@ def parse_request(body: Json) -> ResponsesRequest:
             setattr(req, key, value)
     if req.background and not req.store:
         raise BadRequest("a background response must be stored ('store' must not be false)", param="background")
-    if req.background and req.stream:
-        raise BadRequest("streaming a background response is not supported yet", param="stream")
     mot = _opt(body, "max_output_tokens", int, "an integer")
     if mot is not None and not 1 <= mot <= (1 << 31) - 1:
         raise _bad("max_output_tokens", "must be at least 1")

@@ -26,7 +26,7 @@ from smg.api.responses.request import ResponsesRequest
 from smg.errors import BadRequest, NotFound, SmgError
 from smg.storage import HistoryStore, StorageError, StoredResponse
 
-__all__ = ["Run", "cancel_background", "stop_background"]
+__all__ = ["Feed", "Run", "cancel_background", "stop_background", "stream_of"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ Json = dict[str, Any]
 MAX_TRUNCATIONS = 12
 CANCEL_POLL_SECS = 0.5  # how often a background run looks for a cancel made elsewhere
 _BACKGROUND: dict[str, asyncio.Task] = {}  # response id -> its task, in this process
+_FEEDS: dict[str, Feed] = {}  # response id -> the events of a streamed background run
+FEED_KEEP_SECS = 300.0  # how long a finished streamed background run's events stay to resume
 
 
 class Run:
@@ -165,14 +167,15 @@ class Run:
         then the SSE events; the last is always a terminal one."""
         chunks, count = await self._chat(
             lambda messages: chat.stream(self.state, self.scope, self.req.chat_body(messages, stream=True)))
-        return self._events(chunks, count)
+        return _encoded(self._events(chunks, count))
 
-    async def _events(self, chunks: AsyncIterator[Json], count, if_status: str | None = None) -> AsyncIterator[bytes]:
+    async def _events(self, chunks: AsyncIterator[Json], count,
+                      if_status: str | None = None) -> AsyncIterator[list[Json]]:
+        """The Responses events of a chat stream, a batch per chat chunk; stored at the end."""
         b = OutputBuilder(self.response, parallel_tool_calls=self.req.parallel_tool_calls)
         finish, use, error = None, None, None
         try:
-            yield _sse(b.snapshot("response.created"))
-            yield _sse(b.snapshot("response.in_progress"))
+            yield [b.snapshot("response.created"), b.snapshot("response.in_progress")]
             async for chunk in chunks:
                 if "error" in chunk:
                     err = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
@@ -195,7 +198,7 @@ class Run:
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]
                 if out:
-                    yield b"".join(_sse(e) for e in out)
+                    yield out
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]
         events = b.finish(finish, self._usage(use, b, count(b.reasoning_text)), error)
@@ -207,22 +210,28 @@ class Run:
             self.response["error"] = {"code": "server_error", "message": exc.message}
             events.append(b.event("error", code=exc.error_type, message=exc.message, param=None))
             events.append(b.snapshot("response.failed"))
-        yield b"".join(_sse(e) for e in events)
+        yield events
 
     # -- background ----------------------------------------------------------------------
-    async def start_background(self) -> Json:
-        """Store it queued, run it in a task; the queued Response object."""
+    async def start_background(self) -> Json | AsyncIterator[bytes]:
+        """Store it queued, run it in a task; the queued Response object, or with
+        ``stream`` the run's events (the run goes on when the client leaves)."""
         self.response["status"] = "queued"
         record = StoredResponse(self.id, self.response["created_at"], self.response, self.req.input_items,
                                 self.req.previous_response_id, self.req.conversation_id)
         await stored(lambda: self.store.put_response(record))
         queued = orjson.loads(orjson.dumps(self.response))
-        task = asyncio.get_running_loop().create_task(self._background(), name=f"smg-response-{self.id}")
+        feed = _FEEDS[self.id] = Feed() if self.req.stream else None
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._background(feed), name=f"smg-response-{self.id}")
         _BACKGROUND[self.id] = task
         task.add_done_callback(lambda _t: _BACKGROUND.pop(self.id, None))
-        return queued
+        if feed is None:
+            return queued
+        task.add_done_callback(lambda _t: loop.call_later(FEED_KEEP_SECS, _FEEDS.pop, self.id, None))
+        return _encoded(feed.follow(-1))
 
-    async def _background(self) -> None:
+    async def _background(self, feed: Feed | None = None) -> None:
         self.response["status"] = "in_progress"
         watch: asyncio.Task | None = None
         try:
@@ -232,8 +241,9 @@ class Run:
             try:  # streamed from the worker: a cancel stops it at the next token
                 chunks, count = await self._chat(
                     lambda messages: chat.stream(self.state, self.scope, self.req.chat_body(messages, stream=True)))
-                async for _ in self._events(chunks, count, if_status="in_progress"):
-                    pass
+                async for batch in self._events(chunks, count, if_status="in_progress"):
+                    if feed is not None:
+                        feed.extend(batch)
             except SmgError as exc:
                 self.response.update(status="failed", output=[],
                                      error={"code": "server_error", "message": exc.message})
@@ -241,12 +251,15 @@ class Run:
         except asyncio.CancelledError:  # cancelled (stored as such already) or the gateway stopping
             self.response.update(status="failed", output=[], usage=None,
                                  error={"code": "server_error", "message": "the gateway stopped while it ran"})
-            await self._put("in_progress")  # a cancelled one stays cancelled
+            if not await self._put("in_progress"):  # a cancelled one stays cancelled
+                self.response.update(status="cancelled", error=None)
         except Exception:  # noqa: BLE001 - a background task must not die silently
             log.exception("background response %s failed", self.id)
         finally:
             if watch is not None:
                 watch.cancel()
+            if feed is not None:
+                feed.end(self.response["status"])
 
     async def _watch(self, run: asyncio.Task | None) -> None:
         """Stop the run when the stored response stops being in progress: cancelled (or
@@ -300,6 +313,65 @@ async def cancel_background(store: HistoryStore, response_id: str) -> Json:
                 task.cancel()  # run here; one run elsewhere sees the cancel in the store (_watch)
             return record.body
     raise StorageUnavailable("the response kept changing while it was being cancelled")
+
+
+def stream_of(response_id: str, starting_after: int) -> AsyncIterator[bytes] | None:
+    """The events of a background response streaming in this process after sequence
+    number ``starting_after`` (``GET /v1/responses/{id}?stream=true``); None when none."""
+    feed = _FEEDS.get(response_id)
+    if feed is None or feed.loop is not asyncio.get_running_loop():
+        return None
+    return _encoded(feed.follow(starting_after))
+
+
+class Feed:
+    """A background run's events as they come, for any number of followers."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.events: list[Json] = []
+        self.done = False
+        self._changed = asyncio.Event()
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def extend(self, events: list[Json]) -> None:
+        self.events += events
+        self.done = self.done or any(e["type"] in TERMINAL for e in events)
+        self._wake()
+
+    def end(self, status: str) -> None:
+        """The run ended without its terminal event (cancelled, stopped): an error event says so."""
+        if not self.done:
+            seq = self.events[-1]["sequence_number"] + 1 if self.events else 0
+            self.events.append({"type": "error", "sequence_number": seq, "code": status, "param": None,
+                                "message": f"the response was {status} before it was complete"})
+        self.done = True
+        self._wake()
+
+    async def follow(self, after: int) -> AsyncIterator[list[Json]]:
+        i = next((k for k, e in enumerate(self.events) if e["sequence_number"] > after), len(self.events))
+        while True:
+            if i < len(self.events):
+                batch, i = self.events[i:], len(self.events)
+                yield batch
+            elif self.done:
+                return
+            else:
+                await self._changed.wait()
+
+
+TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+
+
+async def _encoded(batches: AsyncIterator[list[Json]]) -> AsyncIterator[bytes]:
+    try:
+        async for batch in batches:
+            yield b"".join(_sse(e) for e in batch)
+    finally:
+        await batches.aclose()  # type: ignore[attr-defined]
 
 
 def _sse(event: Json) -> bytes:
