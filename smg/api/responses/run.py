@@ -6,6 +6,13 @@ Storage: a response is stored once it is finished (completed, incomplete, failed
 cancelled), never half-written; the items a response adds to a conversation (its input
 and its output) are appended in one write after the response is stored, and when that
 append fails the stored response is taken back, so the request fails (503) whole.
+
+Background runs are tasks of the gateway process that took them, stored ``queued`` then
+``in_progress``; each final write is a compare-and-set on ``in_progress``, so a cancel
+(here, or through another process or replica: the run polls its stored status) wins. A
+streamed background run publishes its events to a :class:`Feed` that clients follow and
+resume (``starting_after``) in this process. At shutdown the runs still going are stopped
+and stored ``failed``.
 """
 
 from __future__ import annotations
