@@ -107,3 +107,28 @@ def test_parallel_tool_calls_off_keeps_the_first_call() -> None:
     assert b.tool(1, "c1", "g", "{}") == []
     b.finish("tool_calls", usage(1, 1, 0, 0))
     assert [i["call_id"] for i in b.response["output"]] == ["c0"]
+
+
+def test_the_chat_request_a_responses_request_becomes() -> None:
+    from smg.api.responses.request import parse_request
+
+    req = parse_request({
+        "model": "m", "input": "hi", "max_output_tokens": 7, "temperature": 0.5, "top_p": 0.9, "user": "u",
+        "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}, "strict": True}],
+        "tool_choice": {"type": "function", "name": "f"}, "parallel_tool_calls": False,
+        "text": {"format": {"type": "json_schema", "name": "s", "schema": {"type": "object"}, "strict": True}},
+        "reasoning": {"effort": "high"},
+    })
+    body = req.chat_body([{"role": "user", "content": "hi"}], stream=True)
+    assert body == {
+        "messages": [{"role": "user", "content": "hi"}], "stream": True, "model": "m",
+        "stream_options": {"include_usage": True}, "max_tokens": 7, "temperature": 0.5, "top_p": 0.9, "user": "u",
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}, "strict": True}}],
+        "tool_choice": {"type": "function", "function": {"name": "f"}}, "parallel_tool_calls": False,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "object"},
+                                                                   "strict": True}},
+        "reasoning_effort": "high",
+    }
+    echo = req.echo()
+    assert echo["tool_choice"] == {"type": "function", "name": "f"} and echo["max_output_tokens"] == 7
+    assert echo["temperature"] == 0.5 and echo["store"] is True and echo["truncation"] == "disabled"
