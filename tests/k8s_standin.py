@@ -15,7 +15,7 @@ Faults, injected by the tests: :meth:`drop_watches` (connections cut), :meth:`st
 (open watches go silent, bookmarks too), :meth:`expire_watches` (history compacted, open
 watches get the 410 ERROR event). It runs on 127.0.0.1 in its own thread and event loop;
 every method is safe to call from any thread. :meth:`kubeconfig` writes a kubeconfig
-pointing at it.
+pointing at it. The fixtures :func:`standin` and :func:`kubeconfig` give one per test.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ import threading
 from typing import Any
 
 import orjson
+import pytest
 from aiohttp import web
 
-__all__ = ["ApiServerStandIn", "pod"]
+__all__ = ["ApiServerStandIn", "kubeconfig", "pod", "standin"]
 
 
 def pod(name: str, ip: str = "127.0.0.1", *, namespace: str = "default", labels: dict | None = None,
@@ -270,3 +271,17 @@ class ApiServerStandIn:
 def _gone() -> dict:
     return {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                                         "message": "too old resource version", "reason": "Expired", "code": 410}}
+
+
+@pytest.fixture
+def standin() -> Any:
+    """A running stand-in (bookmarks every 0.3 s), stopped after the test."""
+    server = ApiServerStandIn(bookmark_secs=0.3).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def kubeconfig(standin: ApiServerStandIn, tmp_path: Any) -> str:
+    """A kubeconfig file pointing at :func:`standin`."""
+    return standin.kubeconfig(str(tmp_path / "kubeconfig"))

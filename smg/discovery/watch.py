@@ -106,8 +106,8 @@ class PodWatch:
             resp.release()
         data = orjson.loads(body)
         self.pods = {pod_key(p): p for p in data.get("items") or ()}
-        self.relists += 1
         await self.on_change(self.role, self.pods)
+        self.relists += 1
         if self.observe_sync is not None:
             self.observe_sync(time.perf_counter() - started)
         return str((data.get("metadata") or {}).get("resourceVersion") or "")

@@ -5,29 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 pytest.importorskip("kubernetes_asyncio")
 
-from k8s_standin import ApiServerStandIn  # noqa: E402
+from k8s_standin import kubeconfig, standin  # noqa: E402,F401 - fixtures
 
 from smg.config import GatewayConfig  # noqa: E402
 from smg.http.state import AppState  # noqa: E402
-
-
-@pytest.fixture
-def standin() -> Iterator[ApiServerStandIn]:
-    server = ApiServerStandIn(bookmark_secs=0.3).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def kubeconfig(standin: ApiServerStandIn, tmp_path) -> str:
-    return standin.kubeconfig(str(tmp_path / "kubeconfig"))
 
 
 def discovery_config(kubeconfig: str, **settings) -> GatewayConfig:
@@ -59,17 +46,3 @@ async def gateway(kubeconfig: str) -> AsyncIterator[Callable[..., asyncio.Future
     for state in states:
         with contextlib.suppress(Exception):
             await state.close()
-
-
-def discovered(state: AppState) -> set[tuple[str, str]]:
-    """(url, role) of the discovered workers taking traffic."""
-    return {(w.url, w.role.value) for w in state.registry.all() if w.source == "discovery" and w.status.value == "ready"}
-
-
-async def until(predicate: Callable[[], bool], timeout: float, what: str = "condition") -> None:
-    """Poll ``predicate`` until true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        await asyncio.sleep(0.02)

@@ -6,7 +6,7 @@ the deadlines below are that plus start-up slack), polled, never slept on."""
 from __future__ import annotations
 
 import pytest
-from conftest import discovered, until
+from _discovery_lib import discovered, until
 from k8s_standin import ApiServerStandIn, pod
 
 from smg.router import HealthStatus, WorkerRole
