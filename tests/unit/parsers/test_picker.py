@@ -65,6 +65,7 @@ MODEL_IDS = [
     ("MiniMaxAI/MiniMax-M2", "minimax", "minimax_m2"),
     ("MiniMaxAI/MiniMax-M2.5", "minimax", "minimax_m2"),
     ("MiniMaxAI/MiniMax-M3", "minimax_m3", "minimax_m3"),
+    ("MiniMaxAI/MiniMax-Text-01", None, "minimax_m2"),  # no thinking: no parser that starts in reasoning
     ("stepfun-ai/step3", "step3", "step3"),
     ("stepfun-ai/Step-3.5-Flash", "step3", "step3"),
     ("CohereLabs/c4ai-command-r-plus-08-2024", None, "cohere"),
