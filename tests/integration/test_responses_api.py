@@ -214,6 +214,7 @@ def test_background_and_cancel(gw) -> None:
     done = gw.responses.retrieve(quick.id)
     assert done.status == "completed" and done.output_text == "Plain answer."
 
+    assert gw.worker.wait_for(lambda engine: not _running(engine), timeout=30)  # nothing left over
     generated = _generated(gw.worker.engine)
     slow = gw.responses.create(input="long story", background=True)  # seconds of tokens
     assert gw.worker.wait_for(_running), "the background run did not reach the worker"
@@ -260,6 +261,7 @@ def test_truncation(gw) -> None:
 
 
 def test_client_leaving_a_stream_aborts_the_worker(gw) -> None:
+    assert gw.worker.wait_for(lambda engine: not _running(engine), timeout=30)  # nothing left over
     generated = _generated(gw.worker.engine)
     stream = gw.responses.create(input="long story", stream=True)
     for event in stream:

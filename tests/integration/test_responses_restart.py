@@ -67,6 +67,7 @@ def test_a_cancel_through_another_gateway_stops_the_run(worker, backend, request
     one, a = gateway(url, settings)
     two, b = gateway(url, settings)
     try:
+        assert w.wait_for(lambda engine: engine.loads()["num_total_reqs"] == 0, timeout=30)  # nothing left over
         generated = w.engine._generated_tokens
         slow = a.responses.create(input="long story", background=True)
         assert w.wait_for(lambda engine: engine.loads()["num_total_reqs"] > 0)
