@@ -63,9 +63,9 @@ class Discovery:
         settings = state.config.discovery
         pd = state.config.pd.pd_disaggregation
         settings.validate(pd)
+        api = await api_client(settings.discovery_kubeconfig)  # a one-line error without kubernetes_asyncio
         from kubernetes_asyncio import client
 
-        api = await api_client(settings.discovery_kubeconfig)
         metrics = DiscoveryMetrics(state.metrics.registry)
         fleet = Fleet(state, settings, metrics)
         core = client.CoreV1Api(api)
