@@ -24,6 +24,7 @@ from smg.config import GatewayConfig
 from smg.errors import SmgError, error_handler
 from smg.http import admin, grpc_endpoints, health, parse
 from smg.http.access_log import AccessLog, access_log_enabled
+from smg.http.admission import Admission
 from smg.http.middleware import Front, request_endpoint
 from smg.http.proxy import ProxyEndpoint
 from smg.http.state import AppState
@@ -76,8 +77,10 @@ def create_app(
     )
     app.state = _GatewayState()
     app.state.guard = guard = Guard.build(config.security, listen_host=config.server.host)  # /metrics reads it
+    app.state.admission = admission = Admission.build(  # /metrics reads it
+        config, workers=lambda: app.state.smg.registry.available())
     front = Front(app, fast=fast, header_names=config.server.request_id_headers,
-                  max_bytes=config.server.max_payload_size, guard=guard)
+                  max_bytes=config.server.max_payload_size, guard=guard, admission=admission)
     return AccessLog(front) if config.server.access_log and access_log_enabled() else front
 
 

@@ -46,6 +46,9 @@ async def metrics(request: Request) -> Response:
     state: AppState = request.app.state.smg
     guard = getattr(request.app.state, "guard", None)
     body = state.metrics.render() + (guard.metrics() if guard is not None else b"")
+    admission = getattr(request.app.state, "admission", None)
+    if admission is not None:
+        body += admission.metrics()
     return Response(body, media_type=CONTENT_TYPE)
 
 

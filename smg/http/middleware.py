@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from smg.errors import PayloadTooLarge, SmgError, error_body, error_handler, send_error
 
 if TYPE_CHECKING:
+    from smg.http.admission import Admission
     from smg.security.guard import Guard
 
 __all__ = ["Front", "random_hex", "request_endpoint", "request_id_prefix"]
@@ -90,13 +91,14 @@ class Front:
 
     def __init__(self, app: ASGIApp, *, fast: Mapping[str, ASGIApp] | None = None,
                  header_names: tuple[str, ...] = ("x-request-id",), max_bytes: int,
-                 guard: Guard | None = None) -> None:
+                 guard: Guard | None = None, admission: Admission | None = None) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
         self.app = app
         self.fast = {path: (endpoint, request_id_prefix(path)) for path, endpoint in (fast or {}).items()}
         self.max_bytes = max_bytes
         self.guard = guard  # smg.security.guard: None when no credential is configured
+        self.admission = admission  # smg.http.admission: None when every limit is off
         # one dict lookup per request header finds both the id headers and Content-Length
         self.ranks: dict[bytes, int] = {}
         for rank, name in enumerate(header_names):
@@ -155,19 +157,29 @@ class Front:
             return
         if not known or scope.get("http_version") not in _TRUSTED_LENGTH:
             receive = _limited(receive, limit)  # count the body as it streams in
-        if entry is None:
-            await self.app(scope, receive, send_with_id)
-            return
-        scope["app"] = self.app
+        admission = self.admission  # issue 15: admission control (429/408/503 before any work)
+        if admission is not None:
+            if not admission.applies(scope):
+                admission = None
+            elif not await admission.enter(scope, send_with_id):
+                return
         try:
-            await entry[0](scope, receive, send_with_id)
-        except Exception as exc:
-            if started:
-                raise  # the server cuts the connection: the client sees the answer incomplete
-            if not isinstance(exc, SmgError):
-                log.exception("unexpected error on %s", scope["path"])
-                exc = SmgError("internal error")
-            await send_error(send_with_id, exc)
+            if entry is None:
+                await self.app(scope, receive, send_with_id)
+                return
+            scope["app"] = self.app
+            try:
+                await entry[0](scope, receive, send_with_id)
+            except Exception as exc:
+                if started:
+                    raise  # the server cuts the connection: the client sees the answer incomplete
+                if not isinstance(exc, SmgError):
+                    log.exception("unexpected error on %s", scope["path"])
+                    exc = SmgError("internal error")
+                await send_error(send_with_id, exc)
+        finally:
+            if admission is not None:
+                admission.leave()  # the body is sent or the client is gone: the slot is free
 
 
 def _limited(receive: Receive, limit: int) -> Receive:
