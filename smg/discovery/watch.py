@@ -90,7 +90,8 @@ class PodWatch:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX)
                     continue
-            log.info("discovery %s (%s): watch ended (%s); re-listing", self.role, self.selector, self.last_reason)
+            level = logging.DEBUG if self.last_reason == "interval" else logging.INFO  # the periodic re-list is quiet
+            log.log(level, "discovery %s (%s): watch ended (%s); re-listing", self.role, self.selector, self.last_reason)
 
     async def relist(self) -> str:
         """A full list: the snapshot replaces ``pods``; returns its resourceVersion."""
