@@ -74,6 +74,8 @@ class ApiServerStandIn:
         self.watches: set[_Watch] = set()
         self.lists = 0
         self.lost = 0
+        self.failing = False  # answer every request 503 (an API server that is down)
+        self.refused = 0
         self.watch_requests = 0
         self._responses: set[web.StreamResponse] = set()
         self._loop = asyncio.new_event_loop()
@@ -175,6 +177,12 @@ class ApiServerStandIn:
         return self._run(lambda: sum(1 for w in self.watches if not w.stalled))
 
     # -- faults ------------------------------------------------------------------------------
+    def fail(self, failing: bool) -> None:
+        """While on, every list and watch gets a 503 Status, as from an API server that is down."""
+        def set_failing() -> None:
+            self.failing = failing
+        self._run(set_failing)
+
     def lose_events(self, n: int) -> None:
         """The next ``n`` changes reach no open watch (kept in the history: a lost delivery)."""
         def lose() -> None:
@@ -211,6 +219,11 @@ class ApiServerStandIn:
         ns = request.match_info.get("ns")
         q = request.query
         selector = q.get("labelSelector", "")
+        if self.failing:
+            self.refused += 1
+            status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "ServiceUnavailable",
+                      "message": "the stand-in is failing on purpose", "code": 503}
+            return web.Response(status=503, body=orjson.dumps(status), content_type="application/json")
         if q.get("watch") in ("1", "true", "True"):
             return await self._watch(request, ns, selector)
         self.lists += 1

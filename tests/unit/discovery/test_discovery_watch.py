@@ -157,3 +157,20 @@ async def test_model_id_from_annotation_and_namespace(standin, gateway, kubeconf
     assert [w.model_id for w in state.registry.all()] == ["llama"]
     state2 = await gateway(model_id_from="namespace", service_discovery_namespace=None)  # every namespace
     assert [w.model_id for w in state2.registry.all()] == ["team"]
+
+
+async def test_api_server_down_keeps_the_workers_then_catches_up(standin, gateway):
+    """Lists failing is not "no pods": the workers stay until a list succeeds again."""
+    standin.put(worker_pod("a", "127.0.0.2"))
+    standin.put(worker_pod("b", "127.0.0.3"))
+    state = await gateway()
+    before = discovered(state)
+    await until(lambda: standin.open_watches() >= 1, 5, "a watch open")
+    standin.fail(True)
+    standin.drop_watches()
+    standin.delete("a")
+    await until(lambda: standin.refused >= 3, WITHIN, "re-lists refused")
+    assert discovered(state) == before
+    standin.fail(False)
+    await converged(standin, state, "after the API server is back")
+    assert discovered(state) == {("http://127.0.0.3:80", "regular")}
