@@ -78,6 +78,9 @@ TOOL_ID_PATTERNS: tuple[tuple[str, str | None], ...] = (
     ("*lfm2*", "lfm2.5"),
     ("*iquest*", "iquest"),
     ("*dots3*", "dots3"),
+    ("ling-[0-9]*", "ling"),
+    ("*olmo-3*", "olmo3"),
+    ("*minicpm5*", "minicpm5"),
 )
 
 REASONING_ID_PATTERNS: tuple[tuple[str, str | None], ...] = (
@@ -127,6 +130,10 @@ REASONING_ID_PATTERNS: tuple[tuple[str, str | None], ...] = (
     ("*hy4*", "hy_v4"),
     ("*k2-horizon*", "k2_horizon"),
     ("*lfm2*", "lfm2.5"),
+    ("ling-[0-9]*", "ling"),
+    ("*iquest*", "iquest"),
+    ("*dots3*", "dots3"),
+    ("*minicpm5*", "minicpm5"),
 )
 
 

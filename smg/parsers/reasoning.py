@@ -127,17 +127,17 @@ REASONING_PARSERS: dict[str, ThinkParser] = {
     )
 }
 # Rust names that read as another parser: the same family under another table name, a
-# table without reasoning (passthrough), or (UNVERIFIED_ALIASES) a family whose
-# thinking markers smg has no facts for, read as <think>.
+# table without reasoning (passthrough), a <think> family (base); UNVERIFIED_ALIASES:
+# names whose meaning smg does not reproduce.
 for _alias, _target in {
     "deepseek_v4.1": "deepseek_v41", "hy4": "hy_v4", "minimax_m2": "minimax",
     "qwen3_tagged": "qwen3", "qwen3_tagged_direct": "qwen3",
     "qwen2.5": "passthrough", "json": "passthrough", "plain": "passthrough", "xlam": "passthrough",
     "function_gemma": "passthrough", "olmo3": "passthrough", "glm": "glm45", "glm4": "glm45",
-    "minicpm5": "base",
+    "minicpm5": "base", "ling": "base", "iquest": "base", "dots3": "base",
 }.items():
     REASONING_PARSERS[_alias] = REASONING_PARSERS[_target]
-UNVERIFIED_ALIASES = {"ling": "base", "iquest": "base", "dots3": "base", "hf": "passthrough"}  # markers unconfirmed
+UNVERIFIED_ALIASES = {"hf": "passthrough"}  # the Rust gateway reads the tokenizer config's template
 for _alias, _target in UNVERIFIED_ALIASES.items():
     REASONING_PARSERS[_alias] = REASONING_PARSERS[_target]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from smg.parsers.model_ids import TOOL_ID_PATTERNS, match_id
-from smg.parsers.tools.arg_key import Glm45Parser, Glm47Parser, HyV4Parser, K2HorizonParser
+from smg.parsers.tools.arg_key import Glm45Parser, Glm47Parser, HyV4Parser, IQuestParser, K2HorizonParser
 from smg.parsers.tools.base import MarkerToolParser
 from smg.parsers.tools.channels import InklingToolParser, KimiK3ToolParser
 from smg.parsers.tools.gemma import FunctionGemmaParser, Gemma4Parser
@@ -20,7 +20,6 @@ from smg.parsers.tools.json_formats import (
 )
 from smg.parsers.tools.more_formats import (
     Dots3Parser,
-    IQuestParser,
     Lfm2Parser,
     MiniCpm5Parser,     NemotronToolCallParser,
     Olmo3Parser,
@@ -45,7 +44,7 @@ TOOL_PARSERS: dict[str, MarkerToolParser] = {}
 for _cls, _aliases in (
     (PassthroughToolParser, ("plain",)),
     (JsonParser, ("xlam",)),
-    # Qwen2.5/Qwen3 and their "tagged" tables write Hermes <tool_call>{json}</tool_call>
+    # Qwen2.5/Qwen3 write Hermes <tool_call>{json}</tool_call>
     (HermesParser, ("hermes", "qwen2.5", "qwen3")),
     # Nemotron 3 (the Rust "nemotron" parser) and the "tagged" Qwen3 tables write
     # Qwen3-Coder XML calls
@@ -59,7 +58,7 @@ for _cls, _aliases in (
     (DsmlV4Parser, ("deepseekv4",)),
     (DsmlV41Parser, ("deepseek_v4.1",)),
     (KimiK2Parser, ("kimi_k2",)),
-    (Glm45Parser, ("glm45", "glm4")),
+    (Glm45Parser, ("glm45", "glm4", "ling")),
     (Glm47Parser, ("glm47", "glm")),
     (MinimaxM2Parser, ("minimax",)),
     (MinimaxM3Parser, ()),
@@ -85,13 +84,12 @@ for _cls, _aliases in (
     for _name in (_p.name, *_aliases):
         TOOL_PARSERS[_name] = _p
 
-# Rust gateway (1.13) Symphony table names whose format smg could not confirm: "ling"
-# (its calls are neither Hermes JSON nor Qwen3-Coder XML in <tool_call>) reads as
-# Hermes; "hf" (the Rust gateway reads the parser the tokenizer config declares)
-# reads nothing. iquest is built on its markers but its payload layout is unconfirmed.
-UNVERIFIED_ALIASES: dict[str, str] = {"ling": "qwen", "hf": "passthrough"}
+# Rust gateway (1.13) names smg could not confirm: "hf" has the Rust gateway read the
+# parser the tokenizer config declares (its response_template); here it reads nothing.
+UNVERIFIED_ALIASES: dict[str, str] = {"hf": "passthrough"}
 for _name, _target in UNVERIFIED_ALIASES.items():
     TOOL_PARSERS[_name] = TOOL_PARSERS[_target]
+
 
 def tool_parser_for_model(model: str) -> str | None:
     """The tool parser a model id names (``smg.parsers.model_ids``), or None."""

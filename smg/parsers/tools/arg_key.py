@@ -1,7 +1,8 @@
 """Tool calls written as a name then ``<arg_key>k</arg_key><arg_value>v</arg_value>`` pairs.
 
 GLM-4.5/4.6 (``<tool_call>name\\n<arg_key>...``, newline-separated) and GLM-4.7/5
-(whitespace-separated) write ``<tool_call>`` … ``</tool_call>`` per call. Hunyuan 4
+(whitespace-separated) write ``<tool_call>`` … ``</tool_call>`` per call, and so do Ling
+(``ling``) and IQuest (``iquest``, in ``<iquest_tool_call>``). Hunyuan 4
 (``hy_v4``) wraps its calls in ``<tool_calls:opensource>`` and spells every tag with a
 ``:opensource`` suffix; K2-Horizon spells them ``<ifm|tool_call>`` and so on. Values are
 typed with the tool's JSON schema when the request gave tools, else kept as strings.
@@ -15,7 +16,7 @@ from typing import ClassVar
 
 from smg.parsers.tools.base import ArgsBuilder, MarkerToolParser, TextEnd, skip_ws, typed_value
 
-__all__ = ["ArgKeyParser", "Glm45Parser", "Glm47Parser", "HyV4Parser", "K2HorizonParser"]
+__all__ = ["ArgKeyParser", "Glm45Parser", "Glm47Parser", "HyV4Parser", "IQuestParser", "K2HorizonParser"]
 
 _NAME = re.compile(r"[\w.\-:/]+")
 
@@ -152,3 +153,11 @@ class K2HorizonParser(ArgKeyParser):
     CALL_OPEN, CALL_CLOSE = _IFM["CALL_OPEN"], _IFM["CALL_CLOSE"]
     KEY_OPEN, KEY_CLOSE = _IFM["KEY_OPEN"], _IFM["KEY_CLOSE"]
     VALUE_OPEN, VALUE_CLOSE = _IFM["VALUE_OPEN"], _IFM["VALUE_CLOSE"]
+
+
+@dataclass(frozen=True)
+class IQuestParser(ArgKeyParser):
+    name: str = "iquest"
+    starts = ("<iquest_tool_call>",)
+    CALL_OPEN = "<iquest_tool_call>"
+    CALL_CLOSE = "</iquest_tool_call>"

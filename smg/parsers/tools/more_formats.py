@@ -4,9 +4,7 @@
 </parameter></function></seed:tool_call>``. ``llama_nemotron`` (Llama-Nemotron):
 ``<TOOLCALL>[{"name": ..., "arguments": {...}}]</TOOLCALL>``. ``lfm2.5`` (Liquid LFM2 /
 LFM2.5): a pythonic list between ``<|tool_call_start|>`` and ``<|tool_call_end|>``.
-``dots3``: MiniMax-M2 ``<invoke>`` calls inside ``<dots_function_call>``. ``iquest``: the
-Hermes layout inside ``<iquest_tool_call>`` (the markers the Rust gateway's table names;
-the payload layout is unconfirmed). ``minicpm5``: ``<function name="f"><param name="k">v</param></function>``. ``olmo3``:
+``dots3``: MiniMax-M2 ``<invoke>`` calls inside ``<dots_function_call>``. ``minicpm5``: ``<function name="f"><param name="k">v</param></function>``. ``olmo3``:
 pythonic calls in ``<function_calls>``. ``passthrough``: no tool calls are read; the output is content as written.
 """
 
@@ -18,13 +16,12 @@ from typing import ClassVar
 
 from smg.parsers.core import Snapshot, all_content
 from smg.parsers.tools.base import MarkerToolParser, TextEnd
-from smg.parsers.tools.json_formats import HermesParser, objects_section
+from smg.parsers.tools.json_formats import objects_section
 from smg.parsers.tools.pythonic import PythonicParser
 from smg.parsers.tools.xml_formats import MinimaxM2Parser, QwenXmlParser, XmlSyntax, XmlToolParser
 
 __all__ = [
     "Dots3Parser",
-    "IQuestParser",
     "Lfm2Parser",
     "MiniCpm5Parser",
     "NemotronToolCallParser",
@@ -67,13 +64,6 @@ class PassthroughToolParser(MarkerToolParser):
 
     def parse(self, text: str, final: bool, state: object = None) -> Snapshot:
         return all_content(text)
-
-
-@dataclass(frozen=True)
-class IQuestParser(HermesParser):
-    name: str = "iquest"
-    starts = ("<iquest_tool_call>",)
-    END = "</iquest_tool_call>"
 
 
 @dataclass(frozen=True)

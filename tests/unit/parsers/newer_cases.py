@@ -4,7 +4,7 @@ Tool cases are (parser, output, content, calls as (name, arguments object)); rea
 cases (parser, output, reasoning, content). The legacy-parser outputs (gemma4, hy_v4,
 minimax_m3, deepseek_v41, nemotron and the reasoning ones) were read the same way by
 the Rust gateway 1.13's own parsers (its /parse endpoints); seed_oss, k2_horizon,
-llama_nemotron, lfm2.5, function_gemma, minicpm5, olmo3, qwen3_tagged, dots3, mistral_v13 and
+llama_nemotron, lfm2.5, function_gemma, minicpm5, olmo3, qwen3_tagged, dots3, iquest, ling, mistral_v13 and
 hy4 the same way by its Symphony tables (a chat completion through ``smg launch
 --parser symphony`` over a scripted ``smg worker``); passthrough is by definition.
 """
@@ -51,6 +51,8 @@ NEWER_TOOL_CASES = [
     ("qwen3_tagged", "<tool_call>\n<function=search>\n<parameter=q>\nrust\n</parameter>\n</function>\n</tool_call>", "", [("search", Q)]),
     ("dots3", 'Checking.<dots_function_call>\n<invoke name="search">\n<parameter name="q">rust</parameter>\n</invoke>\n</dots_function_call>',
      "Checking.", [("search", Q)]),
+    ("iquest", "Checking.<iquest_tool_call>search\n<arg_key>q</arg_key>\n<arg_value>rust</arg_value>\n</iquest_tool_call>", "Checking.", [("search", Q)]),
+    ("ling", "Checking.<tool_call>search\n<arg_key>q</arg_key>\n<arg_value>rust</arg_value>\n</tool_call>", "Checking.", [("search", Q)]),
     ("passthrough", '<tool_call>\n{"name": "search", "arguments": {"q": "rust"}}\n</tool_call>',
      '<tool_call>\n{"name": "search", "arguments": {"q": "rust"}}\n</tool_call>', []),
 ]

@@ -83,6 +83,11 @@ MODEL_IDS = [
     ("LiquidAI/LFM2.5-1.2B-Instruct", "lfm2.5", "lfm2.5"),
     ("tencent/Hy4-preview", "hy_v4", "hy_v4"),
     ("IFM/K2-Horizon-36B", "k2_horizon", "k2_horizon"),
+    ("inclusionAI/Ling-3.0-flash", "ling", "ling"),
+    ("IQuestLab/IQuest-Q1", "iquest", "iquest"),
+    ("dots-studio/dots3-note-prev", "dots3", "dots3"),
+    ("allenai/Olmo-3-7B-Instruct", None, "olmo3"),
+    ("openbmb/MiniCPM5-2B", "minicpm5", "minicpm5"),
     ("some-lab/unknown-model", None, None),
 ]
 
