@@ -316,3 +316,15 @@ def test_cancelling_a_background_stream_ends_it(gw) -> None:
     assert rest[-1].type == "error" and rest[-1].code == "cancelled"
     with pytest.raises(openai.BadRequestError):  # not streaming here: a stored response only
         list(gw.responses.retrieve(gw.responses.create(input="hello").id, stream=True))
+
+
+def test_output_text_logprobs(gw) -> None:
+    resp = gw.responses.create(input="hello", include=["message.output_text.logprobs"], top_logprobs=2)
+    part = resp.output[0].content[0]
+    assert part.text == "Plain answer." and "".join(lp.token for lp in part.logprobs).startswith(part.text)
+    assert all(len(lp.top_logprobs) == 2 and lp.logprob <= 0 for lp in part.logprobs)
+    assert resp.top_logprobs == 2
+    events = list(gw.responses.create(input="hello", include=["message.output_text.logprobs"], stream=True))
+    deltas = [lp.token for e in events if e.type == "response.output_text.delta" for lp in e.logprobs]
+    assert "".join(deltas).startswith("Plain answer.")  # (a worker may add its end token's)
+    assert not gw.responses.create(input="hello").output[0].content[0].logprobs  # only when asked for

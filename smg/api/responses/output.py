@@ -84,13 +84,16 @@ class OutputBuilder:
                                   output_index=self._index(item), content_index=0, delta=text))
         return out
 
-    def content(self, text: str) -> list[Json]:
+    def content(self, text: str, logprobs: list[Json] | None = None) -> list[Json]:
+        """Answer text, with the chat ``logprobs.content`` entries of its tokens if asked for."""
         out: list[Json] = []
         if text:
             item = self._text_item("message", out)
             item["content"][0]["text"] += text
+            lps = [_logprob(e) for e in logprobs or ()]
+            item["content"][0]["logprobs"] += lps
             out.append(self.event("response.output_text.delta", item_id=item["id"], output_index=self._index(item),
-                                  content_index=0, delta=text, logprobs=[]))
+                                  content_index=0, delta=text, logprobs=lps))
         return out
 
     def tool(self, index: int, call_id: str | None, name: str | None, arguments: str) -> list[Json]:
@@ -124,7 +127,7 @@ class OutputBuilder:
         if item["type"] == "message":
             part = item["content"][0]
             out.append(self.event("response.output_text.done", item_id=item["id"], output_index=index,
-                                  content_index=0, text=part["text"], logprobs=[]))
+                                  content_index=0, text=part["text"], logprobs=_copy(part["logprobs"])))
             out.append(self.event("response.content_part.done", item_id=item["id"], output_index=index,
                                   content_index=0, part=_copy(part)))
         elif item["type"] == "reasoning":
@@ -170,6 +173,14 @@ class OutputBuilder:
             r["completed_at"] = int(time.time())
         out.append(self.snapshot(kind))
         return out
+
+
+def _logprob(entry: Json) -> Json:
+    """A chat ``logprobs.content`` entry as a Responses output_text logprob."""
+    token = str(entry.get("token", ""))
+    return {"token": token, "bytes": entry.get("bytes") or list(token.encode()), "logprob": entry.get("logprob", 0.0),
+            "top_logprobs": [{"token": str(t.get("token", "")), "bytes": t.get("bytes") or list(str(t.get("token", "")).encode()),
+                              "logprob": t.get("logprob", 0.0)} for t in entry.get("top_logprobs") or ()]}
 
 
 def _copy(value: Any) -> Any:

@@ -38,6 +38,12 @@ class ResponsesRequest:
     metadata: dict[str, str] = field(default_factory=dict)
     user: str | None = None
     truncation: str = "disabled"
+    top_logprobs: int | None = None
+    include: list[str] = field(default_factory=list)
+
+    @property
+    def logprobs(self) -> bool:
+        return "message.output_text.logprobs" in self.include or bool(self.top_logprobs)
 
     def chat_body(self, messages: list[Json], *, stream: bool) -> Json:
         """The chat completion request for ``messages`` (the whole context)."""
@@ -62,6 +68,9 @@ class ResponsesRequest:
             body["response_format"] = {"type": "json_schema", "json_schema": spec}
         elif fmt["type"] == "json_object":
             body["response_format"] = {"type": "json_object"}
+        if self.logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = self.top_logprobs or 0
         effort = (self.reasoning or {}).get("effort")
         if effort is not None:
             body["reasoning_effort"] = effort
@@ -84,7 +93,7 @@ class ResponsesRequest:
             "store": self.store, "temperature": 1.0 if self.temperature is None else self.temperature,
             "text": self.text, "tool_choice": self.tool_choice, "tools": self.tools,
             "top_p": 1.0 if self.top_p is None else self.top_p, "truncation": self.truncation, "user": self.user,
-            "background": self.background,
+            "background": self.background, "top_logprobs": self.top_logprobs,
             "conversation": {"id": self.conversation_id} if self.conversation_id else None,
         }
 
@@ -151,6 +160,14 @@ def parse_request(body: Json) -> ResponsesRequest:
     if truncation not in ("auto", "disabled"):
         raise _bad("truncation", "must be 'auto' or 'disabled'")
     req.truncation = truncation
+    top = _opt(body, "top_logprobs", int, "an integer")
+    if top is not None and not 0 <= top <= 20:
+        raise _bad("top_logprobs", "must be between 0 and 20")
+    req.top_logprobs = top
+    include = body.get("include") or []
+    if not isinstance(include, list) or not all(isinstance(i, str) for i in include):
+        raise _bad("include", "must be an array of strings")
+    req.include = include
     return req
 
 

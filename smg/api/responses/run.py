@@ -123,7 +123,8 @@ class Run:
         choice = resp["choices"][0]
         msg = choice.get("message") or {}
         b.reasoning(msg.get("reasoning_content") or "")
-        b.content(msg.get("content") or "")
+        b.content(msg.get("content") or "", ((choice.get("logprobs") or {}).get("content") or None)
+                  if self.req.logprobs else None)
         for i, tc in enumerate(msg.get("tool_calls") or []):
             fn = tc.get("function") or {}
             b.tool(i, tc.get("id"), fn.get("name"), fn.get("arguments") or "")
@@ -198,7 +199,8 @@ class Run:
                         continue
                     delta = choice.get("delta") or {}
                     out += b.reasoning(delta.get("reasoning_content") or "")
-                    out += b.content(delta.get("content") or "")
+                    lps = (choice.get("logprobs") or {}).get("content") if self.req.logprobs else None
+                    out += b.content(delta.get("content") or "", lps)
                     for tc in delta.get("tool_calls") or []:
                         fn = tc.get("function") or {}
                         out += b.tool(tc.get("index", 0), tc.get("id"), fn.get("name"), fn.get("arguments") or "")
