@@ -141,6 +141,7 @@ UNVERIFIED_ALIASES = {"hf": "passthrough"}  # the Rust gateway reads the tokeniz
 for _alias, _target in UNVERIFIED_ALIASES.items():
     REASONING_PARSERS[_alias] = REASONING_PARSERS[_target]
 
+
 def reasoning_parser_for_model(model: str) -> str | None:
     """The reasoning parser a model id names (``smg.parsers.model_ids``), or None."""
     return match_id(model, REASONING_ID_PATTERNS)[0]
