@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.types import Message
 
-__all__ = ["CONTINUE", "DISCONNECT", "HEADERS_500", "NAME_RE", "NO_BODY_STATUS", "STATUS_LINE", "VALUE_RE",
+__all__ = ["CONTINUE", "DISCONNECT", "HEADERS_500", "HIGH_WATER", "NAME_RE", "NO_BODY_STATUS", "STATUS_LINE", "VALUE_RE",
            "address", "status_line"]
 
 NAME_RE = re.compile(rb'[\x00-\x1f\x7f()<>@,;:\[\]={} \t\\"]')
@@ -23,6 +23,7 @@ def status_line(code: int) -> bytes:
     return b"HTTP/1.1 %d %s\r\n" % (code, phrase)
 
 
+HIGH_WATER = 65536  # request body bytes buffered before reading from the client pauses
 STATUS_LINE = {code: status_line(code) for code in range(100, 600)}
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 DISCONNECT: Message = {"type": "http.disconnect"}
