@@ -43,7 +43,8 @@ class DiscoverySettings:
         30.0, "seconds between full pod re-lists that back up the watch (each watch ends by then)"
     )
     discovery_watch_timeout_secs: float = opt(
-        60.0, "a watch silent this long (no event, no bookmark) is taken as stalled: re-list"
+        90.0, "a watch silent this long (no event, no bookmark; API servers send a bookmark about once a "
+        "minute) is taken as stalled: re-list"
     )
     discovery_drain_timeout_secs: float = opt(
         600.0, "most seconds a gone pod's worker drains (no new requests; in-flight ones finish) before removal"

@@ -174,3 +174,11 @@ async def test_api_server_down_keeps_the_workers_then_catches_up(standin, gatewa
     standin.fail(False)
     await converged(standin, state, "after the API server is back")
     assert discovered(state) == {("http://127.0.0.3:80", "regular")}
+
+
+async def test_a_pod_with_a_new_ip_moves_its_worker(standin, gateway):
+    standin.put(worker_pod("a", "127.0.0.2"))
+    state = await gateway()
+    standin.put(worker_pod("a", "127.0.0.7"))  # restarted elsewhere: MODIFIED with a new podIP
+    await converged(standin, state, "the new address")
+    assert [w.url for w in state.registry.all()] == ["http://127.0.0.7:80"]
