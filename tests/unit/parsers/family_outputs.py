@@ -107,6 +107,21 @@ UNION = [
      '</steptml:invoke><｜tool_call_end｜><｜tool_calls_end｜>', "stop", [NULLABLE], "", "", [("find", _U)]),
 ]
 
+_MM = "]<]minimax[>["
+_HY = "<tool_call:opensource>find" + "".join(
+    f"<arg_key:opensource>{k}</arg_key:opensource><arg_value:opensource>{v}</arg_value:opensource>"
+    for k, v in (("where", "null"), ("limit", "null"), ("key", "abc"), ("tag", "null-ish"))) + "</tool_call:opensource>"
+UNION += [
+    ("union-seed_oss", "seed_oss", "<seed:tool_call>\n<function=find>\n<parameter=where>null</parameter>\n<parameter=limit>null</parameter>\n"
+     "<parameter=key>abc</parameter>\n<parameter=tag>null-ish</parameter>\n</function>\n</seed:tool_call>", "stop", [NULLABLE], "", "", [("find", _U)]),
+    ("union-minimax_m3", "minimax_m3", f'{_MM}<tool_call>\n{_MM}<invoke name="find">\n{_MM}<where>null{_MM}</where>\n{_MM}<limit>null{_MM}</limit>\n'
+     f"{_MM}<key>abc{_MM}</key>\n{_MM}<tag>null-ish{_MM}</tag>\n{_MM}</invoke>\n{_MM}</tool_call>", "stop", [NULLABLE], "", "", [("find", _U)]),
+    ("union-hy_v4", "hy_v4", f"<tool_calls:opensource>{_HY}</tool_calls:opensource>", "stop", [NULLABLE], "", "", [("find", _U)]),
+    ("union-dots3", "dots3", '<dots_function_call>\n<invoke name="find">\n<parameter name="where">null</parameter>\n<parameter name="limit">null</parameter>\n'
+     '<parameter name="key">abc</parameter>\n<parameter name="tag">null-ish</parameter>\n</invoke>\n</dots_function_call>', "stop", [NULLABLE], "", "", [("find", _U)]),
+    ("union-gemma4", "gemma4", '<|tool_call>call:find{where:null,limit:null,key:<|"|>abc<|"|>,tag:<|"|>null-ish<|"|>}<tool_call|>', "stop", [NULLABLE], "", "", [("find", _U)]),
+]
+
 # --- class 4: text before and after the call section ----------------------------------
 _ONE = {name: text.split("search")[0] for name, text in _TWO_CALLS.items()}
 AROUND = [
