@@ -10,6 +10,8 @@ responses is built first; then, one request at a time, side by side in one run:
 - ``responses``: ``POST /v1/responses`` with ``previous_response_id`` = the chain's last
   (the gateway loads the 20-turn chain from the store, converts it, runs it, stores the
   new response);
+- ``stateless``: ``POST /v1/responses`` with the same 41 items as ``input`` and ``store``
+  false (the conversion without the store);
 - ``chat``: ``POST /v1/chat/completions`` with the same 41 messages in the body.
 
 The gateway process's CPU seconds (utime + stime from /proc) per request are printed for
@@ -89,13 +91,17 @@ def main() -> int:
                              {"role": "assistant", "content": resp["output"][0]["content"][0]["text"]}]
             question = "And one more thing?"
             cost = {}
+            items = [{"role": m["role"], "content": m["content"]} for m in messages]
             for _round in range(2):  # the second round is the one reported (both warm)
-                for kind in ("responses", "chat"):
+                for kind in ("responses", "stateless", "chat"):
                     before = cpu_seconds(gw.pid)
                     for _ in range(args.calls):
                         if kind == "responses":
                             post(base, "/v1/responses", {"model": MODEL, "input": question,
                                                          "previous_response_id": last})
+                        elif kind == "stateless":
+                            post(base, "/v1/responses", {"model": MODEL, "store": False, "input": [
+                                *items, {"role": "user", "content": question}]})
                         else:
                             post(base, "/v1/chat/completions", {"model": MODEL, "messages": [
                                 *messages, {"role": "user", "content": question}]})
@@ -108,6 +114,8 @@ def main() -> int:
     print(f"{args.mode} mode, {args.backend}, chain of {args.turns} turns, {args.calls} calls each:")
     print(f"  chat completion  {cost['chat'] * 1e3:7.2f} ms CPU per request")
     print(f"  responses turn   {cost['responses'] * 1e3:7.2f} ms CPU per request  ({ratio:.2f}x)")
+    print(f"  same, stateless  {cost['stateless'] * 1e3:7.2f} ms CPU per request  "
+          f"({cost['stateless'] / cost['chat']:.2f}x: the 41 items in the body, store false)")
     return 0
 
 
