@@ -219,6 +219,8 @@ def test_background_and_cancel(gw) -> None:
     slow = gw.responses.create(input="long story", background=True)  # seconds of tokens
     assert gw.worker.wait_for(_running), "the background run did not reach the worker"
     assert gw.responses.retrieve(slow.id).status == "in_progress"
+    with pytest.raises(openai.BadRequestError):  # no chain from an answer not there yet
+        gw.responses.create(input="and then?", previous_response_id=slow.id)
     cancelled = gw.responses.cancel(slow.id)
     assert cancelled.status == "cancelled" and cancelled.id == slow.id
     assert gw.responses.retrieve(slow.id).status == "cancelled"

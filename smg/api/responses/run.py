@@ -70,6 +70,9 @@ class Run:
             if chain is None:
                 raise NotFound(f"previous response {req.previous_response_id!r} not found",
                                param="previous_response_id")
+            if chain[-1].status in ("queued", "in_progress"):
+                raise BadRequest(f"previous response {req.previous_response_id!r} is still {chain[-1].status}",
+                                 param="previous_response_id")
             for prev in chain:
                 self.history += prev.input_items + list(prev.body.get("output") or [])
         elif req.conversation_id:
