@@ -330,3 +330,13 @@ def test_output_text_logprobs(gw) -> None:
     deltas = [lp.token for e in events if e.type == "response.output_text.delta" for lp in e.logprobs]
     assert "".join(deltas).startswith("Plain answer.")  # (a worker may add its end token's)
     assert not gw.responses.create(input="hello").output[0].content[0].logprobs  # only when asked for
+
+
+def test_a_worker_failing_mid_stream_ends_it_failed(gw) -> None:
+    if gw.mode != "proxy":
+        pytest.skip("faults are injected per request through an HTTP header (proxy mode)")
+    events = list(gw.responses.create(input="count slowly", stream=True,
+                                      extra_headers={"x-smg-fault": "error_mid_stream:3"}))
+    assert events[-1].type == "response.failed" and events[-1].response.error.message
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert gw.responses.retrieve(events[-1].response.id).status == "failed"  # stored as it ended
