@@ -78,6 +78,7 @@ async def serve(
     grace_period: float = 30.0,
     log_level: str = "info",
     tls: ServerTls | None = None,
+    body_read_timeout: float | None = None,
 ) -> None:
     """Serve ``app`` on ``sock`` until ``shutdown`` is set, then drain and stop. With
     ``tls``, over TLS (and requiring client certificates when ``tls.client_ca`` is set)."""
@@ -104,6 +105,8 @@ async def serve(
             date_header=False,
             **tls_options,
         )
+        if body_read_timeout is not None:  # smg.http.h1limits (issue 15)
+            config.smg_body_read_timeout = body_read_timeout  # type: ignore[attr-defined]
         srv = uvicorn.Server(config)
 
         async def stop_when_asked() -> None:
@@ -270,6 +273,7 @@ def _serve_forever(config: GatewayConfig, sock: socket.socket,
                 grace_period=config.server.shutdown_grace_period_secs,
                 log_level=config.server.log_level,
                 tls=server_tls(config.security),
+                body_read_timeout=config.reliability.body_read_timeout_secs,
             )
         )
     finally:
@@ -281,11 +285,13 @@ class ServerThread:
     """Serve ``app`` on a free loopback port in a daemon thread with its own event loop."""
 
     def __init__(self, app: ASGIApp, *, server: ServerName = "uvicorn", host: str = "127.0.0.1",
-                 port: int = 0, startup_timeout: float = 20.0, tls: ServerTls | None = None) -> None:
+                 port: int = 0, startup_timeout: float = 20.0, tls: ServerTls | None = None,
+                 body_read_timeout: float | None = None) -> None:
         self.app = app
         self.server = server
         self.sock = bind_socket(host, port)
         self.tls = tls
+        self.body_read_timeout = body_read_timeout
         self.url = _url(self.sock).replace("http://", "https://", 1) if tls is not None else _url(self.sock)
         self.startup_timeout = startup_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -326,7 +332,7 @@ class ServerThread:
         try:
             loop.run_until_complete(
                 serve(self.app, self.sock, server=self.server, shutdown=self._shutdown,
-                      grace_period=2.0, log_level="warn", tls=self.tls)
+                      grace_period=2.0, log_level="warn", tls=self.tls, body_read_timeout=self.body_read_timeout)
             )
         except BaseException as exc:  # reported by start()/stop()
             self._error = exc

@@ -15,7 +15,8 @@ worker is ejected at once (its circuit breaker opens). 0 turns a limit off.
 Admission control (:mod:`smg.http.admission`; Rust names but the last two):
 ``--max-concurrent-requests`` (-1 or 0: off), ``--queue-size``, ``--queue-timeout-secs``,
 ``--rate-limit-tokens-per-second`` (0: off), ``--tenant-rate-limit-tokens-per-second`` and
-``--shed-inflight-per-worker``.
+``--shed-inflight-per-worker``. ``--body-read-timeout-secs`` bounds how long a client may
+take to send a request body (smg's HTTP/1.1 server, :mod:`smg.http.h1limits`).
 """
 
 from __future__ import annotations
@@ -53,9 +54,15 @@ class ReliabilitySettings:
         0, "503 at once when every available worker has this many requests in flight (0: never shed)"
     )
 
+    body_read_timeout_secs: float = opt(
+        60.0, "a request body must arrive whole this soon after it is first waited for (408 and close; 0: no limit)"
+    )
+
     def __post_init__(self) -> None:
         if self.first_byte_timeout_secs < 0 or self.inter_token_timeout_secs < 0:
             raise ValueError("timeouts must be >= 0 (0: no limit)")
+        if self.body_read_timeout_secs < 0:
+            raise ValueError("--body-read-timeout-secs must be >= 0 (0: no limit)")
         if self.queue_size < 0 or self.queue_timeout_secs < 0:
             raise ValueError("--queue-size and --queue-timeout-secs must be >= 0")
         if (self.rate_limit_tokens_per_second < 0 or self.tenant_rate_limit_tokens_per_second < 0

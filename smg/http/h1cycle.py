@@ -26,7 +26,7 @@ class Cycle:
 
     __slots__ = ("conn", "scope", "keep_alive", "expect_continue", "chunks", "buffered", "more_body",
                  "delivered", "waiters", "disconnected", "started", "complete", "chunked", "remaining",
-                 "head", "head_only", "to_eof")
+                 "head", "head_only", "to_eof", "body_timer")
 
     def __init__(self, conn: H1Protocol, scope: dict[str, Any], keep_alive: bool, expect_continue: bool) -> None:
         self.conn = conn
@@ -46,6 +46,7 @@ class Cycle:
         self.head: bytes | None = None  # a sized response's head, written with its body
         self.head_only = scope["method"] == "HEAD"
         self.to_eof = False  # an unsized answer to HTTP/1.0: the body ends with the connection
+        self.body_timer: asyncio.TimerHandle | None = None  # armed the first time the body is waited for
 
     def wake(self) -> None:
         waiters = self.waiters
@@ -84,6 +85,8 @@ class Cycle:
                 conn.transport.write(CONTINUE)
         if not (self.disconnected or self.complete) and not self.chunks and (self.more_body or self.delivered):
             conn.resume_reading()
+            if self.more_body and self.body_timer is None and conn.body_timeout > 0:  # smg.http.h1limits
+                self.body_timer = conn.loop.call_later(conn.body_timeout, self._body_overdue)
             waiter = conn.loop.create_future()
             if self.waiters is None:
                 self.waiters = [waiter]
@@ -100,6 +103,11 @@ class Cycle:
         if conn.read_paused and self.more_body:
             conn.resume_reading()
         return {"type": "http.request", "body": body, "more_body": self.more_body}
+
+    def _body_overdue(self) -> None:
+        if self.more_body and not self.complete and not self.disconnected:
+            log.warning("Request body not received within %g s.", self.conn.body_timeout)
+            self.conn._refuse(408, b"Request body not received in time.")  # noqa: SLF001 - its connection
 
     async def send(self, message: Message) -> None:
         conn = self.conn

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp
 from uvicorn.protocols.http.flow_control import service_unavailable
 
 from smg.http.h1cycle import Cycle as _Cycle
+from smg.http.h1limits import BODY_READ_TIMEOUT, head_too_large
 from smg.http.h1wire import HIGH_WATER, STATUS_LINE, address
 
 __all__ = ["HIGH_WATER", "MAX_HEAD", "H1Protocol"]
@@ -37,8 +38,10 @@ __all__ = ["HIGH_WATER", "MAX_HEAD", "H1Protocol"]
 log = logging.getLogger("uvicorn.error")
 
 # A request head (request line and headers) longer than this is answered 431 (llhttp sets
-# no limit: an endless header would grow until memory ran out). Checked per read, so the
-# head may reach it plus one read before it is refused.
+# no limit: an endless header would grow until memory ran out). While the head is coming
+# in, the reads after its first are counted (an endless head is cut within one read of the
+# limit); once it is complete, a head that came in more than one read, or in a read over
+# the limit, is measured whole (smg.http.h1limits). A head in one small read costs nothing.
 MAX_HEAD = 65536
 
 class H1Protocol(asyncio.Protocol):
@@ -75,6 +78,9 @@ class H1Protocol(asyncio.Protocol):
         self.in_head = False  # between a request's first byte and the end of its head
         self.head_begun = False  # ... which began in the read being parsed (not counted)
         self.head_size = 0
+        self.measure_head = False  # a read over MAX_HEAD came in: measure the head once complete
+        self.head_too_large = False
+        self.body_timeout: float = getattr(config, "smg_body_read_timeout", BODY_READ_TIMEOUT)
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -106,12 +112,18 @@ class H1Protocol(asyncio.Protocol):
         pass  # the transport closes itself, as under uvicorn
 
     def data_received(self, data: bytes) -> None:
+        if len(data) > MAX_HEAD:
+            self.measure_head = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             if self.cycle is not None:  # answered as plain HTTP; the rest is not ours to read
                 self.cycle.keep_alive = False
         except httptools.HttpParserError:
+            if self.head_too_large:  # raised by on_headers_complete
+                log.warning("Request head over %d bytes.", MAX_HEAD)
+                self._refuse(431, b"Request header fields too large.")
+                return
             log.warning("Invalid HTTP request received.")
             self._refuse(400, b"Invalid HTTP request received.")
             return
@@ -153,6 +165,11 @@ class H1Protocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        if self.measure_head or not self.head_begun:  # a large read, or a head over several reads
+            self.measure_head = False
+            if head_too_large(self.url, self.headers, MAX_HEAD):
+                self.head_too_large = True
+                raise ValueError("request head too large")  # stops the parser: data_received answers 431
         self.idle_since = None
         parser = self.parser
         version = parser.get_http_version()
@@ -200,6 +217,8 @@ class H1Protocol(asyncio.Protocol):
         cycle = self.cycle
         if cycle is None or cycle.complete:
             return
+        if cycle.body_timer is not None:
+            cycle.body_timer.cancel()
         cycle.more_body = False
         cycle.wake()
 
