@@ -16,8 +16,9 @@ import grpc
 
 from smg._fast.detok import DetokTable
 from smg.clients.grpc import GrpcWorkerClient, make_client
-from smg.parsers.reasoning import ThinkParser, get_reasoning_parser, reasoning_parser_for_model
-from smg.parsers.tools import MarkerToolParser, get_tool_parser, tool_parser_for_model
+from smg.parsers import pick_parsers
+from smg.parsers.reasoning import ThinkParser, get_reasoning_parser
+from smg.parsers.tools import MarkerToolParser, get_tool_parser
 from smg.tokenizer import Tokenizer, load_tokenizer, load_tokenizer_from_zip
 from smg.tokenizer.cache import CachedEncoder
 
@@ -145,8 +146,11 @@ class GrpcBackend:
                     chat_template=s.chat_template,
                 )
             table = DetokTable.from_hf(tok.hf) if tok.hf is not None else DetokTable.from_tiktoken(tok.tiktoken)
-            rname = s.reasoning_parser or reasoning_parser_for_model(model)
-            tname = s.tool_call_parser or tool_parser_for_model(model)
+            # the flags win; else what the chat template writes, then the model id
+            template = tok.chat_template.source if tok.chat_template is not None else None
+            pick = pick_parsers(model, chat_template=template)
+            rname = s.reasoning_parser or pick.reasoning
+            tname = s.tool_call_parser or pick.tool
             runtime = ModelRuntime(
                 model,
                 tok,
@@ -159,7 +163,8 @@ class GrpcBackend:
                 r = runtime.reasoning
                 runtime.reasoning_uses_specials = uses_special_tokens(tok, getattr(r, "start", ""), getattr(r, "end", ""))
             self.models[model] = runtime
-            log.info("model %s: tokenizer %r, reasoning=%s, tools=%s", model, tok, rname, tname)
+            log.info("model %s: tokenizer %r, reasoning=%s, tools=%s (%s)", model, tok, rname, tname,
+                     "; ".join(f"{k}: {v}" for k, v in pick.why.items()))
             return runtime
 
     async def probe(self, url: str, timeout: float) -> bool:
