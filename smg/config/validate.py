@@ -88,10 +88,11 @@ def problems(config: GatewayConfig) -> list[str]:
     if config.history.history_backend not in BACKENDS:
         found.append(f"--history-backend: unknown backend {config.history.history_backend!r}; "
                      f"choose one of: {', '.join(BACKENDS)}")
-    try:
-        config.security.validate()
-    except ValueError as exc:
-        found.append(str(exc))
+    for check in (config.security.validate, lambda: config.discovery.validate(config.pd.pd_disaggregation)):
+        try:
+            check()
+        except ValueError as exc:
+            found.append(str(exc))
     if config.server.workers < 1:
         found.append("--workers must be at least 1")
     if not 0 <= config.server.port <= 65535:

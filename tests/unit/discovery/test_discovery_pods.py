@@ -88,3 +88,13 @@ def test_settings_from_flags_and_validation():
         GatewayConfig.from_mapping({"service_discovery": True}).discovery.validate(pd=False)
     assert not GatewayConfig().grpc_mode()
     assert GatewayConfig.from_mapping({"service_discovery": True, "discovery_scheme": "grpc"}).grpc_mode()
+
+
+def test_bad_discovery_settings_stop_smg_serve_before_start():
+    from smg.config.validate import problems
+
+    assert "--service-discovery needs --selector key=value" in problems(
+        GatewayConfig.from_mapping({"service_discovery": True}))
+    bad = GatewayConfig.from_mapping({"service_discovery": True, "selector": ["a=b"], "model_id_from": "pod"})
+    assert any("--model-id-from 'pod'" in p for p in problems(bad))
+    assert problems(GatewayConfig.from_mapping({"service_discovery": True, "selector": ["a=b"]})) == []
