@@ -83,6 +83,9 @@ class Fleet:
                     self._cancel_drain(key)
             for key, worker in self.owned.items():
                 if key not in wanted and key not in self._drains:
+                    worker.status = HealthStatus.DRAINING  # now, not when the task first runs: no new requests
+                    log.info("discovery: draining %s (pod gone or not ready; %d in flight)", redact(worker.url),
+                             worker.load)
                     self._drains[key] = asyncio.get_running_loop().create_task(
                         self._drain(key, worker), name=f"smg-discovery-drain-{worker.id}")
                 elif key in wanted and key in self._drains:
@@ -121,8 +124,7 @@ class Fleet:
         return worker
 
     async def _drain(self, key: tuple[str, str], worker: Worker) -> None:
-        worker.status = HealthStatus.DRAINING
-        log.info("discovery: draining %s (pod gone or not ready; %d in flight)", redact(worker.url), worker.load)
+        """Remove ``worker`` (already DRAINING) once nothing is in flight on it, or at the bound."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.discovery_drain_timeout_secs
         while worker.load > 0 and loop.time() < deadline:
