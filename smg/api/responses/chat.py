@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,7 +34,8 @@ __all__ = ["ChatError", "stream", "whole"]
 Json = dict[str, Any]
 
 CHAT_PATH = "/v1/chat/completions"
-_ENDPOINT: Any = None  # the proxy endpoint the calls go through (one per process, as the app's)
+# the proxy endpoint the calls go through: one per event loop (it keeps per-loop state)
+_ENDPOINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class ChatError(SmgError):
@@ -122,10 +124,11 @@ class _ProxyCall:
     def __init__(self, state: Any, scope: dict, body: Json) -> None:
         from smg.http.proxy import ProxyEndpoint
 
-        global _ENDPOINT
-        if _ENDPOINT is None:
-            _ENDPOINT = ProxyEndpoint(CHAT_PATH)
-        self.endpoint = _ENDPOINT
+        loop = asyncio.get_running_loop()
+        endpoint = _ENDPOINTS.get(loop)
+        if endpoint is None:
+            endpoint = _ENDPOINTS[loop] = ProxyEndpoint(CHAT_PATH)
+        self.endpoint = endpoint
         raw = orjson.dumps(body)
         headers = [(k, v) for k, v in scope.get("headers", [])
                    if k.lower() not in (b"content-length", b"content-type", b"transfer-encoding", b"accept-encoding")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any
 
 from starlette.requests import Request
@@ -47,11 +49,11 @@ async def _passthrough(request: Request) -> Response:
     endpoint machinery (routing, retries), its answer relayed as it comes."""
     from smg.http.proxy import ProxyEndpoint
 
-    endpoint = _PASSTHROUGH.get("endpoint")
+    loop = asyncio.get_running_loop()
+    endpoint = _PASSTHROUGH.get(loop)
     if endpoint is None:
-        endpoint = ProxyEndpoint("/v1/chat/completions")
+        endpoint = _PASSTHROUGH[loop] = ProxyEndpoint("/v1/chat/completions")
         endpoint.path, endpoint.parse = "/v1/responses", _routing_fields
-        _PASSTHROUGH["endpoint"] = endpoint
     raw = await request.body()
     sent = False
 
@@ -65,7 +67,7 @@ async def _passthrough(request: Request) -> Response:
     return _Raw(endpoint, receive)
 
 
-_PASSTHROUGH: dict[str, Any] = {}
+_PASSTHROUGH: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one proxy endpoint per event loop
 
 
 def _routing_fields(raw: bytes) -> Any:
