@@ -111,6 +111,7 @@ async def serve(
 
         async def stop_when_asked() -> None:
             await shutdown.wait()
+            await _drain(app, srv, grace_period)
             srv.should_exit = True
 
         watcher = asyncio.get_running_loop().create_task(stop_when_asked())
@@ -140,6 +141,21 @@ async def serve(
         await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait, mode="asgi")  # type: ignore[arg-type]
     else:
         raise ValueError(f"unknown server {server!r}: use uvicorn or hypercorn")
+
+
+async def _drain(app: ASGIApp, srv: Any, grace: float) -> None:
+    """The first part of a graceful stop (issue 15): the listener stays open and
+    ``/readiness`` answers 503 ``draining`` (``app.state.draining``) while requests are in
+    flight, for at most ``grace`` seconds; uvicorn's own shutdown then gets the rest of the
+    grace. Streams still open when it ends are cut with an error event (smg.http.h1cycle)."""
+    state = getattr(app, "state", None)
+    if state is not None:
+        state.draining = True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while srv.server_state.tasks and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    srv.config.timeout_graceful_shutdown = max(0.1, deadline - loop.time())
 
 
 def _uvicorn_tls(tls: ServerTls | None) -> dict[str, Any]:
@@ -286,12 +302,13 @@ class ServerThread:
 
     def __init__(self, app: ASGIApp, *, server: ServerName = "uvicorn", host: str = "127.0.0.1",
                  port: int = 0, startup_timeout: float = 20.0, tls: ServerTls | None = None,
-                 body_read_timeout: float | None = None) -> None:
+                 body_read_timeout: float | None = None, grace_period: float = 2.0) -> None:
         self.app = app
         self.server = server
         self.sock = bind_socket(host, port)
         self.tls = tls
         self.body_read_timeout = body_read_timeout
+        self.grace_period = grace_period
         self.url = _url(self.sock).replace("http://", "https://", 1) if tls is not None else _url(self.sock)
         self.startup_timeout = startup_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -332,7 +349,7 @@ class ServerThread:
         try:
             loop.run_until_complete(
                 serve(self.app, self.sock, server=self.server, shutdown=self._shutdown,
-                      grace_period=2.0, log_level="warn", tls=self.tls, body_read_timeout=self.body_read_timeout)
+                      grace_period=self.grace_period, log_level="warn", tls=self.tls, body_read_timeout=self.body_read_timeout)
             )
         except BaseException as exc:  # reported by start()/stop()
             self._error = exc
@@ -346,7 +363,7 @@ class ServerThread:
                 self._loop.call_soon_threadsafe(self._shutdown.set)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Shut the server down (draining for up to 2 s) and wait for its thread."""
+        """Shut the server down (draining for up to ``grace_period`` s) and wait for its thread."""
         self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)

@@ -3,17 +3,17 @@ connection: the ``receive`` and ``send`` its ASGI task is given (moved out of h1
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message
 
+from smg.errors import error_body
 from smg.http.h1wire import (CONTINUE, DISCONNECT, HEADERS_500, HIGH_WATER, NAME_RE, NO_BODY_STATUS, STATUS_LINE,
                              VALUE_RE)
 
 if TYPE_CHECKING:
-    import asyncio
-
     from smg.http.h1server import H1Protocol
 
 __all__ = ["Cycle"]
@@ -26,7 +26,7 @@ class Cycle:
 
     __slots__ = ("conn", "scope", "keep_alive", "expect_continue", "chunks", "buffered", "more_body",
                  "delivered", "waiters", "disconnected", "started", "complete", "chunked", "remaining",
-                 "head", "head_only", "to_eof", "body_timer")
+                 "head", "head_only", "to_eof", "body_timer", "sse")
 
     def __init__(self, conn: H1Protocol, scope: dict[str, Any], keep_alive: bool, expect_continue: bool) -> None:
         self.conn = conn
@@ -46,6 +46,7 @@ class Cycle:
         self.head: bytes | None = None  # a sized response's head, written with its body
         self.head_only = scope["method"] == "HEAD"
         self.to_eof = False  # an unsized answer to HTTP/1.0: the body ends with the connection
+        self.sse = False  # a chunked text/event-stream response (set only for chunked ones)
         self.body_timer: asyncio.TimerHandle | None = None  # armed the first time the body is waited for
 
     def wake(self) -> None:
@@ -60,6 +61,9 @@ class Cycle:
         try:
             await app(self.scope, self.receive, self.send)
         except BaseException as exc:  # noqa: BLE001 - reported and answered, as uvicorn does
+            if self.conn.shutting_down and self.chunked and not self.complete and isinstance(exc, asyncio.CancelledError):
+                self._end_cut_stream()  # the shutdown grace period is over
+                return
             log.error("Exception in ASGI application\n", exc_info=exc)
             if not self.started:
                 await self._send_500()
@@ -69,9 +73,24 @@ class Cycle:
             if not self.started and not self.disconnected:
                 log.error("ASGI callable returned without starting response.")
                 await self._send_500()
+            elif self.conn.shutting_down and self.chunked and not self.complete:
+                self._end_cut_stream()  # the grace's cancellation, taken in by the app
             elif not self.complete and not self.disconnected:
                 log.error("ASGI callable returned without completing response.")
                 self.conn.transport.close()
+
+    def _end_cut_stream(self) -> None:
+        """A stream the server's shutdown grace cut: an event stream ends with an error
+        event and ``data: [DONE]`` (its events leave whole, so this starts on a fresh
+        line), then the chunked body's end; any stream is then closed."""
+        transport = self.conn.transport
+        if self.sse and not self.disconnected and not transport.is_closing():
+            log.warning("A stream was cut by the shutdown grace period; ending it with an error event.")
+            event = b"data: " + error_body(503, "the gateway shut down before the stream ended",
+                                           "service_unavailable") + b"\n\ndata: [DONE]\n\n"
+            transport.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(event), event))
+        self.complete = True
+        transport.close()
 
     async def _send_500(self) -> None:
         await self.send({"type": "http.response.start", "status": 500, "headers": HEADERS_500})
@@ -185,6 +204,7 @@ class Cycle:
         self.chunked = chunked
         self.remaining = length or 0
         if chunked:
+            self.sse = b"text/event-stream" in head  # how a cut stream is ended (_end_cut_stream)
             self.conn.transport.write(head)  # a stream's head goes out now, not with its first event
         else:
             self.head = head

@@ -80,6 +80,7 @@ class H1Protocol(asyncio.Protocol):
         self.head_size = 0
         self.measure_head = False  # a read over MAX_HEAD came in: measure the head once complete
         self.head_too_large = False
+        self.shutting_down = False
         self.body_timeout: float = getattr(config, "smg_body_read_timeout", BODY_READ_TIMEOUT)
 
     # -- asyncio.Protocol ------------------------------------------------------------------
@@ -262,6 +263,7 @@ class H1Protocol(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Called by the server on shutdown: close once the response in flight is sent."""
+        self.shutting_down = True  # a stream its grace period cuts ends with an error event
         if self.active is None:
             self.transport.close()
         else:

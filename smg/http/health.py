@@ -20,6 +20,8 @@ async def liveness(request: Request) -> Response:
 
 
 async def readiness(request: Request) -> Response:
+    if getattr(request.app.state, "draining", False):  # smg.serve: shutting down, finishing requests
+        return json_response({"status": "not ready", "reason": "draining"}, 503)
     state: AppState = request.app.state.smg
     healthy = len(state.registry.available())
     if healthy:
