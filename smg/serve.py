@@ -114,6 +114,7 @@ async def serve(
             await _drain(app, srv, grace_period)
             srv.should_exit = True
 
+        srv.handle_exit = _drain_on_signal(srv, shutdown)  # type: ignore[method-assign]
         watcher = asyncio.get_running_loop().create_task(stop_when_asked())
         try:
             await srv.serve(sockets=[sock])
@@ -156,6 +157,21 @@ async def _drain(app: ASGIApp, srv: Any, grace: float) -> None:
     while srv.server_state.tasks and loop.time() < deadline:
         await asyncio.sleep(0.05)
     srv.config.timeout_graceful_shutdown = max(0.1, deadline - loop.time())
+
+
+def _drain_on_signal(srv: Any, shutdown: asyncio.Event) -> Callable[[int, Any], None]:
+    """uvicorn's SIGINT/SIGTERM handler, made to start the drain (:func:`_drain`) first; a
+    second signal is uvicorn's own (shut down now, or exit at once on a second SIGINT)."""
+    loop = asyncio.get_running_loop()
+    original = srv.handle_exit
+
+    def handle_exit(sig: int, frame: Any) -> None:
+        if shutdown.is_set():
+            original(sig, frame)
+        else:
+            loop.call_soon_threadsafe(shutdown.set)
+
+    return handle_exit
 
 
 def _uvicorn_tls(tls: ServerTls | None) -> dict[str, Any]:

@@ -10,8 +10,10 @@ import asyncio
 import contextlib
 import http.client
 import json
+import signal
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -132,3 +134,32 @@ def test_a_stream_that_ends_within_the_grace_ends_normally(grpc_worker):
         events = _events(resp.read())
     assert events[-1] == b"[DONE]" and b'"error"' not in b"".join(events)
     assert len(events) >= 300 and all("choices" in json.loads(e) for e in events[:-1])  # not cut short
+
+
+def test_smg_serve_drains_on_sigterm():
+    """The real process: SIGTERM starts the drain (uvicorn's handler would close the
+    listener at once), /readiness says draining, the stream the grace cuts ends with an
+    error event, and the process exits 0."""
+    from test_cli_serve_process import Process
+
+    from tests.conftest import free_port
+
+    worker = Process("worker", "--transport", "http", "--host", "127.0.0.1", "--port", "0",
+                     "--decode-us-per-token", "2000")
+    try:
+        url = worker.wait_for("smg worker ready: ").split()[3]
+        port = free_port()
+        gw_proc = Process("serve", "--worker-urls", url, "--port", str(port), "--shutdown-grace-period-secs", "1.5")
+        try:
+            gw_proc.wait_for(" ready on ")
+            gw = SimpleNamespace(url=f"http://127.0.0.1:{port}")  # the helpers read its url only
+            resp = _open_stream(gw, "/v1/completions", {"model": "smg-reference", "prompt": "hi",
+                                                        "max_tokens": 100000, "ignore_eos": True, "stream": True})
+            gw_proc.proc.send_signal(signal.SIGTERM)
+            _draining_readiness(gw)
+            _assert_cut_with_error(resp.read())
+            assert gw_proc.proc.wait(30) == 0
+        finally:
+            gw_proc.stop()
+    finally:
+        worker.stop()
