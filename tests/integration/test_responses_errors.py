@@ -106,6 +106,7 @@ def _error(resp: _Answer, status: int, param: str | None = None) -> dict:
 BAD_BODIES = [
     ({}, "input"),
     ({"input": 5}, "input"),
+    ({"input": []}, "input"),
     ({"input": [{"type": "computer_call", "id": "x"}]}, "input[0].type"),
     ({"input": [{"role": "user", "content": [{"type": "input_text", "text": 5}]}]}, "input[0].content[0].text"),
     ({"input": [{"role": "user", "content": [{"type": "input_video"}]}]}, "input[0].content[0].type"),

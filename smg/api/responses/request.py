@@ -131,6 +131,8 @@ def parse_request(body: Json) -> ResponsesRequest:
     if conv is not None and not isinstance(conv, str):
         raise _bad("conversation", "must be a conversation id or {'id': ...}")
     req.conversation_id = conv
+    if not req.input_items and not req.previous_response_id and not req.conversation_id:
+        raise _bad("input", "is empty: give at least one item (or a previous_response_id or conversation)")
     if req.previous_response_id and req.conversation_id:
         raise BadRequest("'previous_response_id' and 'conversation' cannot be used together", param="conversation")
     for key in ("store", "stream", "background", "parallel_tool_calls"):
