@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 Json = dict[str, Any]
 
 MAX_TRUNCATIONS = 12
+# a chat-side error names a chat field: the client sent the Responses one
+CHAT_PARAMS = {"messages": "input", "max_tokens": "max_output_tokens", "response_format": "text.format",
+               "reasoning_effort": "reasoning.effort", "chat_template_kwargs": "reasoning"}
 CANCEL_POLL_SECS = 0.5  # how often a background run looks for a cancel made elsewhere
 _BACKGROUND: dict[str, asyncio.Task] = {}  # response id -> its task, in this process
 _FEEDS: dict[str, Feed] = {}  # response id -> the events of a streamed background run
@@ -110,6 +113,7 @@ class Run:
             try:
                 return await opener(self._messages())
             except SmgError as exc:
+                exc.param = CHAT_PARAMS.get(exc.param, exc.param)  # type: ignore[arg-type]
                 if not self._truncate(exc):
                     if self.req.truncation == "disabled" and exc.status_code == 400 and "context" in exc.message:
                         raise BadRequest(f"the input exceeds the model's context window ({exc.message}); "

@@ -132,3 +132,21 @@ def test_the_chat_request_a_responses_request_becomes() -> None:
     echo = req.echo()
     assert echo["tool_choice"] == {"type": "function", "name": "f"} and echo["max_output_tokens"] == 7
     assert echo["temperature"] == 0.5 and echo["store"] is True and echo["truncation"] == "disabled"
+
+
+def test_chat_side_errors_name_the_responses_field() -> None:
+    import asyncio
+    import types
+
+    from smg.api.responses.request import parse_request
+    from smg.api.responses.run import Run
+
+    state = types.SimpleNamespace(registry=types.SimpleNamespace(all=lambda: []))
+    run = Run(state, {}, None, parse_request({"input": "hi"}))
+
+    async def opener(messages):
+        raise BadRequest("'max_tokens' is too big", param="max_tokens")
+
+    with pytest.raises(BadRequest) as info:
+        asyncio.run(run._chat(opener))
+    assert info.value.param == "max_output_tokens"
