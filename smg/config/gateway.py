@@ -85,6 +85,7 @@ class GatewayConfig:
             balance_rel_threshold=r.balance_rel_threshold,
             eviction_interval_secs=r.eviction_interval_secs,
             max_tree_size=r.max_tree_size,
+            max_tree_total=self.reliability.max_tree_total_size,  # issue 15: a global cap
             block_size=r.block_size,
             prefix_token_count=r.prefix_token_count,
             load_factor=r.load_factor,

@@ -58,9 +58,16 @@ class ReliabilitySettings:
         60.0, "a request body must arrive whole this soon after it is first waited for (408 and close; 0: no limit)"
     )
 
+    max_tree_total_size: int = opt(
+        0, "cache_aware: chars/tokens cached across every tree and worker together, besides --max-tree-size "
+           "per worker (0: 5% of the machine's memory at 4 bytes a unit)"
+    )
+
     def __post_init__(self) -> None:
         if self.first_byte_timeout_secs < 0 or self.inter_token_timeout_secs < 0:
             raise ValueError("timeouts must be >= 0 (0: no limit)")
+        if self.max_tree_total_size < 0:
+            raise ValueError("--max-tree-total-size must be >= 0 (0: sized to the machine)")
         if self.body_read_timeout_secs < 0:
             raise ValueError("--body-read-timeout-secs must be >= 0 (0: no limit)")
         if self.queue_size < 0 or self.queue_timeout_secs < 0:

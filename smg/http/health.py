@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from smg.http import bounds
 from smg.http.admin import json_response
 from smg.http.state import AppState
 from smg.metrics import CONTENT_TYPE
@@ -47,7 +48,7 @@ async def models(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     state: AppState = request.app.state.smg
     guard = getattr(request.app.state, "guard", None)
-    body = state.metrics.render() + (guard.metrics() if guard is not None else b"")
+    body = state.metrics.render() + (guard.metrics() if guard is not None else b"") + bounds.render(state)
     admission = getattr(request.app.state, "admission", None)
     if admission is not None:
         body += admission.metrics()

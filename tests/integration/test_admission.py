@@ -236,3 +236,17 @@ def test_grpc_mode_client_gone_gives_the_slot_back(grpc_worker):
         assert grpc_worker.wait_for(lambda e: e.loads()["num_running_reqs"] == 0)  # aborted there too
     finally:
         gw.stop()
+
+
+def test_every_bound_is_a_metric(gated):
+    gw, gate = gated(policy="cache_aware", max_tree_total_size=5000, max_concurrent_requests=8)
+    gate.open()
+    assert _call(gw)[0] == 200
+    metrics = _call(gw, "GET", "/metrics")[2].decode()
+    for line in ('smg_bound{name="cache_aware_tree_units"} 5000', 'smg_bound{name="request_head_bytes"} 65536',
+                 'smg_bound{name="cache_aware_sessions"} 65536', 'smg_bound{name="upstream_idle_connections_per_worker"}',
+                 'smg_bound{name="cache_aware_tree_units_per_worker"} 67108864',
+                 'smg_admission_bound{bound="max_concurrent_requests"} 8'):
+        assert line in metrics, line
+    used = next(line for line in metrics.splitlines() if line.startswith('smg_bound_used{name="cache_aware_tree_units"}'))
+    assert int(used.split()[-1]) > 0  # the request's text is in the tree

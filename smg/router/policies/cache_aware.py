@@ -14,6 +14,13 @@ SMG's algorithm, with its defaults (``PolicyConfig``):
 - the chosen worker's key is inserted into the tree; ``maintenance()`` evicts LRU leaves
   until every tenant is within ``max_tree_size`` chars/tokens.
 
+Besides SMG's per-worker budget, every tree and worker together hold at most
+``max_tree_total`` units (0: sized to the machine, :mod:`.tree_budget`): past it,
+maintenance evicts every worker of every tree down to an equal share. Maintenance runs on
+the router's timer and also as soon as the units inserted since the last run pass a
+sixteenth of the total, so a burst of huge prompts cannot grow the trees between two
+timer runs by more than that.
+
 Where smg does better than SMG (users' complaints, peers.md section 7):
 
 1. No "death spiral" (sglang#14305, #14532). SMG sends every cache miss to the single
@@ -51,6 +58,7 @@ from typing import Any
 
 from smg.router.policies.base import Policy, RequestInfo, routing_key
 from smg.router.policies.config import PolicyConfig
+from smg.router.policies.tree_budget import tree_budget
 from smg.router.worker import Worker
 
 __all__ = ["CacheAwarePolicy", "TreeFactory"]
@@ -97,6 +105,9 @@ class CacheAwarePolicy(Policy):
         self._recent: OrderedDict[int, str] = OrderedDict()  # hash of a recent key -> worker url
         self.stats: dict[str, int] = dict.fromkeys(("imbalanced", "hit", "continuation", "session", "miss", "no_key"), 0)
         self.evicted = 0
+        self.total_budget = config.max_tree_total or tree_budget()  # units in every tree together
+        self._inserted = 0  # units inserted since the last maintenance
+        self._check_every = max(1, self.total_budget // 16)
         self._tie: int | None = None  # this request's stable tie-break digest (prefix_tiebreak)
 
     # -- selection -----------------------------------------------------------------
@@ -126,6 +137,9 @@ class CacheAwarePolicy(Policy):
         if tree is not None:
             tree.insert(key, chosen.url)
             self._remember_key(key, chosen.url)
+            self._inserted += full_len
+            if self._inserted > self._check_every:
+                self.maintenance()
         if session:
             self._remember(session, chosen.url)
         return chosen
@@ -260,9 +274,28 @@ class CacheAwarePolicy(Policy):
         return dict(self._trees)
 
     def maintenance(self) -> None:
-        """Evict LRU entries until every worker is within ``max_tree_size`` in every tree."""
-        for tree in self._trees.values():
+        """Evict LRU entries until every worker is within ``max_tree_size`` in every tree,
+        and every tree and worker together within ``total_budget`` (an equal share each)."""
+        self._inserted = 0
+        trees = list(self._trees.values())
+        for tree in trees:
             self.evicted += tree.evict(self.config.max_tree_size)
+        sizes = [tree.tenant_sizes() for tree in trees]
+        pairs = sum(len(s) for s in sizes)
+        if pairs and sum(sum(s.values()) for s in sizes) > self.total_budget:
+            share = self.total_budget // pairs
+            for tree in trees:
+                self.evicted += tree.evict(share)
+
+    def tree_units(self) -> int:
+        """Units (chars or tokens) held by every tree, summed over workers."""
+        return sum(sum(tree.tenant_sizes().values()) for tree in list(self._trees.values()))
+
+    def bounds(self) -> list[tuple[str, int, int]]:
+        """(name, in use, bound) of everything this policy keeps (smg.http.bounds)."""
+        return [("cache_aware_tree_units", self.tree_units(), self.total_budget),
+                ("cache_aware_sessions", len(self._sessions), self.config.session_capacity),
+                ("cache_aware_recent_keys", len(self._recent), self.config.session_capacity)]
 
     def on_worker_removed(self, worker: Worker) -> None:
         for tree in self._trees.values():

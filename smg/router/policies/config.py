@@ -29,6 +29,10 @@ class PolicyConfig:
     max_tree_size: int = field(
         default=2**26, metadata={"help": "cache_aware: per-worker budget of cached chars or tokens"}
     )
+    max_tree_total: int = field(
+        default=0, metadata={"help": "cache_aware: budget of cached chars or tokens of every tree and worker "
+                                     "together (0: sized to the machine, smg.router.policies.tree_budget)"}
+    )
     block_size: int = field(default=16, metadata={"help": "cache_aware: token page size of the gRPC token tree"})
     balance_token_usage_threshold: float = field(
         default=1.0, metadata={"help": "cache_aware: KV usage spread that counts as imbalanced (1.0 disables)"}
@@ -64,7 +68,7 @@ class PolicyConfig:
             raise ValueError("balance thresholds: abs must be >= 0 and rel >= 1")
         if self.block_size < 1 or self.virtual_nodes < 1 or self.prefix_token_count < 1:
             raise ValueError("block_size, virtual_nodes and prefix_token_count must be >= 1")
-        if self.max_tree_size < 0 or self.eviction_interval_secs < 0 or self.miss_load_slack < 0:
+        if self.max_tree_size < 0 or self.max_tree_total < 0 or self.eviction_interval_secs < 0 or self.miss_load_slack < 0:
             raise ValueError("max_tree_size, eviction_interval_secs and miss_load_slack must be >= 0")
         if self.load_factor <= 0:
             raise ValueError("load_factor must be > 0")
