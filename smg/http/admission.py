@@ -23,6 +23,12 @@ wait here. Checks, in order (the cheapest refusal first):
    free slot waits in a FIFO queue of ``--queue-size``; a full queue (or size 0) is a
    **429**, a wait past ``--queue-timeout-secs`` a **408**, both with ``Retry-After``.
 
+The request body is read whole before any of these checks (:meth:`Admission.buffered`;
+the app then reads it from memory): a client that sends its body slowly holds no slot
+while it does (smg's HTTP/1.1 server cuts it off after ``--body-read-timeout-secs``),
+so a few slow clients cannot take every slot. A queued request holds its body, at most
+``--queue-size`` of them, each under ``--max-payload-size``.
+
 Every refusal is an OpenAI-shaped error body (:func:`smg.errors.error_body`). The state
 is per gateway process (one event loop): ``--workers N`` processes admit ``N`` times the
 limits. With every limit off there is no :class:`Admission` at all and
@@ -44,9 +50,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from starlette.types import Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from smg.errors import error_body
+from smg.errors import SmgError, error_body, send_error
 from smg.security.guard import route_class
 
 if TYPE_CHECKING:
@@ -148,6 +154,37 @@ class Admission:
             return True
         return await self._refuse(send, "queue_timeout", 408, 1.0, "timeout_error",
                                   f"request waited {self.queue_timeout:g} s for admission")
+
+    @staticmethod
+    async def buffered(receive: Receive, send: Send) -> Receive | None:
+        """The whole request body read now, and a ``receive`` that hands it over in one
+        message (then the client's own, which reports its disconnect); None when the
+        client left or was answered (413) meanwhile."""
+        try:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            if message.get("more_body", False):
+                parts = [message.get("body", b"")]
+                while message.get("more_body", False):
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return None
+                    parts.append(message.get("body", b""))
+                message = {"type": "http.request", "body": b"".join(parts), "more_body": False}
+        except SmgError as exc:  # PayloadTooLarge from Front's counting receive
+            await send_error(send, exc)
+            return None
+        first: Message | None = message
+
+        async def replay() -> Message:
+            nonlocal first
+            if first is not None:
+                out, first = first, None
+                return out
+            return await receive()
+
+        return replay
 
     def leave(self) -> None:
         """The request's slot back: to the longest waiter, if any, else to the pool."""

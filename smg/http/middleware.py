@@ -161,8 +161,10 @@ class Front:
         if admission is not None:
             if not admission.applies(scope):
                 admission = None
-            elif not await admission.enter(scope, send_with_id):
-                return
+            else:
+                receive = await admission.buffered(receive, send_with_id)  # a slow body holds no slot
+                if receive is None or not await admission.enter(scope, send_with_id):
+                    return
         try:
             if entry is None:
                 await self.app(scope, receive, send_with_id)

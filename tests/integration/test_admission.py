@@ -250,3 +250,29 @@ def test_every_bound_is_a_metric(gated):
         assert line in metrics, line
     used = next(line for line in metrics.splitlines() if line.startswith('smg_bound_used{name="cache_aware_tree_units"}'))
     assert int(used.split()[-1]) > 0  # the request's text is in the tree
+
+
+def test_a_slow_body_holds_no_slot(gated):
+    """The body is read before admission: a client trickling its body in does not keep a
+    well-behaved one out (max one request, no queue)."""
+    gw, gate = gated(max_concurrent_requests=1, queue_size=0)
+    gate.open()
+    host, port = gw.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as slow:
+        slow.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{")
+        for _ in range(3):
+            slow.sendall(b" ")
+            assert _call(gw)[0] == 200  # not 429: the slow one holds nothing
+        assert _admission(gw).active == 0
+
+
+def test_payload_too_large_while_buffering_is_a_413(gated):
+    gw, gate = gated(max_concurrent_requests=1, max_payload_size=100)
+    gate.open()
+    host, port = gw.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:  # chunked: no length up front
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  + b"c8\r\n" + b"x" * 200 + b"\r\n0\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 413 ")
+    assert gate.held == 0 and _admission(gw).active == 0
