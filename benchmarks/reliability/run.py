@@ -1,7 +1,8 @@
 """Reliability report: ``python benchmarks/reliability/run.py`` writes RELIABILITY.md.
 
-Real processes on loopback: two reference workers (``smg worker --transport http``, a
-fixed time per token) and ``smg serve`` in front of them, with admission control on.
+Real processes on loopback: two reference workers (``smg worker``, a fixed time per
+token) and ``smg serve`` in front of them, with admission control on, in proxy mode
+(HTTP workers) and gRPC mode (gRPC workers), one after the other.
 Measured (issue 15, "Done when"):
 
 - **overload**: the rate the admission limit sustains is measured closed-loop, then
@@ -15,7 +16,7 @@ Measured (issue 15, "Done when"):
   the status each gets.
 
 Not measured yet (the rest of the issue's table): a worker killed, stalled (SIGSTOP),
-token-stalled, answering 5xx or garbage, restarted, in both modes; the report says so.
+token-stalled, answering 5xx or garbage, restarted; the report says so.
 """
 
 from __future__ import annotations
@@ -205,24 +206,32 @@ def head_attack(port: int, head: bytes, piece: int | None) -> str:
     return data.split(b"\r\n", 1)[0].decode("latin-1") or "(closed)"
 
 
-def report(args: argparse.Namespace, rate: float, load: dict, slow: dict, heads: list[tuple[str, str]]) -> str:
-    by = load["by_status"]
-    ok = by.get(200, [])
-    refused = [s for code in (429, 503) for s in by.get(code, [])]
-    other = {code: len(v) for code, v in by.items() if code not in (200, 429, 503, 408)}
-    rss = load["rss"]
-    lines = [
+def header(args: argparse.Namespace) -> list[str]:
+    return [
         "# Reliability",
         "",
         f"Written by `python benchmarks/reliability/run.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}`"
         f" on {platform.node() or 'this machine'} ({os.cpu_count()} CPUs, Python {platform.python_version()}),"
         f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Real processes on loopback: two"
-        f" `smg worker --transport http --decode-us-per-token {args.us_per_token}` workers behind"
+        f" `smg worker --decode-us-per-token {args.us_per_token}` workers behind"
         f" `smg serve --max-concurrent-requests {args.concurrency} --queue-size {args.queue_size}"
-        f" --queue-timeout-secs {args.queue_timeout} --body-read-timeout-secs {args.body_timeout}`"
-        " (proxy mode).",
+        f" --queue-timeout-secs {args.queue_timeout} --body-read-timeout-secs {args.body_timeout}`;"
+        " each request a 40-token completion on a new connection.",
         "",
-        "## Overload",
+    ]
+
+
+def report(args: argparse.Namespace, mode: str, rate: float, load: dict, slow: dict,
+           heads: list[tuple[str, str]]) -> list[str]:
+    by = load["by_status"]
+    ok = by.get(200, [])
+    refused = [s for code in (429, 503) for s in by.get(code, [])]
+    other = {code: len(v) for code, v in by.items() if code not in (200, 429, 503, 408)}
+    rss = load["rss"]
+    return [
+        f"## {mode} mode",
+        "",
+        "### Overload",
         "",
         f"Sustainable rate (closed loop, {args.concurrency} clients): **{rate:.1f} req/s**. Offered:"
         f" {args.factor:g}x that, {rate * args.factor:.1f} req/s open loop, for {args.duration:g} s.",
@@ -238,39 +247,42 @@ def report(args: argparse.Namespace, rate: float, load: dict, slow: dict, heads:
         f" accepted p99 within the queue timeout plus one request:"
         f" **{'yes' if ok and pct(ok, 0.99) < args.queue_timeout + 2 else 'no'}**.",
         "",
-        "## Slow clients and big heads",
+        "### Slow clients and big heads",
         "",
         f"{slow['clients']} connections at once send a head, then the body a byte a second:"
         f" {', '.join(f'{n} {what}' for what, n in sorted(slow['outcomes'].items()))};"
         f" still open at the end: **{slow['outcomes'].get('still open', 0)}**, the last closed after"
-        f" {slow['max_s']:.1f} s (body read timeout {args.body_timeout:g} s; the default is 60). 408 is the"
-        " body timeout (or the admission queue's), 429 the full admission queue: a request waiting for"
-        " its body holds an admission slot, so slow bodies are refused by admission too once the"
-        " slots and the queue are taken.",
+        f" {slow['max_s']:.1f} s (body read timeout {args.body_timeout:g} s; the default is 60). A request"
+        " waiting for its body holds no admission slot (the body is read first).",
         "",
         "| head | answer |",
         "|---|---|",
         *(f"| {what} | {answer} |" for what, answer in heads),
         "",
-        "## Not measured yet",
-        "",
-        "The worker-fault table of issue 15 (both modes: a worker killed, stalled by SIGSTOP,"
-        " token-stalled, answering 5xx, answering each kind of garbage, restarted: requests sent / ok /"
-        " lost / streams without a terminal event / seconds until traffic leaves the bad worker /"
-        " seconds until a restarted one is used), overload in gRPC mode, and the per-tenant rate"
-        " limit and load shedding under load are not part of this run. They are tested, with small"
-        " request counts, in tests/integration (test_worker_faults, test_grpc_faults, test_admission).",
-        "",
     ]
-    return "\n".join(lines)
 
 
-async def main(args: argparse.Namespace) -> str:
-    workers = [Proc("worker", "--transport", "http", "--host", "127.0.0.1", "--port", "0",
-                    "--decode-us-per-token", str(args.us_per_token)) for _ in range(2)]
+NOT_MEASURED = [
+    "## Not measured yet",
+    "",
+    "The worker-fault table of issue 15 (both modes: a worker killed, stalled by SIGSTOP,"
+    " token-stalled, answering 5xx, answering each kind of garbage, restarted: requests sent / ok /"
+    " lost / streams without a terminal event / seconds until traffic leaves the bad worker /"
+    " seconds until a restarted one is used), and the per-tenant rate limit and load shedding"
+    " under load are not part of this run. They are tested, with small request counts, in"
+    " tests/integration (test_worker_faults, test_grpc_faults, test_admission).",
+    "",
+]
+
+
+async def run_mode(args: argparse.Namespace, mode: str) -> list[str]:
+    workers = [Proc("worker", "--transport", "http" if mode == "proxy" else "grpc", "--host", "127.0.0.1",
+                    "--port", "0", "--decode-us-per-token", str(args.us_per_token)) for _ in range(2)]
     gateway = None
     try:
         urls = [w.wait_for("smg worker ready: ").split()[3] for w in workers]
+        if mode == "grpc":
+            urls = ["grpc://" + u.split("://", 1)[1] for u in urls]
         port = free_port()
         gateway = Proc("serve", "--worker-urls", *urls, "--port", str(port), "--log-level", "warn",
                        "--max-concurrent-requests", str(args.concurrency), "--queue-size", str(args.queue_size),
@@ -287,7 +299,7 @@ async def main(args: argparse.Namespace) -> str:
                 port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"b" * 1000 + b"\r\n" * 1
                 + b"".join(b"X-P%d: %s\r\n" % (i, b"c" * 1000) for i in range(300)) + b"\r\n", 4096)),
         ]
-        return report(args, rate, load, slow, heads)
+        return report(args, mode, rate, load, slow, heads)
     finally:
         for proc in [gateway, *workers]:
             if proc is not None:
@@ -305,9 +317,13 @@ def cli() -> None:
     parser.add_argument("--body-timeout", type=float, default=5.0)
     parser.add_argument("--slow-clients", type=int, default=200)
     parser.add_argument("--us-per-token", type=int, default=5000, help="the workers' decode time per token")
+    parser.add_argument("--modes", default="proxy,grpc", help="comma-separated: proxy, grpc")
     parser.add_argument("--out", default=str(ROOT / "RELIABILITY.md"))
     args = parser.parse_args()
-    text = asyncio.run(main(args))
+    lines = header(args)
+    for mode in args.modes.split(","):
+        lines += asyncio.run(run_mode(args, mode.strip()))
+    text = "\n".join(lines + NOT_MEASURED)
     pathlib.Path(args.out).write_text(text)
     print(text)
 
