@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message
 
 from smg.errors import error_body
@@ -63,6 +64,9 @@ class Cycle:
         except BaseException as exc:  # noqa: BLE001 - reported and answered, as uvicorn does
             if self.conn.shutting_down and self.chunked and not self.complete and isinstance(exc, asyncio.CancelledError):
                 self._end_cut_stream()  # the shutdown grace period is over
+                return
+            if self.disconnected and isinstance(exc, ClientDisconnect):  # gone (or cut off) mid-body
+                log.debug("client left before its request body was read")
                 return
             log.error("Exception in ASGI application\n", exc_info=exc)
             if not self.started:

@@ -2,7 +2,7 @@
 routes) in proxy and gRPC mode: request lines, headers, framing (Content-Length,
 chunked, both, neither), Expect and bodies, mangled by hypothesis and sent raw. Each gets
 an answer or a close within a few seconds (no hang), never a 5xx from the gateway, and
-nothing is logged at ERROR (no traceback)."""
+nothing is logged at ERROR (no traceback); in proxy mode also with admission control on."""
 
 from __future__ import annotations
 
@@ -145,15 +145,17 @@ def errors() -> Iterator[Errors]:
     logging.getLogger().removeHandler(handler)
 
 
-@pytest.fixture(scope="module", params=["proxy", "grpc"])
+@pytest.fixture(scope="module", params=["proxy", "grpc", "proxy+admission"])
 def gateway(request) -> Iterator[str]:
-    if request.param == "proxy":
+    if request.param != "grpc":
         worker = RawWorker(good)
     else:
         worker = GrpcWorkerThread(model=MODEL, tokenizer="deepseek")
         worker.start()
     config = {"worker_urls": [worker.url], "policy": "round_robin", "disable_load_monitoring": True,
               "disable_health_check": True}
+    if request.param == "proxy+admission":  # the body read before admission, the queue
+        config.update(max_concurrent_requests=2, queue_size=4, tenant_rate_limit_tokens_per_second=1000)
     gw = ServerThread(create_app(GatewayConfig.from_mapping(config)), body_read_timeout=0.5)
     gw.start()
     yield gw.url
@@ -161,7 +163,7 @@ def gateway(request) -> Iterator[str]:
     worker.stop()
 
 
-@settings(max_examples=250, deadline=None, database=None,
+@settings(max_examples=200, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=requests())
 def test_malformed_http_is_never_a_5xx_a_hang_or_a_traceback(gateway, errors, data):

@@ -162,3 +162,19 @@ def test_slow_body_clients_on_the_gateway_are_all_closed():
         with socket.create_connection((host, int(port)), timeout=10) as s:
             s.sendall(b"GET /liveness HTTP/1.1\r\nHost: x\r\n\r\n")
             assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
+
+
+async def test_a_body_cut_off_is_no_error_in_the_log(caplog):
+    """An app reading the body the Starlette way gets ClientDisconnect once the body
+    timeout cut the client off: the server logs no ERROR (no traceback) for it."""
+    from starlette.requests import Request
+
+    async def app(scope, receive, send):
+        await Request(scope, receive).body()  # raises ClientDisconnect
+
+    proto, transport, state = connect(app, body_timeout=0.05)
+    proto.data_received(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+    await until(lambda: transport.closed)
+    await settle(state)
+    assert transport.data.startswith(b"HTTP/1.1 408 ")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
