@@ -1,6 +1,7 @@
 """Socket-level malformed HTTP against a real gateway (smg's HTTP/1.1 server, Front, the
 routes) in proxy and gRPC mode: request lines, headers, framing (Content-Length,
-chunked, both, neither), Expect and bodies, mangled by hypothesis and sent raw. Each gets
+chunked, both, neither), Expect and bodies, mangled by hypothesis and sent raw, some cut
+short by a client that leaves. Each gets
 an answer or a close within a few seconds (no hang), never a 5xx from the gateway, and
 nothing is logged at ERROR (no traceback); in proxy mode also with admission control on."""
 
@@ -81,7 +82,14 @@ def requests(draw) -> bytes:
     if draw(st.integers(0, 9)) == 0:
         headers.append(("expect", "100-continue"))
     head = f"{method} {path} {version}".rstrip() + "\r\n" + "".join(f"{n}: {v}\r\n" for n, v in headers) + "\r\n"
-    return head.encode("utf-8", "surrogatepass") + payload
+    data = head.encode("utf-8", "surrogatepass") + payload
+    if draw(st.integers(0, 7)) == 0:  # the client goes away mid-request (a half-close after the cut)
+        return Cut(data[:draw(st.integers(0, len(data)))])
+    return data
+
+
+class Cut(bytes):
+    """Request bytes after which the client shuts its side of the connection."""
 
 
 def _complete(buf: bytes) -> bool:
@@ -110,6 +118,8 @@ def exchange(url: str, data: bytes, timeout: float = 8.0) -> bytes:
     with socket.create_connection((host, int(port)), timeout=timeout) as s:
         try:
             s.sendall(data)
+            if isinstance(data, Cut):
+                s.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             pass  # refused before reading it all: what it answered is still to be read
         while not _complete(buf):
