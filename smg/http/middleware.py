@@ -10,6 +10,9 @@ in one pass, in front of the Starlette app.
 - answers 413 at once when Content-Length passes the limit, and otherwise, when the
   length is not known up front, makes ``receive`` raise :class:`PayloadTooLarge` as soon as
   the streamed body passes it;
+- with admission control configured (:mod:`smg.http.admission`), reads an inference
+  request's body, then admits it or answers 429/408/503, and frees its slot once the app
+  call returns;
 - sends ``POST`` requests for the hot paths straight to their endpoints, past Starlette's
   middleware and router; an error they do not render themselves still becomes an
   OpenAI-style JSON answer (500 for an unexpected exception, never a traceback).
