@@ -365,7 +365,8 @@ class ServerThread:
         try:
             loop.run_until_complete(
                 serve(self.app, self.sock, server=self.server, shutdown=self._shutdown,
-                      grace_period=self.grace_period, log_level="warn", tls=self.tls, body_read_timeout=self.body_read_timeout)
+                      grace_period=self.grace_period, log_level="warn", tls=self.tls,
+                      body_read_timeout=self.body_read_timeout)
             )
         except BaseException as exc:  # reported by start()/stop()
             self._error = exc

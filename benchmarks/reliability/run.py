@@ -236,7 +236,8 @@ def report(args: argparse.Namespace, mode: str, rate: float, load: dict, slow: d
         f"Sustainable rate (closed loop, {args.concurrency} clients): **{rate:.1f} req/s**. Offered:"
         f" {args.factor:g}x that, {rate * args.factor:.1f} req/s open loop, for {args.duration:g} s.",
         "",
-        "| sent | 200 | 429 | 503 | 408 | other | refusal p50 / p99 / max (ms) | accepted p50 / p99 (s) | RSS start / peak / end (MB) |",
+        "| sent | 200 | 429 | 503 | 408 | other | refusal p50 / p99 / max (ms) | accepted p50 / p99 (s)"
+        " | RSS start / peak / end (MB) |",
         "|---|---|---|---|---|---|---|---|---|",
         f"| {load['sent']} | {len(ok)} | {len(by.get(429, []))} | {len(by.get(503, []))} | {len(by.get(408, []))}"
         f" | {sum(other.values())} {other or ''} | {pct(refused, 0.5) * 1000:.1f} / {pct(refused, 0.99) * 1000:.1f} /"

@@ -64,7 +64,9 @@ class GatewayConfig:
     history: HistorySettings = field(
         default_factory=HistorySettings, metadata={"title": "History (Responses and Conversations)"}
     )
-    reliability: ReliabilitySettings = field(default_factory=ReliabilitySettings, metadata={"title": "Timeouts, admission and limits"})
+    reliability: ReliabilitySettings = field(
+        default_factory=ReliabilitySettings, metadata={"title": "Timeouts, admission and limits"}
+    )
     discovery: DiscoverySettings = field(
         default_factory=DiscoverySettings, metadata={"title": "Service discovery (Kubernetes)"}
     )

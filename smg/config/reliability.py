@@ -45,7 +45,8 @@ class ReliabilitySettings:
     queue_size: int = opt(100, "inference requests that may wait for admission (429 past it; 0: no queue)")
     queue_timeout_secs: float = opt(60.0, "longest wait for admission (408 past it)")
     rate_limit_tokens_per_second: float = opt(
-        0.0, "inference requests admitted per second, bursting up to --max-concurrent-requests (429 past it; 0: no limit)"
+        0.0,
+        "inference requests admitted per second, bursting up to --max-concurrent-requests (429 past it; 0: no limit)",
     )
     tenant_rate_limit_tokens_per_second: float = opt(
         0.0, "inference requests per second of each tenant API key's tenant (429 past it; 0: no limit)"

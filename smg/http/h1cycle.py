@@ -62,7 +62,8 @@ class Cycle:
         try:
             await app(self.scope, self.receive, self.send)
         except BaseException as exc:  # noqa: BLE001 - reported and answered, as uvicorn does
-            if self.conn.shutting_down and self.chunked and not self.complete and isinstance(exc, asyncio.CancelledError):
+            cut = self.conn.shutting_down and self.chunked and not self.complete
+            if cut and isinstance(exc, asyncio.CancelledError):
                 self._end_cut_stream()  # the shutdown grace period is over
                 return
             if self.disconnected and isinstance(exc, ClientDisconnect):  # gone (or cut off) mid-body

@@ -244,11 +244,13 @@ def test_every_bound_is_a_metric(gated):
     assert _call(gw)[0] == 200
     metrics = _call(gw, "GET", "/metrics")[2].decode()
     for line in ('smg_bound{name="cache_aware_tree_units"} 5000', 'smg_bound{name="request_head_bytes"} 65536',
-                 'smg_bound{name="cache_aware_sessions"} 65536', 'smg_bound{name="upstream_idle_connections_per_worker"}',
+                 'smg_bound{name="cache_aware_sessions"} 65536',
+                 'smg_bound{name="upstream_idle_connections_per_worker"}',
                  'smg_bound{name="cache_aware_tree_units_per_worker"} 67108864',
                  'smg_admission_bound{bound="max_concurrent_requests"} 8'):
         assert line in metrics, line
-    used = next(line for line in metrics.splitlines() if line.startswith('smg_bound_used{name="cache_aware_tree_units"}'))
+    used = next(line for line in metrics.splitlines()
+                if line.startswith('smg_bound_used{name="cache_aware_tree_units"}'))
     assert int(used.split()[-1]) > 0  # the request's text is in the tree
 
 

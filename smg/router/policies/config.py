@@ -68,7 +68,7 @@ class PolicyConfig:
             raise ValueError("balance thresholds: abs must be >= 0 and rel >= 1")
         if self.block_size < 1 or self.virtual_nodes < 1 or self.prefix_token_count < 1:
             raise ValueError("block_size, virtual_nodes and prefix_token_count must be >= 1")
-        if self.max_tree_size < 0 or self.max_tree_total < 0 or self.eviction_interval_secs < 0 or self.miss_load_slack < 0:
+        if min(self.max_tree_size, self.max_tree_total, self.eviction_interval_secs, self.miss_load_slack) < 0:
             raise ValueError("max_tree_size, eviction_interval_secs and miss_load_slack must be >= 0")
         if self.load_factor <= 0:
             raise ValueError("load_factor must be > 0")
