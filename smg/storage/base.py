@@ -105,6 +105,19 @@ class HistoryStore(abc.ABC):
         chain.reverse()
         return chain
 
+    async def chain_context(self, response_id: str, limit: int = 1000) -> tuple[str, list[Json]] | None:
+        """What a request continuing ``response_id`` (its ``previous_response_id``) needs
+        of :meth:`response_chain`: the status of ``response_id`` and the chain's items,
+        oldest first (each response's ``input_items``, then its ``output``); None when
+        unknown. A backend may decode only those; this default takes the whole chain."""
+        chain = await self.response_chain(response_id, limit)
+        if chain is None:
+            return None
+        items: list[Json] = []
+        for prev in chain:
+            items += prev.input_items + list(prev.body.get("output") or [])
+        return chain[-1].status, items
+
     # -- conversations -----------------------------------------------------------------
 
     @abc.abstractmethod

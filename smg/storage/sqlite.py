@@ -24,7 +24,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from smg.storage.base import Conversation, HistoryStore, ItemPage, Json, StorageError, StoredResponse
 from smg.storage.records import dumps, loads, page_of, walk_chain
@@ -69,8 +69,27 @@ WITH RECURSIVE chain (depth, {_RESPONSE_COLUMNS}) AS (
     FROM chain c JOIN responses r ON r.id = c.previous_response_id
     WHERE c.depth + 1 < ?)
 SELECT {_RESPONSE_COLUMNS} FROM chain ORDER BY depth"""
+# what chain_context needs: the chain's links walked first, then of each response only its
+# status, input items and output (SQLite takes the output out of the body: decoding the
+# whole body costs more)
+_CONTEXT = """
+WITH RECURSIVE chain (depth, id, previous_response_id) AS (
+    SELECT 0, id, previous_response_id FROM responses WHERE id = ?
+    UNION ALL
+    SELECT c.depth + 1, r.id, r.previous_response_id FROM chain c JOIN responses r ON r.id = c.previous_response_id
+    WHERE c.depth + 1 < ?)
+SELECT r.id, r.previous_response_id, r.status, r.input_items, json_extract(r.body, '$.output')
+FROM chain c JOIN responses r ON r.id = c.id ORDER BY c.depth"""
 _UPSERT_ITEM = """INSERT INTO items (conversation_id, item_id, body) VALUES (?, ?, ?)
     ON CONFLICT (conversation_id, item_id) DO UPDATE SET body = excluded.body"""
+
+
+class _Link(NamedTuple):
+    id: str
+    previous_response_id: str | None
+    status: str
+    input_items: str
+    output: str | None
 
 
 def _response(row: tuple) -> StoredResponse:
@@ -253,6 +272,21 @@ class SqliteStore(HistoryStore):
     def _chain(self, response_id: str, limit: int) -> list[StoredResponse] | None:
         rows = self._c().execute(_CHAIN, (response_id, max(limit, 1))).fetchall()
         return walk_chain(map(_response, rows), limit)  # decoded here, off the event loop
+
+    async def chain_context(self, response_id: str, limit: int = 1000) -> tuple[str, list[Json]] | None:
+        return await self._run(self._context, response_id, limit)
+
+    def _context(self, response_id: str, limit: int) -> tuple[str, list[Json]] | None:
+        rows = self._c().execute(_CONTEXT, (response_id, max(limit, 1))).fetchall()
+        chain = walk_chain(map(_Link._make, rows), limit)
+        if chain is None:
+            return None
+        items: list[Json] = []
+        for link in chain:
+            items += loads(link.input_items)
+            if link.output is not None:
+                items += list(loads(link.output) or [])
+        return chain[-1].status, items
 
     # -- conversations -----------------------------------------------------------------
 

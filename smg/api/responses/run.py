@@ -69,15 +69,15 @@ class Run:
         (404 when unknown)."""
         req, store = self.req, self.store
         if req.previous_response_id:
-            chain = await stored(lambda: store.response_chain(req.previous_response_id))
-            if chain is None:
+            context = await stored(lambda: store.chain_context(req.previous_response_id))
+            if context is None:
                 raise NotFound(f"previous response {req.previous_response_id!r} not found",
                                param="previous_response_id")
-            if chain[-1].status in ("queued", "in_progress"):
-                raise BadRequest(f"previous response {req.previous_response_id!r} is still {chain[-1].status}",
+            status, items = context
+            if status in ("queued", "in_progress"):
+                raise BadRequest(f"previous response {req.previous_response_id!r} is still {status}",
                                  param="previous_response_id")
-            for prev in chain:
-                self.history += prev.input_items + list(prev.body.get("output") or [])
+            self.history += items
         elif req.conversation_id:
             if await stored(lambda: store.get_conversation(req.conversation_id)) is None:
                 raise NotFound(f"conversation {req.conversation_id!r} not found", param="conversation")

@@ -87,6 +87,25 @@ async def test_response_chain(store: HistoryStore) -> None:
     assert [r.id for r in await store.response_chain("r9")] == ["r9"]
 
 
+async def test_chain_context(store: HistoryStore) -> None:
+    assert await store.chain_context("resp_unknown") is None
+    await store.put_response(response("x1"))
+    await store.put_response(response("x2", prev="x1", text="two"))
+    await store.put_response(response("x3", status="in_progress", prev="x2"))
+    for rid, limit in (("x3", 1000), ("x3", 2), ("x2", 1000), ("x1", 1)):
+        chain = await store.response_chain(rid, limit)
+        want = [i for r in chain for i in r.input_items + r.body["output"]]
+        assert await store.chain_context(rid, limit) == (chain[-1].status, want)
+    assert (await store.chain_context("x3"))[0] == "in_progress"
+    no_output = response("x4", prev="x3")
+    del no_output.body["output"]
+    await store.put_response(no_output)
+    assert (await store.chain_context("x4"))[1][-1] == no_output.input_items[0]
+    await store.delete_response("x2")
+    assert await store.chain_context("x3") == ("in_progress", [*response("x3").input_items,
+                                                                *response("x3").body["output"]])
+
+
 async def test_response_chain_cycle_ends(store: HistoryStore) -> None:
     await store.put_response(response("ca", prev="cb"))
     await store.put_response(response("cb", prev="ca"))
