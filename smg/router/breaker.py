@@ -112,6 +112,13 @@ class CircuitBreaker:
         else:
             self._changed_at = self._clock()
 
+    def recovered(self) -> None:
+        """Health probes saw the worker down and then answering again while the breaker was
+        open (a restart): half-open now, so the next requests try it, instead of waiting
+        out the whole open timeout."""
+        if self._state == "open":
+            self._move("half_open")
+
     def reset(self) -> None:
         """Force the breaker closed (an operator action, e.g. a worker re-added)."""
         self.consecutive_failures = self.consecutive_successes = 0

@@ -93,6 +93,7 @@ class ProbeCounters:
     since: float = 0.0  # loop time of the first probe
     failing_since: float = 0.0  # loop time of the first of the current run of failed probes
     backoff: float = 0.0  # the next delay on the fast schedule (0: fast_interval_secs)
+    down_while_open: bool = False  # a probe failed while the worker's breaker was open
 
 
 def next_status(status: HealthStatus, counters: ProbeCounters, ok: bool, config: HealthConfig) -> HealthStatus:
@@ -152,6 +153,7 @@ class HealthChecker:
         self._task: asyncio.Task | None = None
         self._probing: dict[str, asyncio.Task] = {}
         self._waiter: asyncio.Future | None = None  # the scheduler's sleep, to cut short
+        self._hooked: set[int] = set()  # breakers whose opening brings the next probe forward
         self._unsubscribe = registry.subscribe(self._on_registry)
 
     def counters(self, worker_id: str) -> ProbeCounters:
@@ -189,6 +191,13 @@ class HealthChecker:
         if new is not worker.status:
             log.info("worker %s: %s -> %s", worker.url, worker.status.value, new.value)
             worker.status = new
+        if worker.breaker.state == "open":  # ejected: seen down, then answering, it is tried again
+            if not ok:
+                counters.down_while_open = True
+            elif counters.down_while_open:
+                counters.down_while_open = False
+                log.info("worker %s answers again: circuit breaker half-open", worker.url)
+                worker.breaker.recovered()
         counters.next_at = now + next_delay(new, counters, ok, self.config)
         if new is HealthStatus.FAILED and self.config.remove_unhealthy:
             self.registry.remove(worker.id)
@@ -226,6 +235,8 @@ class HealthChecker:
             now = loop.time()
             soonest = now + self.config.interval_secs
             for worker in self.registry.all():
+                if id(worker.breaker) not in self._hooked:
+                    self._hook(worker)
                 if worker.status is HealthStatus.DRAINING or worker.id in self._probing:
                     continue
                 due = self.counters(worker.id).next_at
@@ -253,6 +264,25 @@ class HealthChecker:
         finally:
             self._probing.pop(worker.id, None)
             _wake(self._waiter)
+
+    def _hook(self, worker: Worker) -> None:
+        """Once ``worker``'s breaker opens, probe it on the fast schedule (so a restart is
+        seen within seconds; :meth:`CircuitBreaker.recovered`)."""
+        self._hooked.add(id(worker.breaker))
+
+        def opened(old: str, new: str) -> None:
+            if new != "open" or self.registry.get(worker.id) is not worker:
+                return
+            try:
+                due = asyncio.get_running_loop().time() + self.config.fast_interval_secs
+            except RuntimeError:  # opened outside the loop (a test driving the breaker)
+                return
+            counters = self.counters(worker.id)
+            if counters.next_at > due:
+                counters.next_at = due
+            _wake(self._waiter)
+
+        worker.breaker.on_transition(opened)
 
     def _on_registry(self, event: str, worker: Worker) -> None:
         if event in ("added", "removed"):
