@@ -250,7 +250,7 @@ def _parse_whole(state: Any, body: Json, resp: Json) -> None:
     if parser is None:
         return
     parser.feed(msg["content"])
-    parser.finish()
+    parser.finish(resp["choices"][0].get("finish_reason"))  # a call cut at "length" is not a call
     result = parser.result()
     from smg.parsers.core import new_call_id
 
@@ -276,7 +276,7 @@ async def _parsed_stream(state: Any, body: Json, chunks: AsyncIterator[Json]) ->
                         break
                     pieces = [parser.feed(delta.get("content") or "")]
                     if choice.get("finish_reason"):
-                        pieces.append(parser.finish())
+                        pieces.append(parser.finish(choice["finish_reason"]))
                     delta["content"], delta["reasoning_content"], calls = "", "", []
                     for d in pieces:
                         delta["content"] += d.content
